@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+/** `shotfleet <command>`: one binary for every role; `serve` is the default. */
+
+type CommandModule = { run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> };
+
+const commands: Record<string, { summary: string; load: () => Promise<CommandModule> }> = {
+  serve: { summary: 'run a node that renders screenshots (default)', load: () => import('../server/serve-command.js') },
+  hub: { summary: 'run the registry that tracks nodes and keeps HAProxy in sync', load: () => import('../fleet/hub-command.js') },
+  'haproxy-config': { summary: 'print an HAProxy config for --nodes or a --hub', load: () => import('../haproxy/config-command.js') },
+  shoot: { summary: 'batch client: a file of URLs in, screenshots or S3 links out', load: () => import('../shoot/shoot-command.js') },
+};
+
+function usage(): string {
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(16)} ${c.summary}`);
+  return `usage: shotfleet <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun "shotfleet <command> --help" for a command's options.`;
+}
+
+async function main(): Promise<void> {
+  const [first, ...rest] = process.argv.slice(2);
+  if (first === '--help' || first === '-h' || first === 'help') {
+    console.log(usage());
+    return;
+  }
+  const name = first === undefined || first.startsWith('-') ? 'serve' : first;
+  const argv = name === first ? rest : process.argv.slice(2);
+  const command = commands[name];
+  if (!command) {
+    console.error(`shotfleet: unknown command "${name}"\n\n${usage()}`);
+    process.exitCode = 2;
+    return;
+  }
+  const mod = await command.load();
+  process.exitCode = await mod.run(argv, process.env);
+}
+
+main().catch((err) => {
+  console.error(`shotfleet: ${err instanceof Error ? err.message : String(err)}`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,111 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import { chromeCandidates, defaultPages, settingNames, settingsSchema, type Settings } from './schema.js';
+
+export type Role = 'serve' | 'hub';
+
+/** The settings with every derived default filled in. Passed to modules; nothing else reads the environment. */
+export interface Config extends Settings {
+  ROLE: Role;
+  PORT: number;
+  PAGES: number;
+  QUEUE_MAX: number;
+  MAX_MEMORY_BYTES: number;
+  MAX_SESSIONS: number;
+  NODE_ID: string;
+  /** Resolved browser binary; empty for the hub, which needs none. */
+  CHROME_PATH: string;
+  /** The environment as given, for collaborators that read their own (the AWS SDK's credential chain). */
+  env: Readonly<Record<string, string | undefined>>;
+}
+
+export class ConfigError extends Error {}
+
+export const envName = (key: string) => `SHOTFLEET_${key}`;
+export const flagName = (key: string) => `--${key.toLowerCase().replace(/_/g, '-')}`;
+
+/**
+ * Reads `SHOTFLEET_*` variables, overridden by matching flags, validates them once and returns the Config.
+ * Throws ConfigError naming the variable (and flag) at fault.
+ */
+export function loadConfig(role: Role, flags: Record<string, string | boolean>, env: NodeJS.ProcessEnv = process.env): Config {
+  const raw: Record<string, unknown> = {};
+  for (const key of settingNames) {
+    const fromEnv = env[envName(key)];
+    if (fromEnv !== undefined && fromEnv !== '') raw[key] = fromEnv;
+  }
+  const known = new Map(settingNames.map((k) => [flagName(k).slice(2), k]));
+  for (const [flag, value] of Object.entries(flags)) {
+    const key = known.get(flag);
+    if (!key) throw new ConfigError(`unknown option --${flag}; run with --help to list the options`);
+    raw[key] = value;
+  }
+
+  const parsed = settingsSchema.safeParse(raw);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => {
+      const key = String(issue.path[0]);
+      return `${envName(key)} (${flagName(key)}): ${issue.message}`;
+    });
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  return resolveDefaults(role, parsed.data, env);
+}
+
+function resolveDefaults(role: Role, s: Settings, env: NodeJS.ProcessEnv): Config {
+  const pages = s.PAGES ?? defaultPages();
+  const port = s.PORT ?? (role === 'hub' ? 4000 : 3000);
+  if (s.TIMEOUT_MS > s.MAX_TIMEOUT_MS) {
+    throw new ConfigError(
+      `invalid configuration:\n  SHOTFLEET_TIMEOUT_MS (${s.TIMEOUT_MS}) is above SHOTFLEET_MAX_TIMEOUT_MS (${s.MAX_TIMEOUT_MS})`,
+    );
+  }
+  const s3Partial = [s.S3_ENDPOINT, s.S3_REGION, s.S3_PUBLIC_URL].some(Boolean) || s.S3_PREFIX !== '';
+  if (s3Partial && !s.S3_BUCKET) {
+    throw new ConfigError('invalid configuration:\n  SHOTFLEET_S3_BUCKET (--s3-bucket): required when other SHOTFLEET_S3_* settings are given');
+  }
+  return {
+    ...s,
+    ROLE: role,
+    PORT: port,
+    PAGES: pages,
+    QUEUE_MAX: s.QUEUE_MAX ?? 2 * pages,
+    MAX_MEMORY_BYTES: s.MAX_MEMORY_BYTES ?? Math.floor(os.totalmem() * 0.8),
+    MAX_SESSIONS: s.MAX_SESSIONS ?? 2 * pages,
+    NODE_ID: s.NODE_ID ?? `${os.hostname()}:${port}`,
+    CHROME_PATH: role === 'serve' ? findChrome(s.CHROME_PATH) : '',
+    S3_PREFIX: s.S3_PREFIX.replace(/^\/+|\/+$/g, ''),
+    env,
+  };
+}
+
+function findChrome(configured: string | undefined): string {
+  if (configured) {
+    if (!isExecutable(configured)) {
+      throw new ConfigError(`SHOTFLEET_CHROME_PATH (--chrome-path): ${configured} is not an executable file`);
+    }
+    return configured;
+  }
+  const found = chromeCandidates.find(isExecutable);
+  if (!found) {
+    throw new ConfigError(
+      `no Chromium found (looked in ${chromeCandidates.join(', ')}).\n` +
+        '  Install it with: apt-get install -y chromium   — or point SHOTFLEET_CHROME_PATH at a Chrome binary.',
+    );
+  }
+  return found;
+}
+
+function isExecutable(path: string): boolean {
+  try {
+    fs.accessSync(path, fs.constants.X_OK);
+    return fs.statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** The options table for --help, generated from the schema so it never drifts. */
+export function describeSettings(): string {
+  return settingNames.map((k) => `  ${flagName(k).padEnd(28)} ${envName(k)}`).join('\n');
+}
