@@ -1,0 +1,2 @@
+export { createUrlPolicy, systemResolver, type Resolver, type UrlPolicy, type UrlPolicyOptions } from './url-policy.js';
+export { startPolicyProxy, refusedHeader, type PolicyProxy } from './proxy.js';

@@ -1,0 +1,239 @@
+import http from 'node:http';
+import net from 'node:net';
+import type { LookupFunction } from 'node:net';
+import type { Logger } from '../log/logger.js';
+import { unbracket } from './ip-ranges.js';
+import type { HostVerdict, UrlPolicy } from './url-policy.js';
+
+/**
+ * A forward proxy on loopback that every request of one browser context goes through: plain HTTP is forwarded,
+ * HTTPS and WebSockets are tunnelled with CONNECT. It resolves each host itself, checks every address against the
+ * URL policy and connects to exactly those addresses, so a DNS answer that changes between the check and the
+ * connection (rebinding) can't reach a forbidden address, and neither can a redirect, an iframe or a fetch.
+ */
+export interface PolicyProxy {
+  /** e.g. "http://127.0.0.1:41234", for browser.createBrowserContext({ proxyServer, proxyBypassList: ['<-loopback>'] }). */
+  readonly proxyServer: string;
+  /** Hosts refused since the last call, so a render can tell a refused page or redirect from a network failure. */
+  takeRefusals(): string[];
+  close(): Promise<void>;
+}
+
+/** On the 403 a refused plain-HTTP request gets, so the renderer can tell it from the site's own 403. */
+export const refusedHeader = 'X-Shotfleet-Refused';
+
+/** A tunnel or upstream socket silent this long is closed; a render's own deadline is far shorter. */
+const idleMs = 120_000;
+/** DNS answers are reused this long within one proxy (one render), sparing a lookup per sub-resource. */
+const lookupTtlMs = 5_000;
+
+const hopByHop = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+export async function startPolicyProxy(policy: UrlPolicy, log: Logger): Promise<PolicyProxy> {
+  const agent = new http.Agent({ keepAlive: true, timeout: idleMs });
+  const refusals = new Set<string>();
+  const tunnels = new Set<net.Socket>();
+  const lookups = new Map<string, { expires: number; verdict: Promise<HostVerdict> }>();
+
+  function judge(host: string): Promise<HostVerdict> {
+    const now = Date.now();
+    const cached = lookups.get(host);
+    if (cached && cached.expires > now) return cached.verdict;
+    const verdict = policy.resolveHost(host);
+    lookups.set(host, { expires: now + lookupTtlMs, verdict });
+    verdict.catch(() => lookups.delete(host));
+    return verdict;
+  }
+
+  function refused(host: string, reason: string) {
+    refusals.add(host);
+    log.info({ host, reason }, 'url policy refused a request');
+  }
+
+  async function forward(req: http.IncomingMessage, res: http.ServerResponse) {
+    let target: URL;
+    try {
+      target = new URL(req.url ?? '');
+      if (target.protocol !== 'http:') throw new Error('not http');
+    } catch {
+      return plainReply(res, 400, 'this is a forward proxy: send absolute http:// request URLs, and CONNECT for https');
+    }
+    let verdict: HostVerdict;
+    try {
+      verdict = await judge(target.hostname);
+    } catch (err) {
+      return plainReply(res, 502, `cannot resolve ${target.hostname}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
+    if (!verdict.ok) {
+      refused(target.hostname, verdict.reason);
+      return plainReply(res, 403, `shotfleet's URL policy refused ${target.hostname}: ${verdict.reason}`, { [refusedHeader]: '1' });
+    }
+    if (res.destroyed) return;
+
+    const upstream = http.request({
+      host: unbracket(target.hostname),
+      port: target.port || 80,
+      method: req.method,
+      path: target.pathname + target.search,
+      headers: endToEnd(req.headers),
+      agent,
+      lookup: pinnedLookup(verdict.addresses),
+    });
+    upstream.on('response', (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.statusMessage, endToEnd(answer.headers));
+      answer.pipe(res);
+      answer.on('error', () => res.destroy());
+    });
+    upstream.on('error', (err) => {
+      if (res.headersSent) res.destroy();
+      else plainReply(res, 502, `cannot reach ${target.host}: ${(err as NodeJS.ErrnoException).code ?? err.message}`);
+    });
+    // A client that goes away must not leave the upstream request (and its pooled socket) busy.
+    res.on('close', () => {
+      if (!res.writableFinished) upstream.destroy();
+    });
+    req.on('error', () => upstream.destroy());
+    req.pipe(upstream);
+  }
+
+  async function tunnel(req: http.IncomingMessage, client: net.Socket, head: Buffer) {
+    client.on('error', () => client.destroy());
+    tunnels.add(client);
+    client.on('close', () => tunnels.delete(client));
+
+    const authority = parseAuthority(req.url ?? '');
+    if (!authority) return rawReply(client, '400 Bad Request');
+    let verdict: HostVerdict;
+    try {
+      verdict = await judge(authority.hostname);
+    } catch {
+      return rawReply(client, '502 Bad Gateway');
+    }
+    if (!verdict.ok) {
+      refused(authority.hostname, verdict.reason);
+      return rawReply(client, '403 Forbidden', `${refusedHeader}: 1\r\n`);
+    }
+    if (client.destroyed) return;
+
+    const upstream = net.connect({
+      host: unbracket(authority.hostname),
+      port: authority.port,
+      lookup: pinnedLookup(verdict.addresses),
+    });
+    tunnels.add(upstream);
+    let open = false;
+    upstream.setTimeout(idleMs, () => upstream.destroy());
+    client.setTimeout(idleMs, () => client.destroy());
+    upstream.once('connect', () => {
+      open = true;
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      if (head.length > 0) upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    upstream.on('error', () => {
+      if (open) client.destroy();
+      else rawReply(client, '502 Bad Gateway');
+    });
+    upstream.on('close', () => {
+      tunnels.delete(upstream);
+      if (open) client.destroy();
+    });
+    client.on('close', () => upstream.destroy());
+  }
+
+  const server = http.createServer({ keepAliveTimeout: 30_000 });
+  server.on('request', (req, res) => {
+    forward(req, res).catch((err) => {
+      log.warn({ err }, 'policy proxy failed to forward a request');
+      res.destroy();
+    });
+  });
+  server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    tunnel(req, socket, head).catch((err) => {
+      log.warn({ err }, 'policy proxy failed to open a tunnel');
+      socket.destroy();
+    });
+  });
+  server.on('clientError', (_err, socket) => socket.destroy());
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as net.AddressInfo;
+
+  return {
+    proxyServer: `http://127.0.0.1:${port}`,
+    takeRefusals() {
+      const hosts = [...refusals];
+      refusals.clear();
+      return hosts;
+    },
+    async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      for (const socket of tunnels) socket.destroy();
+      agent.destroy();
+      await closed;
+    },
+  };
+}
+
+/** A lookup that answers with the addresses already checked, so the connection can't go anywhere else. */
+function pinnedLookup(addresses: string[]): LookupFunction {
+  const entries = addresses.map((address) => ({ address, family: net.isIP(address) }));
+  return (_hostname, options, callback) => {
+    if (options.all) (callback as (err: null, all: typeof entries) => void)(null, entries);
+    else callback(null, entries[0].address, entries[0].family);
+  };
+}
+
+/** CONNECT's target, "host:port" or "[v6]:port", with the host normalised the way Chromium and the policy see it. */
+function parseAuthority(authority: string): { hostname: string; port: number } | undefined {
+  if (!/^[^/?#@\s]+:\d{1,5}$/.test(authority)) return undefined;
+  try {
+    const url = new URL(`http://${authority}`);
+    const port = Number(url.port || 80);
+    return port > 0 ? { hostname: url.hostname, port } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function endToEnd(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
+  const named = new Set(
+    String(headers.connection ?? '')
+      .split(',')
+      .map((h) => h.trim().toLowerCase()),
+  );
+  const out: http.OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value !== undefined && !hopByHop.has(name) && !named.has(name)) out[name] = value;
+  }
+  return out;
+}
+
+function plainReply(res: http.ServerResponse, status: number, message: string, headers: Record<string, string> = {}) {
+  if (res.headersSent || res.destroyed) return res.destroy();
+  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store', ...headers });
+  res.end(`${message}\n`);
+}
+
+function rawReply(socket: net.Socket, status: string, headers = '') {
+  if (socket.destroyed) return;
+  socket.end(`HTTP/1.1 ${status}\r\n${headers}Content-Length: 0\r\nConnection: close\r\n\r\n`);
+}
