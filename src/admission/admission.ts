@@ -1,0 +1,264 @@
+import { shed, type ShedReason } from '../errors/shot-error.js';
+import type { NodeMetrics } from '../metrics/node-metrics.js';
+import { createAdaptiveLimit } from './adaptive-limit.js';
+import { createRenderEstimates } from './render-estimates.js';
+import { saturationRatio, type UploadFigures } from './saturation.js';
+import { createShedRate } from './shed-rate.js';
+
+export interface AdmissionOptions {
+  /** Size of the page pool: the most renders at once. */
+  pages: number;
+  /** Renders allowed to wait for a page. */
+  queueMax: number;
+  /** Longest wait for a page; unset = only the request's own deadline bounds the wait. */
+  queueTimeoutMs?: number;
+  /** Node + Chromium memory above which new work is refused (`memory`). */
+  maxMemoryBytes: number;
+  /** Find the effective concurrency (1 … pages) from render times; false = always `pages`. */
+  adaptive: boolean;
+  /** false = unbounded FIFO, no shedding but draining: the overload benchmark's baseline. */
+  enabled: boolean;
+}
+
+export interface Permit {
+  queueMs: number;
+  /** Once, when the render finished or failed; later calls are ignored. */
+  done(outcome: { ok: boolean; renderMs: number }): void;
+}
+
+export interface AdmissionSnapshot {
+  inUse: number;
+  limit: number;
+  pages: number;
+  queued: number;
+  queueMax: number;
+  saturation: number;
+  shedPerSecond: number;
+  renderSecondsAvg: number;
+  draining: boolean;
+}
+
+export interface AdmitRequest {
+  /** Requests of one class cost about the same, e.g. "png:1280x800". */
+  costClass: string;
+  /** Epoch ms by which the response must be complete (the request's `timeout`). */
+  deadlineAt: number;
+  /** Aborted when the client goes away: the request leaves the queue at once. */
+  signal: AbortSignal;
+}
+
+export interface Admission {
+  /**
+   * Resolves when the request may take a page. Rejects at once (never touching Chrome) with a ShotError from
+   * shed(reason) for queue_full | deadline | memory | draining, later with queue_timeout; with the signal's
+   * reason when the client goes away.
+   */
+  admit(req: AdmitRequest): Promise<Permit>;
+  startDraining(): void;
+  snapshot(): AdmissionSnapshot;
+  /** Estimated seconds until a page frees up, whole and ≥ 1: the Retry-After of every refusal. */
+  retryAfterSeconds(): number;
+}
+
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export interface AdmissionDeps {
+  now(): number;
+  /** Node + Chromium memory now; must be cheap (a cached probe, see createMemoryProbe). */
+  memoryBytes(): number;
+  /** The upload pool's figures, for saturation (the pool itself refuses with `upload_backlog`). */
+  uploads?: () => UploadFigures;
+  metrics?: NodeMetrics;
+  timers?: Timers;
+  /** Only for tests of the adaptive limit. */
+  probeIntervalMs?: number;
+}
+
+interface Waiter {
+  grant(): void;
+}
+
+interface Running {
+  costClass: string;
+  startedAt: number;
+  peakInflight: number;
+}
+
+/** setTimeout fires at once for delays above 2^31 − 1 ms. */
+const maxTimerMs = 2 ** 31 - 1;
+
+const realTimers: Timers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+
+/**
+ * Admission control before any Chrome work: a bounded FIFO of renders waiting for a page, refusing (503) what
+ * cannot be done in time rather than failing it later. Checks, in order: draining, memory, then — when no page
+ * is free — queue_full; then deadline (expected wait + expected render past the request's deadline). A queued
+ * request leaves with queue_timeout once it has waited queueTimeoutMs or can no longer finish by its deadline.
+ */
+export function createAdmission(opts: AdmissionOptions, deps: AdmissionDeps): Admission {
+  const { now } = deps;
+  const timers = deps.timers ?? realTimers;
+  const estimates = createRenderEstimates();
+  const shedRate = createShedRate(now);
+  const adaptive = opts.enabled && opts.adaptive && opts.pages > 1 ? createAdaptiveLimit({ max: opts.pages, now, probeIntervalMs: deps.probeIntervalMs }) : undefined;
+  const queue: Waiter[] = [];
+  const running = new Set<Running>();
+  let draining = false;
+
+  const enforcedLimit = () => adaptive?.current() ?? opts.pages;
+  const estimatedLimit = () => adaptive?.estimated() ?? opts.pages;
+
+  /** Time until the earliest running render is expected to finish, from its start and its class estimate. */
+  function msUntilPageFrees(): number {
+    if (running.size < enforcedLimit()) return 0;
+    let soonest = Number.POSITIVE_INFINITY;
+    for (const r of running) {
+      const expected = estimates.forClass(r.costClass) ?? 0;
+      soonest = Math.min(soonest, r.startedAt + expected - now());
+    }
+    return Math.max(0, soonest);
+  }
+
+  function retryAfterSeconds(): number {
+    return Math.max(1, Math.ceil(msUntilPageFrees() / 1000));
+  }
+
+  function refuse(reason: ShedReason) {
+    deps.metrics?.shedTotal.inc({ reason });
+    shedRate.add();
+    return shed(reason, retryAfterSeconds());
+  }
+
+  /** Expected wait for a request joining the queue now: renders ahead of it ÷ limit × the average render. */
+  function expectedWaitMs(): number {
+    const limit = estimatedLimit();
+    const ahead = Math.max(0, running.size - limit + 1) + queue.length;
+    return (ahead / limit) * estimates.overall();
+  }
+
+  function start(costClass: string, arrivedAt: number): Permit {
+    const entry: Running = { costClass, startedAt: now(), peakInflight: running.size + 1 };
+    running.add(entry);
+    for (const r of running) r.peakInflight = Math.max(r.peakInflight, running.size);
+    const queueMs = entry.startedAt - arrivedAt;
+    deps.metrics?.queueWait.observe(queueMs / 1000);
+    let finished = false;
+    return {
+      queueMs,
+      done({ ok, renderMs }) {
+        if (finished) return;
+        finished = true;
+        running.delete(entry);
+        // Failures say little about cost (a refused URL is fast, a hung page is the timeout): only successes teach.
+        if (ok) {
+          estimates.record(costClass, renderMs);
+          adaptive?.record({ costClass, renderMs, peakInflight: entry.peakInflight });
+        }
+        dispatch();
+      },
+    };
+  }
+
+  function dispatch(): void {
+    while (queue.length > 0 && running.size < enforcedLimit()) queue.shift()!.grant();
+  }
+
+  function enqueue(req: AdmitRequest, arrivedAt: number): Promise<Permit> {
+    return new Promise<Permit>((resolve, reject) => {
+      let timer: unknown;
+      const leave = () => {
+        const i = queue.indexOf(waiter);
+        if (i >= 0) queue.splice(i, 1);
+        if (timer !== undefined) timers.clearTimeout(timer);
+        req.signal.removeEventListener('abort', onAbort);
+      };
+      const onAbort = () => {
+        leave();
+        reject(req.signal.reason);
+      };
+      const waiter: Waiter = {
+        grant() {
+          leave();
+          resolve(start(req.costClass, arrivedAt));
+        },
+      };
+      queue.push(waiter);
+      req.signal.addEventListener('abort', onAbort, { once: true });
+      if (opts.enabled) {
+        // Waiting past the point where the render can still finish in time only wastes a page later.
+        const lastUsefulStart = req.deadlineAt - (estimates.forClass(req.costClass) ?? 0);
+        const waitMs = Math.min(opts.queueTimeoutMs ?? Number.POSITIVE_INFINITY, lastUsefulStart - arrivedAt);
+        timer = timers.setTimeout(() => {
+          leave();
+          reject(refuse('queue_timeout'));
+        }, Math.min(maxTimerMs, Math.max(0, waitMs)));
+      }
+    });
+  }
+
+  deps.metrics?.bindSources({
+    saturation: () => snapshot().saturation,
+    pagesInUse: () => running.size,
+    pagesMax: () => opts.pages,
+    renderQueueLength: () => queue.length,
+    concurrencyLimit: estimatedLimit,
+  });
+
+  function snapshot(): AdmissionSnapshot {
+    return {
+      inUse: running.size,
+      limit: estimatedLimit(),
+      pages: opts.pages,
+      queued: queue.length,
+      queueMax: opts.queueMax,
+      saturation: saturationRatio({
+        inUse: running.size,
+        limit: estimatedLimit(),
+        queued: queue.length,
+        queueMax: opts.queueMax,
+        uploads: deps.uploads?.(),
+        memoryBytes: deps.memoryBytes(),
+        maxMemoryBytes: opts.maxMemoryBytes,
+      }),
+      shedPerSecond: shedRate.perSecond(),
+      renderSecondsAvg: estimates.overall() / 1000,
+      draining,
+    };
+  }
+
+  return {
+    admit(req) {
+      if (req.signal.aborted) return Promise.reject(req.signal.reason);
+      const arrivedAt = now();
+      if (draining) return Promise.reject(refuse('draining'));
+      if (!opts.enabled) {
+        if (queue.length === 0 && running.size < opts.pages) return Promise.resolve(start(req.costClass, arrivedAt));
+        return enqueue(req, arrivedAt);
+      }
+      if (deps.memoryBytes() > opts.maxMemoryBytes) return Promise.reject(refuse('memory'));
+      const pageFree = queue.length === 0 && running.size < enforcedLimit();
+      if (!pageFree && queue.length >= opts.queueMax) return Promise.reject(refuse('queue_full'));
+      const renderMs = estimates.forClass(req.costClass);
+      if (renderMs !== undefined) {
+        const waitMs = pageFree ? 0 : expectedWaitMs();
+        if (arrivedAt + waitMs + renderMs > req.deadlineAt) return Promise.reject(refuse('deadline'));
+      }
+      if (pageFree) return Promise.resolve(start(req.costClass, arrivedAt));
+      return enqueue(req, arrivedAt);
+    },
+
+    startDraining() {
+      draining = true;
+    },
+
+    snapshot,
+
+    retryAfterSeconds,
+  };
+}
