@@ -1,0 +1,124 @@
+import type { AdaptiveThrottle } from './adaptive-throttle.js';
+import type { ShotItem } from './input.js';
+import type { ItemError, ManifestRecord, ManifestWriter } from './manifest.js';
+import { backoffDelay, createRetryBudget, retryAfterDelay, type RetryPolicy } from './retry-policy.js';
+import { sendAttempt, type AttemptContext } from './send-attempt.js';
+
+export interface BatchSettings {
+  attempt: Omit<AttemptContext, 'signal'>;
+  concurrency: number;
+  retry: RetryPolicy;
+  throttle: AdaptiveThrottle;
+  /** Waits after the throttle rejected an attempt locally. */
+  throttleBackoff: { backoffBaseMs: number; backoffCapMs: number };
+  random?: () => number;
+}
+
+/** Progress callbacks; every one is optional. */
+export interface BatchObserver {
+  /** The item waits before its next attempt: a retry, or the throttle held it back. */
+  waiting?(item: ShotItem, why: ItemError | 'throttled', delayMs: number): void;
+  resumed?(item: ShotItem): void;
+  /** Its record is in the manifest. */
+  finished?(record: ManifestRecord): void;
+}
+
+export interface BatchStats {
+  ok: number;
+  failed: number;
+  retries: number;
+  /** 503 answers received. */
+  shed: number;
+  /** Attempts the adaptive throttle held back. */
+  throttled: number;
+  /** Items left undone because the batch was interrupted. */
+  unfinished: number;
+}
+
+/**
+ * Shoots every item with at most `concurrency` in progress. An item keeps its slot while it waits to
+ * retry, so a shedding fleet sees fewer requests from us, not the same number from other items.
+ */
+export async function runBatch(
+  items: ShotItem[],
+  settings: BatchSettings,
+  manifest: ManifestWriter,
+  observer: BatchObserver,
+  signal: AbortSignal,
+): Promise<BatchStats> {
+  const stats: BatchStats = { ok: 0, failed: 0, retries: 0, shed: 0, throttled: 0, unfinished: 0 };
+  const budget = createRetryBudget(settings.retry.batchRetryBudget);
+  const random = settings.random ?? Math.random;
+  const ctx: AttemptContext = { ...settings.attempt, signal };
+
+  const wait = async (item: ShotItem, why: ItemError | 'throttled', delayMs: number) => {
+    observer.waiting?.(item, why, delayMs);
+    const slept = await sleep(delayMs, signal);
+    observer.resumed?.(item);
+    return slept;
+  };
+
+  const shoot = async (item: ShotItem): Promise<ManifestRecord | undefined> => {
+    let attempts = 0;
+    let retries = 0;
+    let heldBack = 0;
+    const failed = (error: ItemError): ManifestRecord => ({ line: item.line, url: item.url, status: 'failed', attempts, error });
+    for (;;) {
+      if (!settings.throttle.tryAcquire()) {
+        stats.throttled++;
+        if (!(await wait(item, 'throttled', backoffDelay(++heldBack, settings.throttleBackoff, random)))) return undefined;
+        continue;
+      }
+      attempts++;
+      const outcome = await sendAttempt(item, ctx);
+      if (outcome.kind === 'aborted') return undefined;
+      settings.throttle.record(outcome.kind !== 'retry');
+      if (outcome.kind === 'ok') return { line: item.line, url: item.url, status: 'ok', ...outcome.result, attempts };
+      if (outcome.kind === 'failed') return failed(outcome.error);
+
+      if (outcome.error.status === 503) stats.shed++;
+      if (retries >= settings.retry.maxRetriesPerItem) {
+        return failed({ ...outcome.error, message: `${outcome.error.message}; gave up after ${attempts} attempts (--retries)` });
+      }
+      if (!budget.take()) {
+        return failed({ ...outcome.error, message: `${outcome.error.message}; the batch's retry budget is spent (--retry-budget)` });
+      }
+      retries++;
+      stats.retries++;
+      const delay =
+        outcome.retryAfterMs === undefined
+          ? backoffDelay(retries, settings.retry, random)
+          : retryAfterDelay(outcome.retryAfterMs, settings.retry, random);
+      if (!(await wait(item, outcome.error, delay))) return undefined;
+    }
+  };
+
+  let next = 0;
+  const worker = async () => {
+    while (!signal.aborted && next < items.length) {
+      const record = await shoot(items[next++]);
+      if (!record) continue;
+      await manifest.append(record);
+      stats[record.status === 'ok' ? 'ok' : 'failed']++;
+      observer.finished?.(record);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(settings.concurrency, items.length) }, worker));
+  stats.unfinished = items.length - stats.ok - stats.failed;
+  return stats;
+}
+
+/** Resolves true after `ms`, or false as soon as `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const done = (slept: boolean) => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      resolve(slept);
+    };
+    const onAbort = () => done(false);
+    const timer = setTimeout(() => done(true), ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}

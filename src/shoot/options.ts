@@ -1,0 +1,165 @@
+import path from 'node:path';
+import { parseArgs } from '../cli/args.js';
+import type { RequestBody } from './input.js';
+
+export interface ShootOptions {
+  /** The input file, or `-` for stdin. */
+  input: string;
+  /** POST /screenshot on a node or on HAProxy. */
+  endpoint: URL;
+  outDir: string;
+  manifestFile: string;
+  concurrency: number;
+  token?: string;
+  maxRetriesPerItem: number;
+  /** Undefined: sized from the number of items. */
+  batchRetryBudget?: number;
+  requestTimeoutMs: number;
+  progressIntervalMs: number;
+  /** Request fields every line gets unless it sets them itself. */
+  defaults: RequestBody;
+}
+
+export class UsageError extends Error {}
+
+export const usage = `usage: shotfleet shoot FILE --endpoint URL [options]
+
+Screenshots every URL in FILE (or stdin with "-") through a shotfleet node or fleet.
+FILE holds one URL per line, or JSON Lines of POST /screenshot bodies; "#" comments and blank lines
+are skipped, bad lines are reported and skipped. Images are saved as DIR/<line>-<slug of the URL>.<ext>.
+A manifest (JSON Lines: line, url, status ok|failed, file or key+link, bytes, timings, error) is written
+as items finish; running the same command again skips the lines it already has as ok.
+
+batch:
+  --endpoint URL            node or HAProxy address, e.g. http://127.0.0.1:3000 (required)
+  --out DIR                 where images and the manifest go (default: .)
+  --manifest PATH           manifest file (default: DIR/manifest.jsonl)
+  --concurrency N           requests in progress at once (default: 4)
+  --token T                 bearer token (default: $SHOTFLEET_TOKEN)
+  --retries N               retries per item for 503, 502, 504 and connection errors (default: 10)
+  --retry-budget N          retries for the whole batch (default: 20 + 3 per item)
+  --request-timeout MS      give up on one attempt after MS (default: 120000, or --timeout + 60000)
+  --progress-interval MS    how often to print progress when stderr is not a terminal (default: 5000)
+
+request defaults (a JSON line's own fields win):
+  --format png|jpeg|webp    image type (default: the node's, png)
+  --quality N               1-100, jpeg and webp only
+  --width N --height N      viewport in CSS px (the other one defaults to 1280 / 800)
+  --scale N                 deviceScaleFactor
+  --device NAME             a named device preset instead of a viewport
+  --full-page               the whole scrollable page
+  --wait-until EVENT        load | domcontentloaded | networkidle0 | networkidle2
+  --wait-for-selector SEL   wait for an element before capturing
+  --delay MS                extra wait before capturing
+  --timeout MS              render deadline on the node
+  --color-scheme light|dark
+  --media-type screen|print
+  --user-agent UA
+  --optimize-for-speed      faster PNG encoding, bigger files
+  --omit-background         transparent background (png, webp)
+  --reduced-motion          prefers-reduced-motion, animations frozen
+  --store                   upload to the node's S3 bucket; the manifest records key and link
+
+exit status: 0 when every line succeeded, 1 when any failed, was invalid or was left undone,
+2 for a usage error, 130 when interrupted (Ctrl-C: finished items stay in the manifest).
+`;
+
+const booleanFlags = ['store', 'full-page', 'optimize-for-speed', 'omit-background', 'reduced-motion'];
+const stringFlags = [
+  'endpoint', 'out', 'manifest', 'concurrency', 'token', 'retries', 'retry-budget', 'request-timeout', 'progress-interval',
+  'format', 'quality', 'width', 'height', 'scale', 'device', 'wait-until', 'wait-for-selector', 'delay', 'timeout',
+  'color-scheme', 'media-type', 'user-agent',
+];
+const enums: Record<string, readonly string[]> = {
+  format: ['png', 'jpeg', 'webp'],
+  'wait-until': ['load', 'domcontentloaded', 'networkidle0', 'networkidle2'],
+  'color-scheme': ['light', 'dark'],
+  'media-type': ['screen', 'print'],
+};
+
+/** Returns undefined for --help. Throws UsageError with a message that says what to fix. */
+export function parseShootOptions(argv: string[], env: NodeJS.ProcessEnv): ShootOptions | undefined {
+  const { positionals, flags, help } = parseArgs(argv, new Set(booleanFlags));
+  if (help) return undefined;
+  for (const name of Object.keys(flags)) {
+    if (!booleanFlags.includes(name) && !stringFlags.includes(name)) throw new UsageError(`unknown option --${name}`);
+    if (stringFlags.includes(name) && flags[name] === true) throw new UsageError(`--${name} needs a value`);
+  }
+  if (positionals.length !== 1) {
+    throw new UsageError(positionals.length === 0 ? 'name the input FILE (or "-" for stdin)' : `expected one input FILE, got ${positionals.length}: ${positionals.join(' ')}`);
+  }
+  const text = (name: string) => flags[name] as string | undefined;
+  const int = (name: string, min: number, max: number) => {
+    const value = text(name);
+    if (value === undefined) return undefined;
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be a whole number from ${min} to ${max}, got "${value}"`);
+    return n;
+  };
+  const bool = (name: string) => {
+    const value = flags[name];
+    if (typeof value !== 'string') return value;
+    if (/^(true|1|yes)$/i.test(value)) return true;
+    if (/^(false|0|no)$/i.test(value)) return false;
+    throw new UsageError(`--${name} is true or false, got "${value}"`);
+  };
+  for (const [name, allowed] of Object.entries(enums)) {
+    const value = text(name);
+    if (value !== undefined && !allowed.includes(value)) throw new UsageError(`--${name} must be one of ${allowed.join(', ')}, got "${value}"`);
+  }
+
+  const outDir = text('out') ?? '.';
+  const timeout = int('timeout', 1, 3_600_000);
+  const width = int('width', 1, 100_000);
+  const height = int('height', 1, 100_000);
+  const scale = text('scale') === undefined ? undefined : Number(text('scale'));
+  if (scale !== undefined && !(scale > 0)) throw new UsageError(`--scale must be a number above 0, got "${text('scale')}"`);
+
+  const defaults: RequestBody = compact({
+    format: text('format'),
+    quality: int('quality', 1, 100),
+    viewport: width ?? height ?? scale ? compact({ width: width ?? 1280, height: height ?? 800, deviceScaleFactor: scale }) : undefined,
+    device: text('device'),
+    fullPage: bool('full-page'),
+    waitUntil: text('wait-until'),
+    waitForSelector: text('wait-for-selector'),
+    delay: int('delay', 0, 3_600_000),
+    timeout,
+    colorScheme: text('color-scheme'),
+    mediaType: text('media-type'),
+    userAgent: text('user-agent'),
+    optimizeForSpeed: bool('optimize-for-speed'),
+    omitBackground: bool('omit-background'),
+    reducedMotion: bool('reduced-motion'),
+    store: bool('store'),
+  });
+
+  return {
+    input: positionals[0],
+    endpoint: screenshotEndpoint(text('endpoint')),
+    outDir,
+    manifestFile: text('manifest') ?? path.join(outDir, 'manifest.jsonl'),
+    concurrency: int('concurrency', 1, 1024) ?? 4,
+    token: text('token') ?? (env.SHOTFLEET_TOKEN || undefined),
+    maxRetriesPerItem: int('retries', 0, 1000) ?? 10,
+    batchRetryBudget: int('retry-budget', 0, 10_000_000),
+    requestTimeoutMs: int('request-timeout', 100, 3_600_000) ?? Math.max(120_000, (timeout ?? 0) + 60_000),
+    progressIntervalMs: int('progress-interval', 100, 3_600_000) ?? 5000,
+    defaults,
+  };
+}
+
+/** `http://host:3000` → `http://host:3000/screenshot`; an address that already ends in /screenshot is kept. */
+function screenshotEndpoint(value: string | undefined): URL {
+  if (value === undefined) throw new UsageError('--endpoint is required: the node or HAProxy address, e.g. --endpoint http://127.0.0.1:3000');
+  if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) {
+    throw new UsageError(`--endpoint must be an http(s) URL such as http://127.0.0.1:3000, got "${value}"`);
+  }
+  const url = new URL(value);
+  if (!url.pathname.endsWith('/screenshot')) url.pathname = `${url.pathname.replace(/\/+$/, '')}/screenshot`;
+  return url;
+}
+
+function compact<T extends Record<string, unknown>>(object: T): Partial<T> {
+  return Object.fromEntries(Object.entries(object).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
