@@ -1,0 +1,231 @@
+/**
+ * The overload proof (issue 3): an open-loop, constant-arrival load at 0.5×, 1×, 2×, 5× and 10× of a node's
+ * measured capacity, against the node with admission control (adaptive limit on, then off) and without it
+ * (SHOTFLEET_ADMISSION=false: unbounded FIFO). Writes bench/results/overload.json and overload.svg; prints a table.
+ *
+ *   npm run bench:overload -- [--pages N] [--step-seconds 20] [--timeout-ms 10000] [--modes adaptive,fixed,off]
+ */
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { repoRoot, startShotfleet, type RunningProcess } from '../test/helpers/processes.js';
+import { lineChartsSvg } from './lib/chart.js';
+import { startCorpus } from './lib/corpus.js';
+import { measureCapacity, runOpenLoop, type Outcome } from './lib/open-loop.js';
+import { nodeStatus, nodeTreeRss, sampleEvery } from './lib/samplers.js';
+import { quantile, round } from './lib/stats.js';
+
+const { values: flags } = parseArgs({
+  options: {
+    pages: { type: 'string' },
+    'step-seconds': { type: 'string', default: '20' },
+    'timeout-ms': { type: 'string', default: '10000' },
+    modes: { type: 'string', default: 'adaptive,fixed,off' },
+    out: { type: 'string', default: path.join(repoRoot, 'bench/results/overload') },
+  },
+});
+
+const multipliers = [0.5, 1, 2, 5, 10];
+const stepMs = Number(flags['step-seconds']) * 1000;
+const timeoutMs = Number(flags['timeout-ms']);
+/** The client waits this much past the request's own timeout before it calls it a client timeout. */
+const clientGraceMs = 2000;
+
+const modes = {
+  adaptive: { label: 'admission, adaptive limit', color: '#1f77b4', env: { SHOTFLEET_ADMISSION: 'true', SHOTFLEET_ADAPTIVE_CONCURRENCY: 'true' } },
+  fixed: { label: 'admission, fixed limit', color: '#2ca02c', env: { SHOTFLEET_ADMISSION: 'true', SHOTFLEET_ADAPTIVE_CONCURRENCY: 'false' } },
+  off: { label: 'no admission (unbounded queue)', color: '#d62728', env: { SHOTFLEET_ADMISSION: 'false', SHOTFLEET_ADAPTIVE_CONCURRENCY: 'false' } },
+} as const;
+type Mode = keyof typeof modes;
+
+interface StepResult {
+  multiplier: number;
+  ratePerSecond: number;
+  sent: number;
+  goodputPerSecond: number;
+  ok: number;
+  acceptedP50Ms: number | null;
+  acceptedP99Ms: number | null;
+  shed: number;
+  shedP99Ms: number | null;
+  shedShare: number;
+  shedReasons: Record<string, number>;
+  retryAfterMissing: number;
+  otherErrors: Record<string, number>;
+  clientTimeouts: number;
+  maxPagesInUse: number;
+  concurrencyLimit: { min: number; max: number } | null;
+  rssMaxMB: number | null;
+  rssMeanMB: number | null;
+}
+
+const corpus = await startCorpus(4);
+const body = (i: number) => {
+  const jpeg = i % 3 === 2;
+  return { url: corpus.urls[i % corpus.urls.length], format: jpeg ? 'jpeg' : 'png', ...(jpeg ? { quality: 80 } : {}), timeout: timeoutMs };
+};
+
+async function startNode(mode: Mode): Promise<RunningProcess> {
+  return startShotfleet(
+    'serve',
+    {
+      SHOTFLEET_ALLOW_HOSTS: corpus.hosts.join(','),
+      ...(flags.pages ? { SHOTFLEET_PAGES: flags.pages } : {}),
+      ...modes[mode].env,
+    },
+    { timeoutMs: 60_000 },
+  );
+}
+
+async function waitIdle(url: string): Promise<void> {
+  const read = nodeStatus(url);
+  for (let i = 0; i < 600; i++) {
+    const s = await read().catch(() => undefined);
+    if (s && s.inUse === 0 && s.queued === 0) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error('the node did not become idle within 120 s');
+}
+
+function summarize(multiplier: number, rate: number, outcomes: Outcome[], statuses: { inUse: number; limit: number }[], rss: number[]): StepResult {
+  const ok = outcomes.filter((o) => o.status === 200);
+  const good = ok.filter((o) => o.latencyMs <= timeoutMs);
+  const shed = outcomes.filter((o) => o.status === 503);
+  const count = (list: string[]) => list.reduce<Record<string, number>>((acc, k) => ((acc[k] = (acc[k] ?? 0) + 1), acc), {});
+  const mb = (b: number) => b / 1024 / 1024;
+  return {
+    multiplier,
+    ratePerSecond: round(rate, 2)!,
+    sent: outcomes.length,
+    goodputPerSecond: round(good.length / (stepMs / 1000), 2)!,
+    ok: ok.length,
+    acceptedP50Ms: round(quantile(ok.map((o) => o.latencyMs), 0.5), 0),
+    acceptedP99Ms: round(quantile(ok.map((o) => o.latencyMs), 0.99), 0),
+    shed: shed.length,
+    shedP99Ms: round(quantile(shed.map((o) => o.latencyMs), 0.99), 1),
+    shedShare: round(shed.length / Math.max(1, outcomes.length), 3)!,
+    shedReasons: count(shed.map((o) => o.reason ?? 'none')),
+    retryAfterMissing: shed.filter((o) => !/^[1-9]\d*$/.test(o.retryAfter ?? '')).length,
+    otherErrors: count(outcomes.filter((o) => o.status !== 200 && o.status !== 503 && !o.clientTimeout).map((o) => String(o.status))),
+    clientTimeouts: outcomes.filter((o) => o.clientTimeout).length,
+    maxPagesInUse: Math.max(0, ...statuses.map((s) => s.inUse)),
+    concurrencyLimit: statuses.length ? { min: Math.min(...statuses.map((s) => s.limit)), max: Math.max(...statuses.map((s) => s.limit)) } : null,
+    rssMaxMB: rss.length ? round(mb(Math.max(...rss)), 0) : null,
+    rssMeanMB: rss.length ? round(mb(rss.reduce((a, b) => a + b, 0) / rss.length), 0) : null,
+  };
+}
+
+async function metricsText(url: string): Promise<string> {
+  return (await fetch(`${url}/metrics`)).text();
+}
+
+function counterValues(text: string, name: string, label: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(new RegExp(`^${name}\\{${label}="([^"]+)"\\} (\\S+)$`, 'gm'))) out[m[1]] = Number(m[2]);
+  return out;
+}
+
+const results: Record<string, { steps: StepResult[]; pages: number; metrics: { shedTotal: Record<string, number>; requestsTotal: Record<string, number> } }> = {};
+let capacity = 0;
+let pages = 0;
+const selected = flags.modes.split(',').map((m) => m.trim()) as Mode[];
+for (const m of selected) if (!(m in modes)) throw new Error(`unknown mode "${m}"; use any of ${Object.keys(modes).join(', ')}`);
+
+try {
+  for (const mode of selected) {
+    const node = await startNode(mode);
+    try {
+      const status = (await (await fetch(`${node.url}/status`)).json()) as { pages: { max: number } };
+      pages = status.pages.max;
+      // Warm every host's renderer and the estimates before measuring.
+      await measureCapacity({ url: node.url, durationMs: 5000, concurrency: pages, body, clientTimeoutMs: timeoutMs + clientGraceMs });
+      if (capacity === 0) {
+        capacity = await measureCapacity({ url: node.url, durationMs: 15_000, concurrency: pages * 2, body, clientTimeoutMs: timeoutMs + clientGraceMs });
+        console.log(`capacity: ${capacity.toFixed(2)} screenshots/s with ${pages} pages (closed loop, ${pages * 2} clients)`);
+      }
+      await waitIdle(node.url);
+      const steps: StepResult[] = [];
+      for (const multiplier of multipliers) {
+        const rate = capacity * multiplier;
+        const statuses = sampleEvery(100, nodeStatus(node.url));
+        const rss = sampleEvery(500, nodeTreeRss(node.proc.pid!));
+        const outcomes = await runOpenLoop({ url: node.url, ratePerSecond: rate, durationMs: stepMs, body, clientTimeoutMs: timeoutMs + clientGraceMs });
+        const step = summarize(multiplier, rate, outcomes, await statuses.stop(), await rss.stop());
+        steps.push(step);
+        console.log(`${mode} ${multiplier}×: ${JSON.stringify(step)}`);
+        await waitIdle(node.url);
+      }
+      const text = await metricsText(node.url);
+      results[mode] = {
+        steps,
+        pages,
+        metrics: { shedTotal: counterValues(text, 'shotfleet_shed_total', 'reason'), requestsTotal: counterValues(text, 'shotfleet_requests_total', 'code') },
+      };
+    } finally {
+      await node.stop();
+    }
+  }
+} finally {
+  await corpus.close();
+}
+
+const cell = (v: unknown) => (v === null || v === undefined ? '–' : String(v));
+const header = ['mode', 'load', 'req/s', 'goodput/s', 'ok p50 ms', 'ok p99 ms', 'shed p99 ms', '503 share', 'timeouts', 'other', 'max pages', 'limit', 'RSS max MB'];
+const rows = Object.entries(results).flatMap(([mode, r]) =>
+  r.steps.map((s) => [
+    mode,
+    `${s.multiplier}×`,
+    s.ratePerSecond,
+    s.goodputPerSecond,
+    s.acceptedP50Ms,
+    s.acceptedP99Ms,
+    s.shedP99Ms,
+    `${Math.round(s.shedShare * 100)}%`,
+    s.clientTimeouts,
+    Object.entries(s.otherErrors).map(([k, v]) => `${k}:${v}`).join(' ') || 0,
+    s.maxPagesInUse,
+    s.concurrencyLimit ? `${s.concurrencyLimit.min}–${s.concurrencyLimit.max}` : '–',
+    s.rssMaxMB,
+  ].map(cell)),
+);
+const table = [header, header.map((h) => '-'.repeat(h.length)), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
+console.log(`\n${table}\n`);
+
+/** The issue's targets, checked for each admission mode. */
+function verdicts(steps: StepResult[]) {
+  const peak = Math.max(...steps.map((s) => s.goodputPerSecond));
+  const at = (m: number) => steps.find((s) => s.multiplier === m)!;
+  const rss = steps.map((s) => s.rssMaxMB ?? 0);
+  const rssMid = (Math.max(...rss) + Math.min(...rss)) / 2;
+  return {
+    goodputAt10xOfPeak: round(at(10).goodputPerSecond / peak, 3),
+    shedP99MaxMs: Math.max(0, ...steps.map((s) => s.shedP99Ms ?? 0)),
+    acceptedP99At10xOver1x: round((at(10).acceptedP99Ms ?? Number.NaN) / (at(1).acceptedP99Ms ?? Number.NaN), 2),
+    rssSpreadShare: round((Math.max(...rss) - Math.min(...rss)) / 2 / rssMid, 3),
+    clientTimeouts: steps.reduce((a, s) => a + s.clientTimeouts, 0),
+  };
+}
+const summary = Object.fromEntries(Object.entries(results).map(([mode, r]) => [mode, verdicts(r.steps)]));
+console.log('targets: goodput@10× ≥ 0.95 of peak; shed p99 ≤ 10 ms; accepted p99 @10× ≤ 2 × @1×; RSS within ±10 %; 0 client timeouts');
+console.log(JSON.stringify(summary, null, 2));
+
+const out = {
+  date: new Date().toISOString(),
+  machine: { cpus: (await import('node:os')).availableParallelism(), node: process.version },
+  settings: { pages, stepSeconds: stepMs / 1000, requestTimeoutMs: timeoutMs, clientTimeoutMs: timeoutMs + clientGraceMs, mix: '2/3 png, 1/3 jpeg q80, 1280×800, 4 pages × 4 hosts', capacityPerSecond: round(capacity, 2) },
+  results,
+  summary,
+};
+await writeFile(`${flags.out}.json`, `${JSON.stringify(out, null, 2)}\n`);
+const labels = multipliers.map((m) => `${m}×`);
+const series = (pick: (s: StepResult) => number | null) =>
+  Object.entries(results).map(([mode, r]) => ({ name: modes[mode as Mode].label, color: modes[mode as Mode].color, values: r.steps.map(pick) }));
+await writeFile(
+  `${flags.out}.svg`,
+  lineChartsSvg(`shotfleet overload: ${pages} pages, capacity ${capacity.toFixed(1)}/s, ${stepMs / 1000} s per step`, labels, [
+    { title: 'goodput', unit: 'ok within timeout /s', series: series((s) => s.goodputPerSecond) },
+    { title: 'accepted p99', unit: 'ms', series: series((s) => s.acceptedP99Ms), logScale: true },
+    { title: 'RSS node + Chromium', unit: 'MB', series: series((s) => s.rssMaxMB) },
+  ]),
+);
+console.log(`wrote ${flags.out}.json and ${flags.out}.svg`);
