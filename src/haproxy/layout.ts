@@ -1,0 +1,15 @@
+/**
+ * Names shared by the generated config and the Runtime API client: both must agree on them, or the hub
+ * would steer servers that do not exist.
+ */
+export const sessionBackend = 'shotfleet_sessions';
+export const sessionlessBackend = 'shotfleet_nodes';
+export const fleetBackends = [sessionBackend, sessionlessBackend] as const;
+
+/** Slots a hub keeps when nothing says otherwise; an empty slot costs HAProxy next to nothing. */
+export const defaultSlotCount = 64;
+
+export const slotServerName = (slot: number) => `s${slot}`;
+
+/** Where an empty slot points: a closed port on loopback, so a slot enabled by mistake fails fast. */
+export const emptySlotAddress = { address: '127.0.0.1', port: 1 } as const;

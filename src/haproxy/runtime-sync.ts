@@ -1,0 +1,107 @@
+import type { Logger } from '../log/logger.js';
+import { fleetBackends, sessionlessBackend, slotServerName } from './layout.js';
+import type { RuntimeApi, ServerState } from './runtime-api.js';
+
+/** What a filled slot should look like in the running HAProxy. Slots not listed are emptied. */
+export interface DesiredSlot {
+  slot: number;
+  address: string;
+  port: number;
+  maxconn: number;
+  state: 'ready' | 'drain';
+}
+
+/**
+ * The Runtime API commands that take HAProxy from `actual` to `desired`, in both backends. Pure, so every
+ * transition can be tested without HAProxy. Address before state: a slot never becomes ready pointing at
+ * its previous node.
+ */
+export function planSlotCommands(
+  desired: DesiredSlot[],
+  actual: ServerState[],
+  slotCount: number,
+  /** Slots to leave exactly as they are (a restarted hub's nodes that have not re-announced yet). */
+  keep: ReadonlySet<number> = new Set(),
+): string[] {
+  const wanted = new Map(desired.map((d) => [d.slot, d]));
+  const current = new Map(actual.map((a) => [`${a.backend}/${a.name}`, a]));
+  const commands: string[] = [];
+  for (const backend of fleetBackends) {
+    for (let slot = 1; slot <= slotCount; slot++) {
+      const server = `${backend}/${slotServerName(slot)}`;
+      const now = current.get(server);
+      if (!now) continue;
+      const want = wanted.get(slot);
+      if (!want && keep.has(slot)) continue;
+      if (!want) {
+        if (!now.maintenance) commands.push(`set server ${server} state maint`);
+        continue;
+      }
+      const moved = now.address !== want.address || now.port !== want.port;
+      if (moved) commands.push(`set server ${server} addr ${want.address} port ${want.port}`);
+      if ((moved || now.maintenance) && backend === sessionlessBackend) commands.push(`set maxconn server ${server} ${want.maxconn}`);
+      if (want.state === 'ready' && (now.maintenance || now.drained)) commands.push(`set server ${server} state ready`);
+      if (want.state === 'drain' && (now.maintenance || !now.drained)) commands.push(`set server ${server} state drain`);
+    }
+  }
+  return commands;
+}
+
+export interface RuntimeSync {
+  /** Brings HAProxy in line with `desired`; concurrent calls collapse into one more pass with the latest. */
+  sync(desired: DesiredSlot[], keep?: ReadonlySet<number>): Promise<void>;
+  /** Slots HAProxy routes to now ("address:port" → slot), so a restarted hub keeps nodes where they are. */
+  occupiedSlots(): Promise<Map<string, number>>;
+}
+
+export function createRuntimeSync(api: RuntimeApi, slotCount: number, log: Logger): RuntimeSync {
+  let running: Promise<void> | undefined;
+  let pending: { desired: DesiredSlot[]; keep: ReadonlySet<number> } | undefined;
+
+  async function pass({ desired, keep }: { desired: DesiredSlot[]; keep: ReadonlySet<number> }): Promise<void> {
+    const actual = (await Promise.all(fleetBackends.map((b) => api.servers(b)))).flat();
+    if (actual.length === 0) {
+      log.warn({ backends: fleetBackends }, 'HAProxy has none of the shotfleet slots; start it from the hub\'s /haproxy.cfg');
+      return;
+    }
+    const commands = planSlotCommands(desired, actual, slotCount, keep);
+    if (commands.length === 0) return;
+    const answers = await api.run(commands);
+    commands.forEach((command, i) => {
+      const answer = answers[i] ?? '';
+      // HAProxy answers successful "set server addr" with a description of the change; anything else is an error.
+      const failed = answer !== '' && !/changed|no need to change/i.test(answer);
+      if (failed) log.warn({ command, answer }, 'HAProxy refused a runtime command');
+      else log.info({ command }, 'haproxy updated');
+    });
+  }
+
+  async function loop(): Promise<void> {
+    while (pending) {
+      const desired = pending;
+      pending = undefined;
+      try {
+        await pass(desired);
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'could not sync HAProxy; retrying on the next change or ping round');
+      }
+    }
+  }
+
+  return {
+    sync(desired, keep = new Set()) {
+      pending = { desired, keep };
+      running ??= loop().finally(() => (running = undefined));
+      return running;
+    },
+    async occupiedSlots() {
+      const servers = await api.servers(sessionlessBackend);
+      const slots = new Map<string, number>();
+      for (const s of servers) {
+        const slot = Number(s.name.replace(/^s/, ''));
+        if (!s.maintenance && Number.isInteger(slot)) slots.set(`${s.address}:${s.port}`, slot);
+      }
+      return slots;
+    },
+  };
+}

@@ -1,0 +1,138 @@
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { renderHaproxyConfig, type SlotServer } from '../src/haproxy/config.js';
+import { preferredSlot, SlotTable } from '../src/haproxy/slots.js';
+import { cliEntry, repoRoot } from './helpers/processes.js';
+import { checkHaproxyConfig } from './helpers/haproxy.js';
+
+const base = { bind: ':8080', statsBind: '127.0.0.1:8404', sessionCookie: 'shot_session', defaultMaxconn: 2 };
+
+function servers(n: number, slots = 64): SlotServer[] {
+  const table = new SlotTable(slots);
+  return Array.from({ length: n }, (_, i) => {
+    const id = `node-${i}:3000`;
+    return { slot: table.assign(id)!, host: `10.0.${Math.floor(i / 250)}.${(i % 250) + 1}`, port: 3000, maxconn: 4, id };
+  });
+}
+
+function section(text: string, header: string): string {
+  const start = text.indexOf(`\n${header}\n`);
+  expect(start, `section ${header}`).toBeGreaterThan(-1);
+  const rest = text.slice(start + header.length + 2);
+  const end = rest.search(/\n(backend|frontend|listen|global|defaults) /);
+  return end === -1 ? rest : rest.slice(0, end);
+}
+
+describe('renderHaproxyConfig', () => {
+  it('emits the contract layout: hashed session backend, retried session-less backend, checks and stats', () => {
+    const text = renderHaproxyConfig({ ...base, slots: 4, servers: servers(2, 4), agentPort: 9999, runtimeSocket: '/run/hap.sock' });
+    const sessions = section(text, 'backend shotfleet_sessions');
+    expect(sessions).toContain('balance hash req.cook(shot_session)');
+    expect(sessions).toContain('hash-type consistent');
+    expect(sessions).not.toMatch(/retry-on[^\n]*503/);
+    expect(sessions).not.toContain('agent-check');
+    const nodes = section(text, 'backend shotfleet_nodes');
+    expect(nodes).toContain('balance leastconn');
+    expect(nodes).toContain('retry-on 503 conn-failure empty-response response-timeout');
+    expect(nodes).toContain('option redispatch 1');
+    expect(nodes).toContain('option http-buffer-request');
+    expect(nodes).toContain('retries 2');
+    expect(nodes).toMatch(/default-server weight 100 agent-check agent-port 9999/);
+    expect(nodes.match(/^\s+server s\d+ .* maxconn \d+/gm)).toHaveLength(4);
+    for (const b of [sessions, nodes]) expect(b).toContain('option httpchk GET /status');
+    expect(text).toContain('stats socket /run/hap.sock mode 600 level admin');
+    expect(text).toMatch(/use_backend shotfleet_sessions if \{ req\.cook\(shot_session\) -m len gt 0 \}/);
+    expect(section(text, 'frontend shotfleet_stats')).toContain('stats enable');
+  });
+
+  it('puts each node in its slot with a fixed id, and empty slots disabled', () => {
+    const placed = servers(3);
+    const text = renderHaproxyConfig({ ...base, slots: 64, servers: placed });
+    for (const s of placed) expect(text).toContain(`server s${s.slot} ${s.host}:3000 id ${s.slot} maxconn 4\n`);
+    const disabled = text.match(/server s\d+ 127\.0\.0\.1:1 id \d+ maxconn 2 disabled/g) ?? [];
+    expect(disabled).toHaveLength(64 - 3);
+  });
+
+  it('refuses values that would inject lines into the config', () => {
+    expect(() => renderHaproxyConfig({ ...base, bind: ':8080\n  stats enable', slots: 1, servers: [] })).toThrow(/bind/);
+    expect(() => renderHaproxyConfig({ ...base, slots: 1, servers: [{ slot: 1, host: 'a b', port: 1, maxconn: 1 }] })).toThrow(/host/);
+    expect(() => renderHaproxyConfig({ ...base, slots: 1, servers: servers(2, 2) })).toThrow(/slots/);
+  });
+
+  it.each([0, 1, 32])('passes haproxy -c with %i nodes', (n) => {
+    const result = checkHaproxyConfig(renderHaproxyConfig({ ...base, slots: 64, servers: servers(n), agentPort: 9100, runtimeSocket: '/tmp/x.sock' }));
+    expect(result.output).not.toMatch(/ALERT/);
+    expect(result.ok).toBe(true);
+  });
+
+  it('brackets IPv6 addresses', () => {
+    const text = renderHaproxyConfig({ ...base, slots: 1, servers: [{ slot: 1, host: '::1', port: 3000, maxconn: 2 }] });
+    expect(text).toContain('server s1 [::1]:3000 id 1');
+    expect(checkHaproxyConfig(text).ok).toBe(true);
+  });
+});
+
+describe('SlotTable', () => {
+  it('gives a node the same slot every time, whatever the order others arrive in', () => {
+    const ids = Array.from({ length: 20 }, (_, i) => `host-${i}:3000`);
+    const a = new SlotTable(64);
+    const b = new SlotTable(64);
+    const slotsA = new Map(ids.map((id) => [id, a.assign(id)]));
+    const slotsB = new Map([...ids].reverse().map((id) => [id, b.assign(id)]));
+    const noCollision = ids.filter((id) => ids.every((o) => o === id || preferredSlot(o, 64) !== preferredSlot(id, 64)));
+    expect(noCollision.length).toBeGreaterThan(5);
+    for (const id of noCollision) expect(slotsA.get(id)).toBe(slotsB.get(id));
+    expect(new Set(slotsA.values()).size).toBe(ids.length);
+  });
+
+  it('keeps a slot while the node lives, frees it when it leaves, and runs out gracefully', () => {
+    const t = new SlotTable(2);
+    const first = t.assign('a')!;
+    expect(t.assign('a')).toBe(first);
+    const second = t.assign('b')!;
+    expect(second).not.toBe(first);
+    expect(t.assign('c')).toBeUndefined();
+    t.release('a');
+    expect(t.assign('c')).toBe(first);
+  });
+
+  it('hands an adopted slot to the node at that address, and keeps it from others', () => {
+    const t = new SlotTable(8);
+    const wanted = preferredSlot('newcomer', 8);
+    t.adopt('10.0.0.9:3000', wanted);
+    expect(t.assign('newcomer', '10.0.0.1:3000')).not.toBe(wanted);
+    expect(t.assign('returning', '10.0.0.9:3000')).toBe(wanted);
+  });
+});
+
+describe('shotfleet haproxy-config', () => {
+  const cli = (args: string[]) =>
+    spawnSync(process.execPath, ['--import', 'tsx', cliEntry, 'haproxy-config', ...args], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+      timeout: 30_000,
+    });
+
+  it.each([1, 32])('prints a config that passes haproxy -c for %i nodes from --nodes', (n) => {
+    // Closed loopback ports: /status fails fast and --maxconn is used.
+    const nodes = Array.from({ length: n }, (_, i) => `http://127.0.0.1:${1 + i}`).join(',');
+    const r = cli(['--nodes', nodes, '--maxconn', '3', '--agent-port', '9100', '--bind', '127.0.0.1:18080']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout.match(/^\s+server s\d+ 127\.0\.0\.1:\d+ id \d+ maxconn 3$/gm)).toHaveLength(n);
+    expect(checkHaproxyConfig(r.stdout).ok).toBe(true);
+  });
+
+  it('prints a valid config for an empty node list', () => {
+    const r = cli(['--nodes', '']);
+    expect(r.status).toBe(0);
+    expect(checkHaproxyConfig(r.stdout).ok).toBe(true);
+  });
+
+  it('refuses a node URL with a path, naming the problem', () => {
+    const r = cli(['--nodes', 'http://127.0.0.1:3000/admin']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/without a path/);
+  });
+});

@@ -1,0 +1,172 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+/** A port free on 127.0.0.1 right now (bound and released), for processes that need a fixed one. */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** `haproxy -c -f` on the text: the exit code and what it printed. */
+export function checkHaproxyConfig(text: string): { ok: boolean; output: string } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shotfleet-haproxy-check-'));
+  try {
+    const file = path.join(dir, 'haproxy.cfg');
+    fs.writeFileSync(file, text);
+    const r = spawnSync('haproxy', ['-c', '-f', file], { encoding: 'utf8' });
+    return { ok: r.status === 0, output: `${r.stdout}${r.stderr}` };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export interface RunningHaproxy {
+  proc: ChildProcess;
+  dir: string;
+  pid: number;
+  /** Output so far (HAProxy logs its warnings and alerts to stderr in -db mode). */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/** Runs `haproxy -db -f cfg` in the foreground and waits until `waitPort` on 127.0.0.1 accepts connections. */
+export async function startHaproxy(config: string, waitPort: number, dir?: string): Promise<RunningHaproxy> {
+  const workDir = dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'shotfleet-haproxy-'));
+  const file = path.join(workDir, 'haproxy.cfg');
+  fs.writeFileSync(file, config);
+  const proc = spawn('haproxy', ['-db', '-f', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  const running: RunningHaproxy = {
+    proc,
+    dir: workDir,
+    pid: proc.pid!,
+    output: () => out,
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill('SIGTERM');
+        const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(timer);
+      }
+      if (!dir) fs.rmSync(workDir, { recursive: true, force: true });
+    },
+  };
+  const deadline = Date.now() + 10_000;
+  while (!(await accepts(waitPort))) {
+    if (proc.exitCode !== null || Date.now() > deadline) {
+      await running.stop();
+      throw new Error(`haproxy did not start:\n${out}`);
+    }
+    await sleep(50);
+  }
+  return running;
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `check` every `everyMs` until it returns a value other than undefined/false, or throws after `timeoutMs`. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined && v !== false) return v as T;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await sleep(everyMs);
+  }
+}
+
+export interface FakeNode {
+  id: string;
+  url: string;
+  port: number;
+  /** Requests seen (method and path), /status included. */
+  hits: string[];
+  /** What GET /status reports; change it to simulate load or draining. */
+  status: { status: string; saturation: number; pagesMax: number; shedPerSecond: number; renderSecondsAvg: number };
+  /** When set, every non-/status request is answered 503 saturated. */
+  saturated: boolean;
+  close(): Promise<void>;
+}
+
+/**
+ * A tiny HTTP stand-in for a node: /status in the node's shape, anything else answers 200 with the node id
+ * in X-Shotfleet-Node (or 503 while `saturated`).
+ */
+export async function startFakeNode(id: string, port = 0): Promise<FakeNode> {
+  const node: FakeNode = {
+    id,
+    url: '',
+    port: 0,
+    hits: [],
+    status: { status: 'ready', saturation: 0, pagesMax: 2, shedPerSecond: 0, renderSecondsAvg: 0 },
+    saturated: false,
+    close: async () => undefined,
+  };
+  const server = http.createServer((req, res) => {
+    node.hits.push(`${req.method} ${req.url}`);
+    res.setHeader('X-Shotfleet-Node', id);
+    if (req.url === '/status') {
+      const s = node.status;
+      res.writeHead(s.status === 'ready' ? 200 : 503, { 'Content-Type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          status: s.status,
+          node: id,
+          saturation: s.saturation,
+          pages: { max: s.pagesMax, inUse: Math.round(s.saturation * s.pagesMax), limit: s.pagesMax },
+          queue: { length: 0, max: 2 * s.pagesMax },
+          uploads: { inFlight: 0, max: 8, queued: 0, backlogBytes: 0 },
+          sessions: 0,
+          shedPerSecond: s.shedPerSecond,
+          renderSecondsAvg: s.renderSecondsAvg,
+        }),
+      );
+      return;
+    }
+    req.resume();
+    req.on('end', () => {
+      if (node.saturated) {
+        res.writeHead(503, { 'Content-Type': 'application/json', 'Retry-After': '1' });
+        res.end(JSON.stringify({ error: { code: 'saturated', message: 'busy', details: { reason: 'queue_full' } } }));
+      } else {
+        res.writeHead(200, { 'Content-Type': 'text/plain' });
+        res.end(`hello from ${id}`);
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  node.port = (server.address() as net.AddressInfo).port;
+  node.url = `http://127.0.0.1:${node.port}`;
+  node.close = () =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  return node;
+}
