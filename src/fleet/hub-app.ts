@@ -1,0 +1,128 @@
+import { Hono, type Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import type client from 'prom-client';
+import { ShotError, errorBody } from '../errors/shot-error.js';
+import type { Logger } from '../log/logger.js';
+import { renderHaproxyConfig } from '../haproxy/config.js';
+import type { Fleet } from './fleet.js';
+import { parseNodeUrl } from './node-url.js';
+import { presentedToken, tokenMatches } from './token.js';
+
+export interface HubSettings {
+  token?: string;
+  metricsToken?: string;
+  pingIntervalMs: number;
+  heartbeatIntervalMs: number;
+  slots: number;
+  sessionCookie: string;
+  agentPort?: number;
+  haproxySocket?: string;
+}
+
+const nodeIdPattern = /^[A-Za-z0-9._:@-]{1,200}$/;
+
+/** The contract's Hub HTTP API. */
+export function createHubApp(fleet: Fleet, metrics: client.Registry, s: HubSettings, log: Logger): Hono {
+  const app = new Hono();
+
+  app.onError((err, c) => {
+    if (err instanceof ShotError) return c.json(errorBody(err), err.status as 400);
+    log.error({ err }, 'hub request failed');
+    return c.json(errorBody(new ShotError('render_failed', 'the hub failed to handle this request; see its log')), 500);
+  });
+  app.notFound((c) => c.json(errorBody(new ShotError('not_found', `no route ${c.req.method} ${c.req.path}; see the hub API in the README`)), 404));
+
+  const requireToken = (expected: string | undefined) => async (c: Context, next: () => Promise<void>) => {
+    if (expected !== undefined && !tokenMatches(presentedToken(c.req.raw.headers), expected)) {
+      throw new ShotError('unauthorized', 'missing or wrong token; send "Authorization: Bearer <SHOTFLEET_TOKEN>"');
+    }
+    await next();
+  };
+
+  app.get('/livez', (c) => c.json({ status: 'ok' }));
+
+  app.get('/metrics', requireToken(s.metricsToken), async (c) => {
+    return c.body(await metrics.metrics(), 200, { 'Content-Type': metrics.contentType });
+  });
+
+  app.use('/nodes', requireToken(s.token));
+  app.use('/nodes/*', requireToken(s.token));
+  app.use('/haproxy.cfg', requireToken(s.token));
+
+  app.post(
+    '/nodes',
+    bodyLimit({ maxSize: 16 * 1024, onError: () => { throw new ShotError('payload_too_large', 'a registration body is a few bytes: {"url","id"?}'); } }),
+    async (c) => {
+      if (!/^application\/json\b/i.test(c.req.header('content-type') ?? '')) {
+        throw new ShotError('unsupported_media_type', 'send the registration as Content-Type: application/json');
+      }
+      const body = await c.req.json().catch(() => {
+        throw new ShotError('invalid_request', 'the body is not valid JSON');
+      });
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+        throw new ShotError('invalid_request', 'the body must be a JSON object like {"url":"http://10.0.0.5:3000"}');
+      }
+      let endpoint;
+      try {
+        endpoint = parseNodeUrl(body.url);
+      } catch (err) {
+        throw new ShotError('invalid_request', (err as Error).message, { field: 'url' });
+      }
+      const id = body.id ?? `${endpoint.host}:${endpoint.port}`;
+      if (typeof id !== 'string' || !nodeIdPattern.test(id)) {
+        throw new ShotError('invalid_request', 'id must be 1–200 characters of letters, digits and . _ : @ -', { field: 'id' });
+      }
+      const capacity = body.capacity ?? 1;
+      if (!Number.isInteger(capacity) || capacity < 1 || capacity > 100_000) {
+        throw new ShotError('invalid_request', 'capacity must be a whole number of pages ≥ 1', { field: 'capacity' });
+      }
+      try {
+        await fleet.register({ id, endpoint, capacity });
+      } catch (err) {
+        if (err instanceof TypeError) throw new ShotError('invalid_request', err.message, { field: 'url' });
+        throw err;
+      }
+      return c.json({ id, pingIntervalMs: s.pingIntervalMs, heartbeatIntervalMs: s.heartbeatIntervalMs });
+    },
+  );
+
+  app.delete('/nodes/:id', (c) => {
+    const id = c.req.param('id');
+    if (!fleet.registry.remove(id)) throw new ShotError('not_found', `no node "${id}" is registered`);
+    log.info({ node: id }, 'node deregistered');
+    return c.json({ id, removed: true });
+  });
+
+  app.get('/nodes', (c) =>
+    c.json(
+      fleet.registry.list().map((n) => ({
+        id: n.id,
+        url: n.url,
+        state: n.state,
+        saturation: n.status?.saturation ?? 0,
+        lastSeen: new Date(n.lastSeen).toISOString(),
+        failures: n.failures,
+      })),
+    ),
+  );
+
+  app.get('/haproxy.cfg', (c) => {
+    try {
+      const text = renderHaproxyConfig({
+        slots: s.slots,
+        servers: fleet.configServers(),
+        bind: c.req.query('bind') ?? ':8080',
+        statsBind: c.req.query('stats') ?? '127.0.0.1:8404',
+        sessionCookie: s.sessionCookie,
+        agentPort: s.agentPort,
+        runtimeSocket: s.haproxySocket,
+        defaultMaxconn: 2,
+      });
+      return c.body(text, 200, { 'Content-Type': 'text/plain; charset=utf-8' });
+    } catch (err) {
+      throw new ShotError('invalid_request', (err as Error).message);
+    }
+  });
+
+  return app;
+}

@@ -1,0 +1,47 @@
+import { parseArgs } from '../cli/args.js';
+import { ConfigError, describeSettings, loadConfig } from '../config/load.js';
+import { createLogger } from '../log/logger.js';
+import { startHub } from './hub.js';
+
+const help = `usage: shotfleet hub [options]
+
+Runs the registry: nodes register with it (POST /nodes), it pings their /status, drops the ones that stop
+answering, serves an HAProxy config for the fleet (GET /haproxy.cfg) and, with --haproxy-socket, keeps a
+running HAProxy in step through its Runtime API. Listens on port 4000 unless told otherwise.
+
+The settings a hub uses: --host, --port, --token, --metrics-token, --ping-interval-ms, --ping-failures,
+--heartbeat-interval-ms, --haproxy-socket, --target-saturation, --session-cookie, --agent-port (the nodes'
+agent port, for the generated config), --log-level.
+
+every option (flag / env var):
+${describeSettings()}`;
+
+export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const args = parseArgs(argv);
+  if (args.help) {
+    console.log(help);
+    return 0;
+  }
+  let config;
+  try {
+    config = loadConfig('hub', args.flags, env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`shotfleet hub: ${err.message}`);
+    return 2;
+  }
+  const log = createLogger(config.LOG_LEVEL, { role: 'hub' });
+  const hub = await startHub(config, log);
+  log.info({ url: hub.url }, 'listening');
+
+  await new Promise<void>((resolve) => {
+    const shutdown = (signal: string) => {
+      log.info({ signal }, 'stopping');
+      hub.stop().then(resolve, resolve);
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+  });
+  log.info('stopped');
+  return 0;
+}
