@@ -1,0 +1,170 @@
+import http from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startShotfleet, type RunningProcess } from './helpers/processes.js';
+
+const pngSignature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+interface Answer {
+  status: number;
+  reason?: string;
+  code?: string;
+  retryAfter: string | null;
+  png: boolean;
+}
+
+async function shoot(base: string, body: Record<string, unknown>, signal?: AbortSignal): Promise<Answer> {
+  const res = await fetch(`${base}/screenshot`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    signal: signal ?? AbortSignal.timeout(60_000),
+  });
+  const bytes = Buffer.from(await res.arrayBuffer());
+  let reason: string | undefined;
+  let code: string | undefined;
+  if (res.status !== 200) {
+    const parsed = JSON.parse(bytes.toString('utf8'));
+    reason = parsed.error?.details?.reason;
+    code = parsed.error?.code;
+  }
+  return { status: res.status, reason, code, retryAfter: res.headers.get('retry-after'), png: bytes.subarray(0, 8).equals(pngSignature) };
+}
+
+/** Sample values of one metric family, keyed by the given label ('' when unlabelled). */
+function metricValues(text: string, name: string, label?: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  const pattern = label ? new RegExp(`^${name}\\{${label}="([^"]*)"\\} (\\S+)$`, 'gm') : new RegExp(`^${name}() (\\S+)$`, 'gm');
+  for (const m of text.matchAll(pattern)) out[m[1]] = Number(m[2]);
+  return out;
+}
+
+function askAgent(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let text = '';
+    const timer = setTimeout(() => socket.destroy(new Error('agent did not answer within 5 s')), 5000);
+    socket.setEncoding('utf8');
+    socket.on('data', (d) => (text += d));
+    socket.on('close', () => (clearTimeout(timer), resolve(text)));
+    socket.on('error', (err) => (clearTimeout(timer), reject(err)));
+  });
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+describe('admission on a real node (1 page, real Chromium)', () => {
+  let pages: http.Server;
+  let pagesUrl: string;
+  let node: RunningProcess;
+  let agentPort: number;
+
+  beforeAll(async () => {
+    pages = http.createServer((req, res) => {
+      // /slow answers after 1.5 s: a render of it can never fit a 1 s timeout.
+      const delay = req.url?.startsWith('/slow') ? 1500 : 0;
+      setTimeout(() => {
+        res.writeHead(200, { 'content-type': 'text/html' }).end(`<!doctype html><h1>page ${req.url}</h1><p>${'text '.repeat(200)}</p>`);
+      }, delay);
+    });
+    await new Promise<void>((resolve) => pages.listen(0, '127.0.0.1', resolve));
+    pagesUrl = `http://127.0.0.1:${(pages.address() as AddressInfo).port}`;
+    agentPort = await freePort();
+    node = await startShotfleet(
+      'serve',
+      { SHOTFLEET_PAGES: '1', SHOTFLEET_ALLOW_HOSTS: '127.0.0.1', SHOTFLEET_AGENT_PORT: String(agentPort) },
+      { timeoutMs: 60_000 },
+    );
+  });
+
+  afterAll(async () => {
+    await node?.stop();
+    pages?.closeAllConnections();
+    await new Promise((r) => pages?.close(r));
+  });
+
+  it('the agent reports a free node as ready up 100%', async () => {
+    expect(await askAgent(agentPort)).toBe('ready up 100%\n');
+  });
+
+  it('sheds a flood of 40 at once with 503 + Retry-After, serves every accepted one, and /metrics agrees', async () => {
+    const before = await (await fetch(`${node.url}/metrics`)).text();
+    const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => shoot(node.url, { url: `${pagesUrl}/flood/${i}`, timeout: 30_000 })));
+
+    const accepted = answers.filter((a) => a.status !== 503);
+    const shed = answers.filter((a) => a.status === 503);
+    expect(shed.length).toBeGreaterThan(0);
+    expect(accepted.length).toBeGreaterThan(0);
+    for (const a of accepted) expect(a).toMatchObject({ status: 200, png: true });
+    for (const a of shed) {
+      expect(a.code).toBe('saturated');
+      expect(['queue_full', 'deadline', 'queue_timeout']).toContain(a.reason);
+      expect(a.retryAfter).toMatch(/^[1-9]\d*$/);
+    }
+    // 1 page + a queue of 2: at most 3 can be in the node at once, and 40 arrive together.
+    expect(shed.filter((a) => a.reason === 'queue_full').length).toBeGreaterThan(0);
+
+    const after = await (await fetch(`${node.url}/metrics`)).text();
+    const delta = (name: string, label?: string) => {
+      const b = metricValues(before, name, label);
+      const a = metricValues(after, name, label);
+      return Object.fromEntries(Object.keys(a).map((k) => [k, a[k] - (b[k] ?? 0)]).filter(([, v]) => v !== 0));
+    };
+    const byReason: Record<string, number> = {};
+    for (const a of shed) byReason[a.reason!] = (byReason[a.reason!] ?? 0) + 1;
+    expect(delta('shotfleet_shed_total', 'reason')).toEqual(byReason);
+    expect(delta('shotfleet_requests_total', 'code')).toEqual({ '200': accepted.length, '503': shed.length });
+    expect(delta('shotfleet_queue_wait_seconds_count')).toEqual({ '': accepted.length });
+    expect(metricValues(after, 'shotfleet_render_queue_length')['']).toBe(0);
+    expect(metricValues(after, 'shotfleet_pages_in_use')['']).toBe(0);
+    expect(metricValues(after, 'shotfleet_concurrency_limit')['']).toBe(1);
+  });
+
+  it('refuses at once with deadline a request whose class is known to take longer than its timeout', async () => {
+    // Teach the estimate for this class (jpeg 640x480) with renders of a page that takes 1.5 s to arrive.
+    for (let i = 0; i < 2; i++) {
+      expect(await shoot(node.url, { url: `${pagesUrl}/slow/${i}`, format: 'jpeg', viewport: { width: 640, height: 480 }, timeout: 20_000 })).toMatchObject({ status: 200 });
+    }
+    const answer = await shoot(node.url, { url: `${pagesUrl}/slow/x`, format: 'jpeg', viewport: { width: 640, height: 480 }, timeout: 1000 });
+    expect(answer).toMatchObject({ status: 503, reason: 'deadline', code: 'saturated' });
+    expect(answer.retryAfter).toMatch(/^[1-9]\d*$/);
+    // Another class with no slow history is still served within the same timeout budget rules.
+    expect(await shoot(node.url, { url: `${pagesUrl}/fast`, timeout: 20_000 })).toMatchObject({ status: 200, png: true });
+  });
+
+  it('a client that leaves the queue frees its place at once', async () => {
+    const status = async () => (await (await fetch(`${node.url}/status`)).json()) as { queue: { length: number }; pages: { inUse: number } };
+    // Hold the page with a slow render, then queue one and abandon it.
+    const holding = shoot(node.url, { url: `${pagesUrl}/slow/hold`, timeout: 20_000 });
+    const leaving = new AbortController();
+    let queued = false;
+    for (let i = 0; i < 100 && !queued; i++) {
+      if ((await status()).pages.inUse === 1) queued = true;
+      else await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(queued).toBe(true);
+    const abandoned = shoot(node.url, { url: `${pagesUrl}/slow/abandoned`, timeout: 20_000 }, leaving.signal).catch((err: Error) => err.name);
+    let seen = 0;
+    for (let i = 0; i < 100 && seen === 0; i++) {
+      seen = (await status()).queue.length;
+      if (seen === 0) await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(seen).toBe(1);
+    leaving.abort();
+    expect(await abandoned).toBe('AbortError');
+    let left = 1;
+    for (let i = 0; i < 100 && left !== 0; i++) {
+      left = (await status()).queue.length;
+      if (left !== 0) await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(left).toBe(0);
+    expect(await holding).toMatchObject({ status: 200 });
+  });
+});
