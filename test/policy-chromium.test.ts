@@ -1,8 +1,10 @@
+import dgram from 'node:dgram';
 import http from 'node:http';
 import net from 'node:net';
 import puppeteer, { type Browser, type BrowserContext } from 'puppeteer-core';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/log/logger.js';
+import { policyBrowserArgs } from '../src/policy/browser-args.js';
 import { startPolicyProxy, type PolicyProxy } from '../src/policy/proxy.js';
 import { createUrlPolicy } from '../src/policy/url-policy.js';
 
@@ -21,6 +23,8 @@ let forbiddenSinkConnections = 0;
 
 let origin: http.Server;
 let origin6: http.Server | undefined;
+let stun: dgram.Socket;
+let stunPackets = 0;
 let allowedSink: net.Server;
 let forbiddenSink: net.Server;
 let port = 0;
@@ -120,6 +124,10 @@ beforeAll(async () => {
   allowedSinkPort = (allowedSink.address() as net.AddressInfo).port;
   forbiddenSinkPort = (forbiddenSink.address() as net.AddressInfo).port;
 
+  stun = dgram.createSocket('udp4');
+  stun.on('message', () => stunPackets++);
+  await new Promise<void>((resolve) => stun.bind(0, '127.0.0.1', resolve));
+
   proxy = await startPolicyProxy(policy, createLogger('silent'));
   browser = await puppeteer.launch({
     executablePath: '/usr/lib/chromium/chromium',
@@ -133,6 +141,7 @@ beforeAll(async () => {
       '--disable-component-update',
       '--no-first-run',
       '--disable-sync',
+      ...policyBrowserArgs,
     ],
   });
   context = await browser.createBrowserContext({ proxyServer: proxy.proxyServer, proxyBypassList: ['<-loopback>'] });
@@ -147,6 +156,7 @@ afterAll(async () => {
     await new Promise((resolve) => server.close(resolve));
   }
   for (const server of [allowedSink, forbiddenSink]) await new Promise((resolve) => server?.close(resolve));
+  stun?.close();
 });
 
 beforeEach(() => {
@@ -236,5 +246,30 @@ describe('Chromium through the policy proxy', () => {
     expect(hits.filter((h) => h.includes('/forbidden/'))).toEqual([]);
     expect(v6Hits).toEqual([]);
     expect(proxy.takeRefusals()).toContain('127.0.0.1');
+  });
+
+  it('keeps WebRTC from sending UDP around the proxy (STUN/TURN to a loopback address)', async () => {
+    const page = await context.newPage();
+    try {
+      await page.goto(`http://good.test:${port}/ok`, { timeout: 20_000 });
+      const stunPort = stun.address().port;
+      const gathered = await page.evaluate(async (p) => {
+        const pc = new RTCPeerConnection({
+          iceServers: [{ urls: `stun:127.0.0.1:${p}` }, { urls: `turn:127.0.0.1:${p}?transport=udp`, username: 'u', credential: 'c' }],
+        });
+        pc.createDataChannel('probe');
+        await pc.setLocalDescription(await pc.createOffer());
+        await new Promise<void>((resolve) => {
+          pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && resolve();
+          setTimeout(resolve, 3000);
+        });
+        pc.close();
+        return true;
+      }, stunPort);
+      expect(gathered).toBe(true);
+    } finally {
+      await page.close();
+    }
+    expect(stunPackets).toBe(0);
   });
 });

@@ -50,6 +50,10 @@ export async function startPolicyProxy(policy: UrlPolicy, log: Logger): Promise<
     const cached = lookups.get(host);
     if (cached && cached.expires > now) return cached.verdict;
     const verdict = policy.resolveHost(host);
+    // The proxy lives as long as its pooled page: forget stale answers rather than every host ever seen.
+    if (lookups.size >= 256) {
+      for (const [name, entry] of lookups) if (entry.expires <= now) lookups.delete(name);
+    }
     lookups.set(host, { expires: now + lookupTtlMs, verdict });
     verdict.catch(() => lookups.delete(host));
     return verdict;
@@ -94,6 +98,7 @@ export async function startPolicyProxy(policy: UrlPolicy, log: Logger): Promise<
       answer.pipe(res);
       answer.on('error', () => res.destroy());
     });
+    upstream.setTimeout(idleMs, () => upstream.destroy(new Error('upstream idle')));
     upstream.on('error', (err) => {
       if (res.headersSent) res.destroy();
       else plainReply(res, 502, `cannot reach ${target.host}: ${(err as NodeJS.ErrnoException).code ?? err.message}`);
