@@ -2,15 +2,14 @@ import type { AdaptiveThrottle } from './adaptive-throttle.js';
 import type { ShotItem } from './input.js';
 import type { ItemError, ManifestRecord, ManifestWriter } from './manifest.js';
 import { backoffDelay, createRetryBudget, retryAfterDelay, type RetryPolicy } from './retry-policy.js';
-import { sendAttempt, type AttemptContext } from './send-attempt.js';
+import { createConcurrencyLimit } from './concurrency-limit.js';
+import { sendAttempt, type AttemptContext, type AttemptOutcome } from './send-attempt.js';
 
 export interface BatchSettings {
   attempt: Omit<AttemptContext, 'signal'>;
   concurrency: number;
   retry: RetryPolicy;
   throttle: AdaptiveThrottle;
-  /** Waits after the throttle rejected an attempt locally. */
-  throttleBackoff: { backoffBaseMs: number; backoffCapMs: number };
   random?: () => number;
 }
 
@@ -37,7 +36,8 @@ export interface BatchStats {
 
 /**
  * Shoots every item with at most `concurrency` in progress. An item keeps its slot while it waits to
- * retry, so a shedding fleet sees fewer requests from us, not the same number from other items.
+ * retry, so a shedding fleet sees fewer requests from us, not the same number from other items; and
+ * requests in flight follow an adaptive limit that backs off on 503s (see concurrency-limit.ts).
  */
 export async function runBatch(
   items: ShotItem[],
@@ -50,6 +50,7 @@ export async function runBatch(
   const budget = createRetryBudget(settings.retry.batchRetryBudget);
   const random = settings.random ?? Math.random;
   const ctx: AttemptContext = { ...settings.attempt, signal };
+  const limit = createConcurrencyLimit(settings.concurrency);
 
   const wait = async (item: ShotItem, why: ItemError | 'throttled', delayMs: number) => {
     observer.waiting?.(item, why, delayMs);
@@ -61,35 +62,47 @@ export async function runBatch(
   const shoot = async (item: ShotItem): Promise<ManifestRecord | undefined> => {
     let attempts = 0;
     let retries = 0;
-    let heldBack = 0;
+    let lastError: ItemError | undefined;
     const failed = (error: ItemError): ManifestRecord => ({ line: item.line, url: item.url, status: 'failed', attempts, error });
     for (;;) {
-      if (!settings.throttle.tryAcquire()) {
+      if (!(await limit.acquire(signal))) return undefined;
+      let outcome: AttemptOutcome;
+      const heldBack = !settings.throttle.tryAcquire();
+      if (heldBack) {
         stats.throttled++;
-        if (!(await wait(item, 'throttled', backoffDelay(++heldBack, settings.throttleBackoff, random)))) return undefined;
-        continue;
+        outcome = { kind: 'retry', error: { code: 'throttled', message: 'held back: the fleet turned away most recent requests (adaptive throttle)' } };
+      } else {
+        attempts++;
+        outcome = await sendAttempt(item, ctx);
+        if (outcome.kind !== 'aborted') settings.throttle.record(outcome.kind !== 'retry');
+        if (outcome.kind === 'ok') limit.succeeded();
+        if (outcome.kind === 'retry' && outcome.error.status === 503) {
+          stats.shed++;
+          limit.shed();
+        }
       }
-      attempts++;
-      const outcome = await sendAttempt(item, ctx);
+      limit.release();
       if (outcome.kind === 'aborted') return undefined;
-      settings.throttle.record(outcome.kind !== 'retry');
       if (outcome.kind === 'ok') return { line: item.line, url: item.url, status: 'ok', ...outcome.result, attempts };
       if (outcome.kind === 'failed') return failed(outcome.error);
 
-      if (outcome.error.status === 503) stats.shed++;
+      // Held back locally, the item still spends one of its retries, so a fleet that accepts nothing
+      // fails the batch in bounded time; only retries actually sent spend the batch's budget.
+      const error = heldBack && lastError ? { ...lastError, message: `${lastError.message}; then held back by the adaptive throttle` } : outcome.error;
+      if (!heldBack) lastError = outcome.error;
       if (retries >= settings.retry.maxRetriesPerItem) {
-        return failed({ ...outcome.error, message: `${outcome.error.message}; gave up after ${attempts} attempts (--retries)` });
+        return failed({ ...error, message: `${error.message}; gave up after ${retries + 1} tries (--retries)` });
       }
-      if (!budget.take()) {
-        return failed({ ...outcome.error, message: `${outcome.error.message}; the batch's retry budget is spent (--retry-budget)` });
+      if (!heldBack && !budget.take()) {
+        return failed({ ...error, message: `${error.message}; the batch's retry budget is spent (--retry-budget)` });
       }
       retries++;
-      stats.retries++;
+      if (!heldBack) stats.retries++;
       const delay =
         outcome.retryAfterMs === undefined
           ? backoffDelay(retries, settings.retry, random)
           : retryAfterDelay(outcome.retryAfterMs, settings.retry, random);
-      if (!(await wait(item, outcome.error, delay))) return undefined;
+      if (!(await wait(item, heldBack ? 'throttled' : outcome.error, delay))) return undefined;
     }
   };
 

@@ -36,7 +36,7 @@ batch:
   --manifest PATH           manifest file (default: DIR/manifest.jsonl)
   --concurrency N           requests in progress at once (default: 4)
   --token T                 bearer token (default: $SHOTFLEET_TOKEN)
-  --retries N               retries per item for 503, 502, 504 and connection errors (default: 10)
+  --retries N               retries per item for 503, 502, 504 and connection errors (default: 8)
   --retry-budget N          retries for the whole batch (default: 20 + 3 per item)
   --request-timeout MS      give up on one attempt after MS (default: 120000, or --timeout + 60000)
   --progress-interval MS    how often to print progress when stderr is not a terminal (default: 5000)
@@ -141,7 +141,7 @@ export function parseShootOptions(argv: string[], env: NodeJS.ProcessEnv): Shoot
     manifestFile: text('manifest') ?? path.join(outDir, 'manifest.jsonl'),
     concurrency: int('concurrency', 1, 1024) ?? 4,
     token: text('token') ?? (env.SHOTFLEET_TOKEN || undefined),
-    maxRetriesPerItem: int('retries', 0, 1000) ?? 10,
+    maxRetriesPerItem: int('retries', 0, 1000) ?? 8,
     batchRetryBudget: int('retry-budget', 0, 10_000_000),
     requestTimeoutMs: int('request-timeout', 100, 3_600_000) ?? Math.max(120_000, (timeout ?? 0) + 60_000),
     progressIntervalMs: int('progress-interval', 100, 3_600_000) ?? 5000,

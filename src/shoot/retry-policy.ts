@@ -15,10 +15,10 @@ export interface RetryPolicy {
 }
 
 export const defaultRetryPolicy = (items: number): RetryPolicy => ({
-  maxRetriesPerItem: 10,
+  maxRetriesPerItem: 8,
   batchRetryBudget: 20 + 3 * items,
   backoffBaseMs: 500,
-  backoffCapMs: 30_000,
+  backoffCapMs: 15_000,
   maxRetryAfterMs: 120_000,
 });
 

@@ -102,7 +102,6 @@ export async function shoot(options: ShootOptions, io: ShootIo): Promise<number>
         concurrency: options.concurrency,
         retry: policy,
         throttle: io.throttle ?? createAdaptiveThrottle(),
-        throttleBackoff: { backoffBaseMs: 200, backoffCapMs: 5000 },
       },
       manifest,
       observer,
