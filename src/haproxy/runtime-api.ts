@@ -76,6 +76,7 @@ export function parseServersState(text: string): ServerState[] {
   return lines
     .filter((l) => !l.startsWith('#') && /^\d/.test(l))
     .map((l) => l.split(' '))
+    .filter((f) => f.length >= columns.length)
     .map((f) => ({
       backend: f[be],
       name: f[name],
