@@ -115,9 +115,14 @@ export function createStorage(config: Config, log: Logger, metrics: NodeMetrics,
     bucket,
     validateKey,
     reserve(format: ImageFormat, pixels: number): UploadReservation {
-      if (draining) throw shed('draining', 1);
+      // Every 503 is counted once, by the part that decided it.
+      if (draining) {
+        metrics.shedTotal.inc({ reason: 'draining' });
+        throw shed('draining', 1);
+      }
       const ticket = pool.reserve(estimateImageBytes(format, pixels));
       if (!ticket) {
+        metrics.shedTotal.inc({ reason: 'upload_backlog' });
         const s = pool.stats();
         const waitSeconds = (typicalUploadMs / 1000) * Math.ceil((s.queued + s.inFlight + 1) / config.UPLOADS);
         throw shed(
@@ -141,7 +146,8 @@ export function createStorage(config: Config, log: Logger, metrics: NodeMetrics,
     async drain(graceMs: number) {
       draining = true;
       const idle = await Promise.race([pool.whenIdle().then(() => true), sleep(graceMs, false, { ref: false })]);
-      if (!idle) {
+      if (idle) log.info('uploads drained');
+      else {
         log.warn(stats(), 'shutdown grace ended with uploads unfinished; cancelling them');
         shutdown.abort(new Error('shutdown'));
       }

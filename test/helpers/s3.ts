@@ -87,6 +87,8 @@ export interface FaultProxy {
   url: string;
   /** Added before every PUT is passed on (uploads, multipart parts). */
   putLatencyMs: number;
+  /** PUTs wait (after any latency) until the returned function is called: an S3 as slow as a test needs. */
+  holdPuts(): () => void;
   /** The next `count` PUTs fail: an S3 500 InternalError, or a reset connection. */
   failPuts(count: number, fault: Fault): void;
   /** PUT requests seen, faulted ones included. */
@@ -104,8 +106,17 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   let puts = 0;
   let faults = 0;
   let lastPutHeaders: http.IncomingHttpHeaders = {};
+  let gate: Promise<void> = Promise.resolve();
+  let openGate = () => {};
   const proxy: Omit<FaultProxy, 'url' | 'close'> & { putLatencyMs: number } = {
     putLatencyMs: 0,
+    holdPuts() {
+      openGate();
+      let open!: () => void;
+      gate = new Promise<void>((resolve) => (open = resolve));
+      openGate = open;
+      return open;
+    },
     failPuts(count, fault) {
       pending = { count, fault };
     },
@@ -140,6 +151,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       }
       lastPutHeaders = req.headers;
       if (proxy.putLatencyMs > 0) await new Promise((r) => setTimeout(r, proxy.putLatencyMs));
+      await gate;
     }
     const forward = http.request(
       { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
@@ -157,6 +169,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     url: `http://127.0.0.1:${port}`,
     close: () =>
       new Promise<void>((resolve) => {
+        openGate(); // let held PUTs go
         server.closeAllConnections();
         server.close(() => resolve());
       }),
