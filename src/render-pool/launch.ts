@@ -1,0 +1,73 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import puppeteer, { type Browser } from 'puppeteer-core';
+
+/**
+ * Flags for a headless Chromium on a server with no internet: the background-networking family stops
+ * Chrome from flooding refused connections (FIELD-NOTES), and the renderer limits keep one tab's site
+ * isolation from spawning a process per iframe origin beyond what 2 cores can carry.
+ */
+export const chromeArgs = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-dev-shm-usage',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--no-first-run',
+  '--disable-sync',
+  '--disable-default-apps',
+  '--disable-extensions',
+  '--disable-breakpad',
+  '--disable-domain-reliability',
+  '--disable-client-side-phishing-detection',
+  '--disable-features=Translate,OptimizationHints,MediaRouter,InterestFeedContentSuggestions',
+  '--metrics-recording-only',
+  '--mute-audio',
+  '--hide-scrollbars',
+  '--font-render-hinting=none',
+  '--force-color-profile=srgb',
+];
+
+export interface LaunchedBrowser {
+  browser: Browser;
+  pid: number;
+  userDataDir: string;
+  /** Closes the browser (killing it if it does not answer) and removes its profile. */
+  close(): Promise<void>;
+}
+
+/**
+ * Launches Chromium over a pipe, not a websocket: when the node dies, even by SIGKILL, the pipe
+ * closes and Chromium exits on its own, so no browser outlives the node.
+ */
+export async function launchBrowser(chromePath: string): Promise<LaunchedBrowser> {
+  const userDataDir = await fs.mkdtemp(path.join(os.tmpdir(), `shotfleet-chrome-${process.pid}-`));
+  const browser = await puppeteer.launch({
+    executablePath: chromePath,
+    headless: true,
+    pipe: true,
+    userDataDir,
+    args: chromeArgs,
+    defaultViewport: null,
+    // The node handles its own signals and closes browsers during its drain.
+    handleSIGINT: false,
+    handleSIGTERM: false,
+    handleSIGHUP: false,
+    protocolTimeout: 120_000,
+  });
+  const pid = browser.process()?.pid ?? -1;
+  return {
+    browser,
+    pid,
+    userDataDir,
+    async close() {
+      const proc = browser.process();
+      const closed = browser.close().catch(() => undefined);
+      const timeout = new Promise((resolve) => setTimeout(resolve, 5000).unref());
+      await Promise.race([closed, timeout]);
+      if (proc && proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      await fs.rm(userDataDir, { recursive: true, force: true }).catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,130 @@
+import genericPool from 'generic-pool';
+import type { Logger } from '../log/logger.js';
+import type { NodeMetrics } from '../metrics/node-metrics.js';
+import type { PolicyProxy, UrlPolicy } from '../policy/index.js';
+import { BrowserManager } from './browser-manager.js';
+import { closeSlot, openSlot, type PageSlot } from './page-slot.js';
+import { resetSlot } from './reset-slot.js';
+
+export interface PagePoolOptions {
+  chromePath: string;
+  pages: number;
+  recycleAfter: number;
+  policy: UrlPolicy;
+  startProxy: () => Promise<PolicyProxy>;
+  log: Logger;
+  metrics: NodeMetrics;
+}
+
+export interface PagePool {
+  /** Resolves with a clean page; rejects if `signal` aborts first (the page, if it comes later, goes back). */
+  acquire(signal: AbortSignal): Promise<PageSlot>;
+  /** Gives a page back: wiped for the next client, or destroyed if it cannot be trusted. */
+  release(slot: PageSlot): void;
+  /** Opens a page outside the pool, for a sticky session's own context. */
+  openExtraPage(): Promise<PageSlot>;
+  closeExtraPage(slot: PageSlot): Promise<void>;
+  /** Starts the first browser and fills the pool; resolves when every page is warm. */
+  warm(): Promise<void>;
+  inUse(): number;
+  size(): number;
+  ready(): boolean;
+  browserPids(): number[];
+  close(): Promise<void>;
+}
+
+export function createPagePool(opts: PagePoolOptions): PagePool {
+  const browsers = new BrowserManager(opts);
+  const slotDeps = { policy: opts.policy, startProxy: opts.startProxy, log: opts.log };
+  let closed = false;
+
+  async function open(): Promise<PageSlot> {
+    // A browser that dies while a page opens in it is replaced; try the replacement before giving up.
+    for (let attempt = 1; ; attempt++) {
+      const browser = await browsers.acquire();
+      try {
+        const slot = await openSlot(browser, slotDeps);
+        browsers.pageOpened(browser);
+        return slot;
+      } catch (err) {
+        if (attempt >= 3 || closed) throw err;
+        opts.log.warn({ err, attempt }, 'opening a page failed; retrying');
+        await new Promise((r) => setTimeout(r, 200 * attempt));
+      }
+    }
+  }
+
+  async function close(slot: PageSlot): Promise<void> {
+    await closeSlot(slot);
+    browsers.pageClosed(slot.browser);
+  }
+
+  const pool = genericPool.createPool<PageSlot>(
+    {
+      create: open,
+      destroy: close,
+      validate: async (slot) => !slot.broken && !slot.browser.dead && !slot.browser.retired,
+    },
+    { max: opts.pages, min: opts.pages, testOnBorrow: true, autostart: false },
+  );
+  pool.on('factoryCreateError', (err) => opts.log.error({ err }, 'could not open a page'));
+
+  return {
+    async acquire(signal) {
+      signal.throwIfAborted();
+      const pending = pool.acquire();
+      let onAbort: () => void = () => undefined;
+      const aborted = new Promise<never>((_, reject) => {
+        onAbort = () => reject(signal.reason);
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
+      try {
+        return await Promise.race([pending, aborted]);
+      } catch (err) {
+        // The client left while waiting: whatever page arrives later goes straight back.
+        void pending.then((slot) => pool.release(slot), () => undefined);
+        throw err;
+      } finally {
+        signal.removeEventListener('abort', onAbort);
+      }
+    },
+
+    release(slot) {
+      slot.renders++;
+      browsers.countRender(slot.browser);
+      if (slot.broken || slot.browser.dead || slot.browser.retired) {
+        void pool.destroy(slot);
+        return;
+      }
+      slot.rules = null;
+      resetSlot(slot).then(
+        () => pool.release(slot),
+        (err) => {
+          opts.log.warn({ err, slot: slot.id }, 'could not wipe a page; replacing it');
+          slot.broken = true;
+          void pool.destroy(slot);
+        },
+      );
+    },
+
+    openExtraPage: open,
+    closeExtraPage: close,
+
+    async warm() {
+      await browsers.acquire();
+      pool.start();
+      await pool.ready();
+    },
+    inUse: () => pool.borrowed,
+    size: () => opts.pages,
+    ready: () => !closed && browsers.hasLiveBrowser(),
+    browserPids: () => browsers.pids(),
+    async close() {
+      closed = true;
+      // Renders still holding a page (past the drain grace) are not waited for: their browser closes under them.
+      await Promise.race([pool.drain().catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);
+      await pool.clear().catch(() => undefined);
+      await browsers.close();
+    },
+  };
+}

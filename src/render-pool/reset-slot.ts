@@ -1,0 +1,51 @@
+import type { PageSlot } from './page-slot.js';
+import { defaultWindow } from './page-slot.js';
+
+/**
+ * Wipes what a render left in its slot's context so the next client sees a fresh browser.
+ * Measured against the alternative (a new incognito context and window per request, ~4× slower per
+ * FIELD-NOTES): about:blank + a handful of CDP calls cost a few ms and reuse the warm window.
+ * test/isolation.test.ts proves nothing crosses over: cookies, local/session storage, IndexedDB,
+ * Cache Storage, service workers.
+ */
+/** What a site can leave behind. Naming them is ~10× faster than 'all', which also wipes shader and interest-group stores. */
+const siteStorage = 'cookies,local_storage,indexeddb,service_workers,cache_storage,file_systems,websql,storage_buckets,shared_storage';
+
+export async function resetSlot(slot: PageSlot): Promise<void> {
+  const { page, cdp } = slot;
+  // Leaving the page first stops its scripts, timers and workers before their storage is wiped.
+  await page.goto('about:blank', { waitUntil: 'load', timeout: 10_000 });
+  const origins = [...slot.origins];
+  slot.origins.clear();
+  await Promise.all([
+    cdp.send('Network.clearBrowserCookies'),
+    ...origins.map((origin) => cdp.send('Storage.clearDataForOrigin', { origin, storageTypes: siteStorage })),
+    resetEmulation(slot),
+  ]);
+}
+
+/** Puts back the page settings a render changed, keeping cookies and storage (sessions use this alone). */
+export async function resetEmulation(slot: PageSlot): Promise<void> {
+  const settings = [...slot.dirty];
+  slot.dirty.clear();
+  await Promise.all(settings.map((setting) => undo(slot, setting)));
+}
+
+async function undo(slot: PageSlot, setting: PageSlot['dirty'] extends Set<infer T> ? T : never): Promise<void> {
+  const { page, cdp } = slot;
+  switch (setting) {
+    case 'userAgent':
+      return cdp.send('Emulation.setUserAgentOverride', { userAgent: await page.browser().userAgent() });
+    case 'headers':
+      return page.setExtraHTTPHeaders({});
+    case 'media':
+      await page.emulateMediaType();
+      return page.emulateMediaFeatures([]);
+    case 'javascript':
+      return page.setJavaScriptEnabled(true);
+    case 'background':
+      return cdp.send('Emulation.setDefaultBackgroundColorOverride', {});
+    case 'viewport':
+      return page.setViewport({ ...defaultWindow, deviceScaleFactor: 1, isMobile: false, hasTouch: false });
+  }
+}

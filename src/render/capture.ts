@@ -1,0 +1,145 @@
+import { KnownDevices, type Viewport } from 'puppeteer-core';
+import type { Logger } from '../log/logger.js';
+import { ShotError } from '../errors/shot-error.js';
+import type { PageSlot } from '../render-pool/page-slot.js';
+import type { RenderOptions } from './options.js';
+import { navigate } from './navigate.js';
+
+export interface CaptureResult {
+  image: Buffer;
+  contentType: string;
+  truncated: boolean;
+}
+
+export interface CaptureContext {
+  /** Absolute time (ms since epoch) by which the render must be done. */
+  deadlineAt: number;
+  maxPageHeight: number;
+  log: Logger;
+}
+
+type Clip = { x: number; y: number; width: number; height: number; scale: number };
+
+/** CSS that stops animations and transitions at their end state, for stable captures. */
+const freezeMotionCss = '*,*::before,*::after{animation:none!important;transition:none!important;caret-color:transparent!important}';
+
+/** Drives one render on a slot that is already configured for nothing: emulation, navigation, capture. */
+export async function capture(slot: PageSlot, options: RenderOptions, ctx: CaptureContext): Promise<CaptureResult> {
+  const remaining = () => Math.max(1, ctx.deadlineAt - Date.now());
+  slot.rules = {
+    blockResourceTypes: new Set(options.blockResourceTypes ?? []),
+    onRefused: (url, reason) => ctx.log.warn({ url, reason }, 'sub-resource refused by the URL policy'),
+  };
+
+  await emulate(slot, options);
+  await navigate(slot, options, remaining);
+
+  if (options.waitForSelector) {
+    await slot.page.waitForSelector(options.waitForSelector, { timeout: remaining() }).catch((err) => {
+      throw new ShotError('timeout', `waitForSelector "${options.waitForSelector}" did not appear before the deadline`, {
+        cause: String(err?.message ?? err),
+      });
+    });
+  }
+  const styles = [
+    options.reducedMotion ? freezeMotionCss : '',
+    options.hideSelectors?.length ? `${options.hideSelectors.join(',')}{visibility:hidden!important}` : '',
+    options.css ?? '',
+  ].filter(Boolean);
+  if (styles.length > 0) await slot.page.addStyleTag({ content: styles.join('\n') });
+  if (options.delay > 0) await new Promise((r) => setTimeout(r, Math.min(options.delay, remaining())));
+
+  const { clip, truncated } = await captureRegion(slot, options, ctx);
+  if (options.omitBackground) {
+    slot.dirty.add('background');
+    await slot.cdp.send('Emulation.setDefaultBackgroundColorOverride', { color: { r: 0, g: 0, b: 0, a: 0 } });
+  }
+  const shot = await slot.cdp.send('Page.captureScreenshot', {
+    format: options.format,
+    ...(options.format !== 'png' ? { quality: options.quality ?? 80 } : {}),
+    ...(clip ? { clip, captureBeyondViewport: true } : {}),
+    optimizeForSpeed: options.optimizeForSpeed,
+    fromSurface: true,
+  });
+  return { image: Buffer.from(shot.data, 'base64'), contentType: `image/${options.format}`, truncated };
+}
+
+/** Viewport, device, user agent, headers, media and script settings; each change is undone at reset. */
+async function emulate(slot: PageSlot, options: RenderOptions): Promise<void> {
+  const { page, cdp } = slot;
+  const device = options.device ? KnownDevices[options.device as keyof typeof KnownDevices] : undefined;
+  const viewport: Viewport = device?.viewport ?? {
+    width: options.viewport?.width ?? 1280,
+    height: options.viewport?.height ?? 800,
+    deviceScaleFactor: options.viewport?.deviceScaleFactor ?? 1,
+    isMobile: options.viewport?.isMobile ?? false,
+    hasTouch: options.viewport?.isMobile ?? false,
+  };
+  const tasks: Promise<unknown>[] = [];
+  if (!sameViewport(page.viewport(), viewport)) {
+    slot.dirty.add('viewport');
+    tasks.push(page.setViewport(viewport));
+  }
+  const userAgent = options.userAgent ?? device?.userAgent;
+  if (userAgent) {
+    slot.dirty.add('userAgent');
+    tasks.push(cdp.send('Emulation.setUserAgentOverride', { userAgent }));
+  }
+  if (options.headers && Object.keys(options.headers).length > 0) {
+    slot.dirty.add('headers');
+    tasks.push(page.setExtraHTTPHeaders(options.headers));
+  }
+  if (options.colorScheme || options.reducedMotion || options.mediaType) {
+    slot.dirty.add('media');
+    tasks.push(
+      page.emulateMediaFeatures([
+        ...(options.colorScheme ? [{ name: 'prefers-color-scheme', value: options.colorScheme }] : []),
+        ...(options.reducedMotion ? [{ name: 'prefers-reduced-motion', value: 'reduce' }] : []),
+      ]),
+      page.emulateMediaType(options.mediaType),
+    );
+  }
+  if (!options.javascript) {
+    slot.dirty.add('javascript');
+    tasks.push(page.setJavaScriptEnabled(false));
+  }
+  await Promise.all(tasks);
+}
+
+function sameViewport(a: Viewport | null, b: Viewport): boolean {
+  return (
+    !!a &&
+    a.width === b.width &&
+    a.height === b.height &&
+    (a.deviceScaleFactor ?? 1) === (b.deviceScaleFactor ?? 1) &&
+    !!a.isMobile === !!b.isMobile &&
+    !!a.hasTouch === !!b.hasTouch
+  );
+}
+
+/** The region to capture in CSS pixels of the document; undefined means "the viewport". */
+async function captureRegion(slot: PageSlot, options: RenderOptions, ctx: CaptureContext): Promise<{ clip?: Clip; truncated: boolean }> {
+  if (options.clip) return { clip: { ...options.clip, scale: 1 }, truncated: false };
+  if (options.selector) {
+    const box = await slot.page.evaluate((selector: string) => {
+      const el = document.querySelector(selector);
+      if (!el) return null;
+      const r = el.getBoundingClientRect();
+      return { x: r.left + window.scrollX, y: r.top + window.scrollY, width: r.width, height: r.height };
+    }, options.selector);
+    if (!box) throw new ShotError('selector_not_found', `no element matches selector "${options.selector}"`, { selector: options.selector });
+    if (box.width < 1 || box.height < 1) {
+      throw new ShotError('selector_not_found', `the element matching "${options.selector}" has no visible size`, { selector: options.selector });
+    }
+    return { clip: { ...box, scale: 1 }, truncated: false };
+  }
+  if (options.fullPage) {
+    const metrics = await slot.cdp.send('Page.getLayoutMetrics');
+    const viewport = slot.page.viewport();
+    const width = viewport?.width ?? metrics.cssLayoutViewport.clientWidth;
+    const contentHeight = Math.ceil(metrics.cssContentSize.height);
+    const height = Math.max(1, Math.min(contentHeight, ctx.maxPageHeight));
+    return { clip: { x: 0, y: 0, width, height, scale: 1 }, truncated: contentHeight > ctx.maxPageHeight };
+  }
+  return { truncated: false };
+}

@@ -1,0 +1,77 @@
+import { randomUUID } from 'node:crypto';
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { errorBody, ShotError } from '../errors/shot-error.js';
+import type { Logger } from '../log/logger.js';
+import type { NodeMetrics } from '../metrics/node-metrics.js';
+import { requireToken } from './auth.js';
+import { healthRoutes, type HealthSource } from './health-routes.js';
+import { screenshotRoutes, type ScreenshotRouteDeps } from './screenshot-routes.js';
+
+export type AppEnv = { Variables: { log: Logger; requestId: string } };
+
+export interface AppDeps extends ScreenshotRouteDeps {
+  nodeId: string;
+  token?: string;
+  metricsToken?: string;
+  maxBodyBytes: number;
+  log: Logger;
+  metrics: NodeMetrics;
+  health: HealthSource;
+}
+
+/** The node's HTTP surface: request id and log line, node header, auth, body cap, JSON errors, routes. */
+export function createApp(deps: AppDeps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+
+  app.use(async (c, next) => {
+    const requestId = c.req.header('x-request-id')?.slice(0, 128) || randomUUID();
+    const log = deps.log.child({ requestId });
+    c.set('requestId', requestId);
+    c.set('log', log);
+    const started = performance.now();
+    await next();
+    c.header('X-Shotfleet-Node', deps.nodeId);
+    c.header('X-Request-Id', requestId);
+    if (c.req.path === '/screenshot') deps.metrics.requestsTotal.inc({ code: String(c.res.status) });
+    if (c.req.path !== '/status' && c.req.path !== '/livez' && c.req.path !== '/metrics') {
+      log.info({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) }, 'request');
+    }
+  });
+
+  app.use(requireToken({ token: deps.token, metricsToken: deps.metricsToken, open: ['/status', '/livez'] }));
+  app.use(
+    '/screenshot',
+    bodyLimit({
+      maxSize: deps.maxBodyBytes,
+      onError: () => {
+        throw new ShotError('payload_too_large', `the body is over ${deps.maxBodyBytes} bytes (SHOTFLEET_MAX_BODY_BYTES)`);
+      },
+    }),
+  );
+
+  app.route('/', healthRoutes(deps));
+  app.route('/', screenshotRoutes(deps));
+
+  app.notFound(() => {
+    throw new ShotError('not_found', 'no such route: see the README for POST /screenshot, /status, /livez, /metrics');
+  });
+  app.onError((err, c) => {
+    const shotError = toShotError(err);
+    if (shotError.code === 'render_failed') c.get('log')?.error({ err }, 'render failed');
+    for (const [name, value] of Object.entries(shotError.headers ?? {})) c.header(name, value);
+    c.header('X-Shotfleet-Node', deps.nodeId);
+    return c.json(errorBody(shotError), shotError.status as 400);
+  });
+  return app;
+}
+
+/** Anything that is not already a client-facing error becomes a 500 without internals in the body. */
+export function toShotError(err: unknown): ShotError {
+  if (err instanceof ShotError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  if (/timeout/i.test(message) && /exceeded|timed out/i.test(message)) {
+    return new ShotError('timeout', 'the render did not finish before its deadline');
+  }
+  return new ShotError('render_failed', 'the render failed; the node logged the cause under this request id');
+}

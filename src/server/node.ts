@@ -1,0 +1,205 @@
+import type http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import { createAdaptorServer } from '@hono/node-server';
+import { createAdmission, createMemoryProbe, saturationRatio } from '../admission/index.js';
+import { startAgent } from '../agent/agent.js';
+import type { Config } from '../config/load.js';
+import { shed, type ShedReason } from '../errors/shot-error.js';
+import type { Membership } from '../fleet/membership.js';
+import type { Logger } from '../log/logger.js';
+import { createNodeMetrics } from '../metrics/node-metrics.js';
+import { createUrlPolicy, startPolicyProxy } from '../policy/index.js';
+import { createPagePool } from '../render-pool/page-pool.js';
+import { createRenderService } from '../render/render-service.js';
+import { createSessionStore } from '../sessions/session-store.js';
+import { createStorage } from '../storage/index.js';
+import { createApp } from './app.js';
+import type { NodeStatus } from './health-routes.js';
+
+export interface RunningNode {
+  url: string;
+  nodeId: string;
+  /** Drains (in-flight renders and uploads finish, up to the grace period) and closes everything. */
+  shutdown(reason: string): Promise<void>;
+}
+
+/** The composition root of a node: builds each part from the one Config and wires them together. */
+export async function startNode(config: Config, log: Logger): Promise<RunningNode> {
+  let handler: ((req: Request) => Response | Promise<Response>) | null = null;
+  const server = createAdaptorServer({
+    fetch: (req: Request) => (handler ? handler(req) : Response.json({ status: 'starting' }, { status: 503 })),
+  }) as http.Server;
+  server.keepAliveTimeout = 65_000; // longer than HAProxy's default http-keep-alive, so HAProxy closes first
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new Error(`cannot listen on ${config.HOST}:${config.PORT} (${err.code ?? err.message}); set SHOTFLEET_PORT to a free port`)),
+    );
+    server.listen(config.PORT, config.HOST, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const nodeId = config.NODE_ID.endsWith(':0') ? `${os.hostname()}:${port}` : config.NODE_ID;
+  const urlHost = config.HOST === '0.0.0.0' || config.HOST === '::' ? os.hostname() : config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST;
+  const url = `http://${urlHost}:${port}`;
+
+  const metrics = createNodeMetrics();
+  const policy = createUrlPolicy({ allowPrivate: config.ALLOW_PRIVATE, allowHosts: config.ALLOW_HOSTS, denyHosts: config.DENY_HOSTS });
+  const pool = createPagePool({
+    chromePath: config.CHROME_PATH,
+    pages: config.PAGES,
+    recycleAfter: config.RECYCLE_AFTER,
+    policy,
+    startProxy: () => startPolicyProxy(policy, log),
+    log,
+    metrics,
+  });
+  const memory = createMemoryProbe(() => pool.browserPids());
+  const storage = createStorage(config, log, metrics);
+  const admission = createAdmission(
+    {
+      pages: config.PAGES,
+      queueMax: config.QUEUE_MAX,
+      maxMemoryBytes: config.MAX_MEMORY_BYTES,
+      adaptive: config.ADAPTIVE_CONCURRENCY,
+      enabled: config.ADMISSION,
+    },
+    { now: Date.now, memoryBytes: memory.bytes, uploads: storage ? () => storage.stats() : undefined, metrics },
+  );
+  const sessions = createSessionStore({ pool, maxSessions: config.MAX_SESSIONS, idleMs: config.SESSION_IDLE_MS, log });
+  metrics.bindSources({
+    pagesMax: () => config.PAGES,
+    pagesInUse: () => pool.inUse(),
+    sessionsActive: () => sessions.active(),
+  });
+  for (const reason of ['queue_full', 'queue_timeout', 'deadline', 'upload_backlog', 'memory', 'draining'] satisfies ShedReason[]) {
+    metrics.shedTotal.inc({ reason }, 0);
+  }
+
+  let draining = false;
+  const render = createRenderService({
+    pool,
+    admission,
+    policy,
+    storage,
+    sessions,
+    metrics,
+    maxPageHeight: config.MAX_PAGE_HEIGHT,
+    nodeId,
+  });
+
+  function status(): NodeStatus {
+    const a = admission.snapshot();
+    const u = storage?.stats();
+    return {
+      status: draining ? 'draining' : pool.ready() ? 'ready' : 'no_browser',
+      node: nodeId,
+      saturation: a.saturation,
+      pages: { max: config.PAGES, inUse: pool.inUse(), limit: a.limit },
+      queue: { length: a.queued, max: a.queueMax },
+      uploads: { inFlight: u?.inFlight ?? 0, max: u?.max ?? config.UPLOADS, queued: u?.queued ?? 0, backlogBytes: u?.backlogBytes ?? 0 },
+      sessions: sessions.active(),
+      shedPerSecond: a.shedPerSecond,
+      renderSecondsAvg: a.renderSecondsAvg,
+    };
+  }
+
+  const app = createApp({
+    nodeId,
+    token: config.TOKEN,
+    metricsToken: config.METRICS_TOKEN,
+    maxBodyBytes: config.MAX_BODY_BYTES,
+    log,
+    metrics,
+    health: { status },
+    render,
+    limits: { maxViewport: config.MAX_VIEWPORT, maxTimeoutMs: config.MAX_TIMEOUT_MS, defaultTimeoutMs: config.TIMEOUT_MS },
+    sessionCookie: config.SESSION_COOKIE,
+    isDraining: () => draining,
+    drainingError: () => {
+      metrics.shedTotal.inc({ reason: 'draining' });
+      return shed('draining', admission.retryAfterSeconds());
+    },
+  });
+  handler = (req) => app.fetch(req);
+
+  await pool.warm();
+  if (storage) {
+    storage.check().then(
+      () => log.info({ bucket: storage.bucket }, 'S3 bucket reachable and writable'),
+      (err) => log.error({ err: err instanceof Error ? err.message : String(err) }, 'S3 check failed: store requests will fail until this is fixed'),
+    );
+  }
+  const agent =
+    config.AGENT_PORT !== undefined
+      ? await startAgent({
+          port: config.AGENT_PORT,
+          host: config.HOST,
+          state: () => {
+            const a = admission.snapshot();
+            return { draining: draining || !pool.ready(), freeShare: Math.max(0, a.limit - a.inUse) / Math.max(1, a.limit) };
+          },
+          log,
+        })
+      : null;
+  const advertiseUrl = config.ADVERTISE_URL ?? url;
+  const membership: Membership | null = config.HUB_URL
+    ? (await import('../fleet/membership.js')).startMembership({
+        hubUrl: config.HUB_URL,
+        token: config.TOKEN,
+        nodeId,
+        advertiseUrl,
+        capacity: config.PAGES,
+        heartbeatIntervalMs: config.HEARTBEAT_INTERVAL_MS,
+        log,
+      })
+    : null;
+  log.info({ url, nodeId, pages: config.PAGES, queueMax: config.QUEUE_MAX, agentPort: agent?.port }, 'listening');
+
+  let shuttingDown: Promise<void> | null = null;
+  return {
+    url,
+    nodeId,
+    shutdown(reason) {
+      shuttingDown ??= (async () => {
+        log.info({ reason, graceMs: config.SHUTDOWN_GRACE_MS }, 'draining');
+        draining = true;
+        admission.startDraining();
+        const graceEnds = Date.now() + config.SHUTDOWN_GRACE_MS;
+        await membership?.stop();
+        await waitFor(() => {
+          const a = admission.snapshot();
+          return a.inUse === 0 && a.queued === 0;
+        }, graceEnds);
+        await storage?.drain(Math.max(0, graceEnds - Date.now()));
+        await closeHttp(server, Math.max(1000, graceEnds - Date.now()));
+        await agent?.close();
+        memory.stop();
+        await sessions.close();
+        await pool.close();
+        log.info('stopped');
+      })();
+      return shuttingDown;
+    },
+  };
+}
+
+async function waitFor(done: () => boolean, until: number): Promise<void> {
+  while (!done() && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+}
+
+/** Stops accepting, lets responses in flight finish, then cuts idle keep-alive connections. */
+function closeHttp(server: http.Server, boundMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      server.closeAllConnections?.();
+      resolve();
+    }, boundMs);
+    timer.unref();
+    server.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+    server.closeIdleConnections?.();
+  });
+}
+

@@ -1,0 +1,50 @@
+import { ConfigError, describeSettings, loadConfig } from '../config/load.js';
+import { parseArgs } from '../cli/args.js';
+import { createLogger } from '../log/logger.js';
+import { startNode } from './node.js';
+
+const help = `usage: shotfleet serve [options]
+
+Runs a node: a warm pool of Chromium pages behind POST /screenshot, with /status, /livez and /metrics.
+Every option is also an environment variable (see the README for meanings and defaults):
+
+${describeSettings()}`;
+
+export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const args = parseArgs(argv);
+  if (args.help) {
+    console.log(help);
+    return 0;
+  }
+  if (args.positionals.length > 0) {
+    console.error(`shotfleet serve: unexpected argument "${args.positionals[0]}"; run with --help`);
+    return 2;
+  }
+  let config;
+  try {
+    config = loadConfig('serve', args.flags, env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`shotfleet serve: ${err.message}`);
+      return 2;
+    }
+    throw err;
+  }
+  const log = createLogger(config.LOG_LEVEL, { role: 'node' });
+  const node = await startNode(config, log);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      process.off('SIGTERM', onTerm);
+      process.off('SIGINT', onInt);
+      node.shutdown(signal).then(resolve, (err) => {
+        log.error({ err }, 'shutdown failed');
+        resolve();
+      });
+    };
+    const onTerm = () => stop('SIGTERM');
+    const onInt = () => stop('SIGINT');
+    process.on('SIGTERM', onTerm);
+    process.on('SIGINT', onInt);
+  });
+  return 0;
+}

@@ -1,0 +1,159 @@
+import { ShotError, shed } from '../errors/shot-error.js';
+import type { Logger } from '../log/logger.js';
+import type { PagePool } from '../render-pool/page-pool.js';
+import type { PageSlot } from '../render-pool/page-slot.js';
+import { resetEmulation } from '../render-pool/reset-slot.js';
+
+export interface SessionLease {
+  slot: PageSlot;
+  session: 'new' | 'reused';
+  release(ok: boolean): void;
+}
+
+export interface SessionStore {
+  /** The session's own page (its context keeps cookies and storage), one render at a time per session. */
+  checkout(id: string, signal: AbortSignal): Promise<SessionLease>;
+  active(): number;
+  close(): Promise<void>;
+}
+
+interface Session {
+  id: string;
+  slot: PageSlot;
+  /** Settles when the render holding the session lets go: the next one waits for it. */
+  turn: Promise<void>;
+  busy: number;
+  lastUsed: number;
+  /** Not yet handed to a request: the first one is told `new`. */
+  fresh: boolean;
+  idleTimer?: NodeJS.Timeout;
+}
+
+export interface SessionStoreOptions {
+  pool: PagePool;
+  maxSessions: number;
+  idleMs: number;
+  log: Logger;
+}
+
+const validId = /^[A-Za-z0-9._~-]{1,128}$/;
+
+/**
+ * Sticky state for clients that send the session cookie: a browser context per id, closed after
+ * `idleMs` without use. At `maxSessions`, the least recently used idle session makes room; when every
+ * session is busy the request is shed rather than queued behind strangers.
+ */
+export function createSessionStore(opts: SessionStoreOptions): SessionStore {
+  const sessions = new Map<string, Session>();
+  const opening = new Map<string, Promise<Session>>();
+
+  async function end(session: Session, why: string): Promise<void> {
+    if (sessions.get(session.id) !== session) return;
+    sessions.delete(session.id);
+    clearTimeout(session.idleTimer);
+    opts.log.info({ session: session.id, why }, 'session closed');
+    await opts.pool.closeExtraPage(session.slot).catch(() => undefined);
+  }
+
+  function makeRoom(): void {
+    if (sessions.size + opening.size < opts.maxSessions) return;
+    const idle = [...sessions.values()].filter((s) => s.busy === 0).sort((a, b) => a.lastUsed - b.lastUsed);
+    if (idle.length === 0) {
+      throw shed('queue_full', 1, `all ${opts.maxSessions} sessions are busy (SHOTFLEET_MAX_SESSIONS); retry shortly`);
+    }
+    void end(idle[0], 'evicted to make room');
+  }
+
+  async function open(id: string): Promise<Session> {
+    makeRoom();
+    let pending = opening.get(id);
+    if (!pending) {
+      pending = opts.pool.openExtraPage().then((slot) => {
+        const session: Session = { id, slot, turn: Promise.resolve(), busy: 0, lastUsed: Date.now(), fresh: true };
+        sessions.set(id, session);
+        return session;
+      });
+      opening.set(id, pending);
+      pending.finally(() => opening.delete(id)).catch(() => undefined);
+    }
+    return pending;
+  }
+
+  function usable(session: Session | undefined): session is Session {
+    return !!session && !session.slot.broken && !session.slot.browser.dead;
+  }
+
+  return {
+    async checkout(id, signal) {
+      if (!validId.test(id)) {
+        throw new ShotError('invalid_request', 'the session cookie must be 1–128 characters of A–Z a–z 0–9 . _ ~ -', { field: 'cookie' });
+      }
+      let session = sessions.get(id);
+      let state: 'new' | 'reused' = 'reused';
+      if (!usable(session)) {
+        if (session) await end(session, 'its page died');
+        session = await open(id);
+      }
+      if (session.fresh) {
+        session.fresh = false;
+        state = 'new';
+      }
+      const current = session;
+      current.busy++;
+      clearTimeout(current.idleTimer);
+      const previous = current.turn;
+      let letGo!: () => void;
+      current.turn = new Promise((resolve) => (letGo = resolve));
+      try {
+        await waitOrAbort(previous, signal);
+      } catch (err) {
+        current.busy--;
+        letGo();
+        throw err;
+      }
+      return {
+        slot: current.slot,
+        session: state,
+        release(ok) {
+          current.busy--;
+          current.lastUsed = Date.now();
+          current.slot.renders++;
+          current.slot.rules = null;
+          if (current.slot.broken || current.slot.browser.dead) {
+            letGo();
+            void end(current, ok ? 'its page died' : 'its render failed');
+            return;
+          }
+          resetEmulation(current.slot)
+            .then(() => current.slot.cdp.send('Page.navigate', { url: 'about:blank' }))
+            .catch(() => {
+              current.slot.broken = true;
+            })
+            .finally(() => {
+              letGo();
+              if (current.busy === 0) {
+                current.idleTimer = setTimeout(() => void end(current, 'idle'), opts.idleMs);
+                current.idleTimer.unref();
+              }
+            });
+        },
+      };
+    },
+    active: () => sessions.size,
+    async close() {
+      await Promise.all([...sessions.values()].map((s) => end(s, 'shutdown')));
+    },
+  };
+}
+
+function waitOrAbort(turn: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    turn.then(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    });
+  });
+}
