@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import puppeteer, { type Browser } from 'puppeteer-core';
+import { policyBrowserArgs } from '../policy/index.js';
 
 /**
  * Flags for a headless Chromium on a server with no internet: the background-networking family stops
@@ -48,7 +49,7 @@ export async function launchBrowser(chromePath: string): Promise<LaunchedBrowser
     headless: true,
     pipe: true,
     userDataDir,
-    args: chromeArgs,
+    args: [...chromeArgs, ...policyBrowserArgs],
     defaultViewport: null,
     // The node handles its own signals and closes browsers during its drain.
     handleSIGINT: false,
