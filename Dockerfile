@@ -1,0 +1,27 @@
+# shotfleet node image: Debian's Chromium, CJK and emoji fonts, runs as a non-root user.
+#   docker build -t shotfleet . && docker run --rm -p 3000:3000 shotfleet
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+ENV PUPPETEER_SKIP_DOWNLOAD=1
+COPY package.json package-lock.json .puppeteerrc.cjs ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json ./
+COPY src ./src
+COPY bench ./bench
+RUN npm run build && npm prune --omit=dev
+
+FROM node:20-bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends chromium fonts-noto-cjk fonts-noto-color-emoji fonts-liberation ca-certificates tini \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --create-home --uid 10001 shotfleet
+WORKDIR /app
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json ./
+USER shotfleet
+ENV NODE_ENV=production SHOTFLEET_CHROME_PATH=/usr/lib/chromium/chromium
+EXPOSE 3000
+# tini reaps Chromium's zombies; node itself gets SIGTERM and drains (not npm, which would swallow it).
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["node", "dist/src/cli/main.js", "serve"]
