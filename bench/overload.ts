@@ -6,13 +6,14 @@
  *   npm run bench:overload -- [--pages N] [--step-seconds 20] [--timeout-ms 10000] [--modes adaptive,fixed,off]
  */
 import { writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { repoRoot, startShotfleet, type RunningProcess } from '../test/helpers/processes.js';
 import { lineChartsSvg } from './lib/chart.js';
 import { startCorpus } from './lib/corpus.js';
 import { measureCapacity, runOpenLoop, type Outcome } from './lib/open-loop.js';
-import { nodeStatus, nodeTreeRss, sampleEvery } from './lib/samplers.js';
+import { nodeStatus, nodeTreeMemory, sampleEvery } from './lib/samplers.js';
 import { quantile, round } from './lib/stats.js';
 
 const { values: flags } = parseArgs({
@@ -48,6 +49,8 @@ interface StepResult {
   acceptedP99Ms: number | null;
   shed: number;
   shedP99Ms: number | null;
+  /** The node's own time for a refusal (its request log's ms), without the clients' and the OS's share. */
+  shedServerP99Ms: number | null;
   shedShare: number;
   shedReasons: Record<string, number>;
   retryAfterMissing: number;
@@ -55,8 +58,8 @@ interface StepResult {
   clientTimeouts: number;
   maxPagesInUse: number;
   concurrencyLimit: { min: number; max: number } | null;
-  rssMaxMB: number | null;
-  rssMeanMB: number | null;
+  memoryMaxMB: number | null;
+  memoryMeanMB: number | null;
 }
 
 const corpus = await startCorpus(4);
@@ -87,7 +90,14 @@ async function waitIdle(url: string): Promise<void> {
   throw new Error('the node did not become idle within 120 s');
 }
 
-function summarize(multiplier: number, rate: number, outcomes: Outcome[], statuses: { inUse: number; limit: number }[], rss: number[]): StepResult {
+function summarize(
+  multiplier: number,
+  rate: number,
+  outcomes: Outcome[],
+  statuses: { inUse: number; limit: number }[],
+  memory: number[],
+  nodeLog: Record<string, unknown>[],
+): StepResult {
   const ok = outcomes.filter((o) => o.status === 200);
   const good = ok.filter((o) => o.latencyMs <= timeoutMs);
   const shed = outcomes.filter((o) => o.status === 503);
@@ -103,6 +113,7 @@ function summarize(multiplier: number, rate: number, outcomes: Outcome[], status
     acceptedP99Ms: round(quantile(ok.map((o) => o.latencyMs), 0.99), 0),
     shed: shed.length,
     shedP99Ms: round(quantile(shed.map((o) => o.latencyMs), 0.99), 1),
+    shedServerP99Ms: round(quantile(nodeLog.filter((l) => l.status === 503 && l.path === '/screenshot').map((l) => Number(l.ms)), 0.99), 1),
     shedShare: round(shed.length / Math.max(1, outcomes.length), 3)!,
     shedReasons: count(shed.map((o) => o.reason ?? 'none')),
     retryAfterMissing: shed.filter((o) => !/^[1-9]\d*$/.test(o.retryAfter ?? '')).length,
@@ -110,8 +121,8 @@ function summarize(multiplier: number, rate: number, outcomes: Outcome[], status
     clientTimeouts: outcomes.filter((o) => o.clientTimeout).length,
     maxPagesInUse: Math.max(0, ...statuses.map((s) => s.inUse)),
     concurrencyLimit: statuses.length ? { min: Math.min(...statuses.map((s) => s.limit)), max: Math.max(...statuses.map((s) => s.limit)) } : null,
-    rssMaxMB: rss.length ? round(mb(Math.max(...rss)), 0) : null,
-    rssMeanMB: rss.length ? round(mb(rss.reduce((a, b) => a + b, 0) / rss.length), 0) : null,
+    memoryMaxMB: memory.length ? round(mb(Math.max(...memory)), 0) : null,
+    memoryMeanMB: memory.length ? round(mb(memory.reduce((a, b) => a + b, 0) / memory.length), 0) : null,
   };
 }
 
@@ -127,6 +138,8 @@ function counterValues(text: string, name: string, label: string): Record<string
 
 const results: Record<string, { steps: StepResult[]; pages: number; metrics: { shedTotal: Record<string, number>; requestsTotal: Record<string, number> } }> = {};
 let capacity = 0;
+/** 1-minute load average after each step: other work on the machine shows up here and in every latency. */
+const loadAverages: number[] = [];
 let pages = 0;
 const selected = flags.modes.split(',').map((m) => m.trim()) as Mode[];
 for (const m of selected) if (!(m in modes)) throw new Error(`unknown mode "${m}"; use any of ${Object.keys(modes).join(', ')}`);
@@ -147,12 +160,14 @@ try {
       const steps: StepResult[] = [];
       for (const multiplier of multipliers) {
         const rate = capacity * multiplier;
+        const logMark = node.logs.length;
         const statuses = sampleEvery(100, nodeStatus(node.url));
-        const rss = sampleEvery(500, nodeTreeRss(node.proc.pid!));
+        const memorySamples = sampleEvery(500, nodeTreeMemory(node.proc.pid!));
         const outcomes = await runOpenLoop({ url: node.url, ratePerSecond: rate, durationMs: stepMs, body, clientTimeoutMs: timeoutMs + clientGraceMs });
-        const step = summarize(multiplier, rate, outcomes, await statuses.stop(), await rss.stop());
+        const step = summarize(multiplier, rate, outcomes, await statuses.stop(), await memorySamples.stop(), node.logs.slice(logMark));
         steps.push(step);
-        console.log(`${mode} ${multiplier}×: ${JSON.stringify(step)}`);
+        console.log(`${mode} ${multiplier}×: ${JSON.stringify(step)} load average ${os.loadavg()[0].toFixed(1)}`);
+        loadAverages.push(round(os.loadavg()[0], 1)!);
         await waitIdle(node.url);
       }
       const text = await metricsText(node.url);
@@ -170,7 +185,7 @@ try {
 }
 
 const cell = (v: unknown) => (v === null || v === undefined ? '–' : String(v));
-const header = ['mode', 'load', 'req/s', 'goodput/s', 'ok p50 ms', 'ok p99 ms', 'shed p99 ms', '503 share', 'timeouts', 'other', 'max pages', 'limit', 'RSS max MB'];
+const header = ['mode', 'load', 'req/s', 'goodput/s', 'ok p50 ms', 'ok p99 ms', 'shed p99 ms', 'shed p99 in node', '503 share', 'timeouts', 'other', 'max pages', 'limit', 'mem max MB'];
 const rows = Object.entries(results).flatMap(([mode, r]) =>
   r.steps.map((s) => [
     mode,
@@ -180,12 +195,13 @@ const rows = Object.entries(results).flatMap(([mode, r]) =>
     s.acceptedP50Ms,
     s.acceptedP99Ms,
     s.shedP99Ms,
+    s.shedServerP99Ms,
     `${Math.round(s.shedShare * 100)}%`,
     s.clientTimeouts,
     Object.entries(s.otherErrors).map(([k, v]) => `${k}:${v}`).join(' ') || 0,
     s.maxPagesInUse,
     s.concurrencyLimit ? `${s.concurrencyLimit.min}–${s.concurrencyLimit.max}` : '–',
-    s.rssMaxMB,
+    s.memoryMaxMB,
   ].map(cell)),
 );
 const table = [header, header.map((h) => '-'.repeat(h.length)), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
@@ -195,23 +211,23 @@ console.log(`\n${table}\n`);
 function verdicts(steps: StepResult[]) {
   const peak = Math.max(...steps.map((s) => s.goodputPerSecond));
   const at = (m: number) => steps.find((s) => s.multiplier === m)!;
-  const rss = steps.map((s) => s.rssMaxMB ?? 0);
-  const rssMid = (Math.max(...rss) + Math.min(...rss)) / 2;
+  const memory = steps.map((s) => s.memoryMaxMB ?? 0);
+  const memoryMid = (Math.max(...memory) + Math.min(...memory)) / 2;
   return {
     goodputAt10xOfPeak: round(at(10).goodputPerSecond / peak, 3),
     shedP99MaxMs: Math.max(0, ...steps.map((s) => s.shedP99Ms ?? 0)),
     acceptedP99At10xOver1x: round((at(10).acceptedP99Ms ?? Number.NaN) / (at(1).acceptedP99Ms ?? Number.NaN), 2),
-    rssSpreadShare: round((Math.max(...rss) - Math.min(...rss)) / 2 / rssMid, 3),
+    memorySpreadShare: round((Math.max(...memory) - Math.min(...memory)) / 2 / memoryMid, 3),
     clientTimeouts: steps.reduce((a, s) => a + s.clientTimeouts, 0),
   };
 }
 const summary = Object.fromEntries(Object.entries(results).map(([mode, r]) => [mode, verdicts(r.steps)]));
-console.log('targets: goodput@10× ≥ 0.95 of peak; shed p99 ≤ 10 ms; accepted p99 @10× ≤ 2 × @1×; RSS within ±10 %; 0 client timeouts');
+console.log('targets: goodput@10× ≥ 0.95 of peak; shed p99 ≤ 10 ms; accepted p99 @10× ≤ 2 × @1×; memory within ±10 %; 0 client timeouts');
 console.log(JSON.stringify(summary, null, 2));
 
 const out = {
   date: new Date().toISOString(),
-  machine: { cpus: (await import('node:os')).availableParallelism(), node: process.version },
+  machine: { cpus: os.availableParallelism(), node: process.version, loadAverageAfterSteps: loadAverages },
   settings: { pages, stepSeconds: stepMs / 1000, requestTimeoutMs: timeoutMs, clientTimeoutMs: timeoutMs + clientGraceMs, mix: '2/3 png, 1/3 jpeg q80, 1280×800, 4 pages × 4 hosts', capacityPerSecond: round(capacity, 2) },
   results,
   summary,
@@ -225,7 +241,7 @@ await writeFile(
   lineChartsSvg(`shotfleet overload: ${pages} pages, capacity ${capacity.toFixed(1)}/s, ${stepMs / 1000} s per step`, labels, [
     { title: 'goodput', unit: 'ok within timeout /s', series: series((s) => s.goodputPerSecond) },
     { title: 'accepted p99', unit: 'ms', series: series((s) => s.acceptedP99Ms), logScale: true },
-    { title: 'RSS node + Chromium', unit: 'MB', series: series((s) => s.rssMaxMB) },
+    { title: 'memory node + Chromium', unit: 'MB', series: series((s) => s.memoryMaxMB) },
   ]),
 );
 console.log(`wrote ${flags.out}.json and ${flags.out}.svg`);

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { createMemoryProbe, processTree, treeResidentBytes } from '../src/admission/memory-probe.js';
+import { createMemoryProbe, processTree, treeMemoryBytes } from '../src/admission/memory-probe.js';
 
 describe('memory probe (real /proc)', () => {
   it('sums a process and all its descendants, and the probe adds them to this process', async () => {
@@ -13,10 +13,10 @@ describe('memory probe (real /proc)', () => {
       let tree = 0;
       for (let i = 0; i < 50 && tree < 64 * 1024 * 1024; i++) {
         await new Promise((r) => setTimeout(r, 100));
-        tree = await treeResidentBytes([pid]);
+        tree = await treeMemoryBytes([pid]);
       }
       expect(tree).toBeGreaterThan(64 * 1024 * 1024);
-      expect(await treeResidentBytes([2 ** 22 + 12345])).toBe(0); // no such process
+      expect(await treeMemoryBytes([2 ** 22 + 12345])).toBe(0); // no such process
 
       const probe = createMemoryProbe(() => [pid], 50);
       try {

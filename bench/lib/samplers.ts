@@ -1,4 +1,4 @@
-import { treeResidentBytes } from '../../src/admission/memory-probe.js';
+import { treeMemoryBytes } from '../../src/admission/memory-probe.js';
 
 /** Samples a value every `intervalMs` until stopped; returns the samples. */
 export function sampleEvery<T>(intervalMs: number, read: () => Promise<T>): { stop(): Promise<T[]> } {
@@ -23,8 +23,8 @@ export function sampleEvery<T>(intervalMs: number, read: () => Promise<T>): { st
   };
 }
 
-/** RSS of the node process and every Chromium process under it. */
-export const nodeTreeRss = (pid: number) => () => treeResidentBytes([pid]);
+/** Memory of the node process and every Chromium process under it (private resident bytes, ≈ PSS). */
+export const nodeTreeMemory = (pid: number) => () => treeMemoryBytes([pid]);
 
 export interface StatusFigures {
   inUse: number;
