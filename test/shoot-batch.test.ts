@@ -88,11 +88,17 @@ describe('shoot against a scripted node', () => {
     PNG.sync.read(await fs.readFile(path.join(b.out, record.file!)));
   });
 
-  it('gives up on an item after --retries and on the batch after --retry-budget', async () => {
+  it('gives up on an item after --retries or --shed-retries, and on the batch after --retry-budget', async () => {
     const perItem = await batch([page('502-always', 1)]);
     expect((await shootInProcess([...perItem.args, '--retries', '2'], { throttle: neverThrottle() })).code).toBe(1);
     expect(node.attempts(page('502-always', 1))).toBe(3);
     expect((await manifestRecords(perItem.manifest))[0].error?.message).toContain('--retries');
+
+    const shedding = await batch([page('shed-always', 1)]);
+    expect((await shootInProcess([...shedding.args, '--retries', '0', '--shed-retries', '1'], { throttle: neverThrottle() })).code).toBe(1);
+    expect(node.attempts(page('shed-always', 1))).toBe(2);
+    expect((await manifestRecords(shedding.manifest))[0]).toMatchObject({ status: 'failed', error: { status: 503, code: 'saturated' } });
+    expect((await manifestRecords(shedding.manifest))[0].error?.message).toContain('--shed-retries');
 
     const lines = [1, 2, 3, 4, 5].map((i) => page('502-always', `budget-${i}`));
     const budget = await batch(lines);
@@ -110,6 +116,17 @@ describe('shoot against a scripted node', () => {
     const sent = lines.reduce((sum, u) => sum + node.attempts(u), 0);
     expect(sent).toBeLessThan(lines.length * 4);
     expect(stderr).toMatch(/held back by the throttle [1-9]/);
+  });
+
+  it('spends no retries on being held back while the fleet accepts work, and fails when it accepts none', async () => {
+    const pacing = await batch([page('ok', 'paced')]);
+    expect((await shootInProcess([...pacing.args, '--retries', '1'], { throttle: holdBack(4, true) })).code).toBe(0);
+    expect((await manifestRecords(pacing.manifest))[0]).toMatchObject({ status: 'ok', attempts: 1 });
+
+    const dead = await batch([page('ok', 'dead')]);
+    expect((await shootInProcess([...dead.args, '--retries', '2'], { throttle: holdBack(100, false) })).code).toBe(1);
+    expect((await manifestRecords(dead.manifest))[0]).toMatchObject({ status: 'failed', attempts: 0, error: { code: 'throttled' } });
+    expect(node.attempts(page('ok', 'dead'))).toBe(0);
   });
 
   it('records bad lines with their line number and exits 1', async () => {
@@ -201,7 +218,13 @@ describe('shoot against a scripted node', () => {
 });
 
 function neverThrottle() {
-  return { tryAcquire: () => true, record: () => {}, rejectProbability: () => 0 };
+  return { tryAcquire: () => true, record: () => {}, rejectProbability: () => 0, fleetAccepting: () => true };
+}
+
+/** Holds the first `times` attempts back, whatever happens. */
+function holdBack(times: number, fleetAccepting: boolean) {
+  let asked = 0;
+  return { tryAcquire: () => ++asked > times, record: () => {}, rejectProbability: () => 0.5, fleetAccepting: () => fleetAccepting };
 }
 
 describe('shotfleet shoot as a process', () => {

@@ -142,16 +142,28 @@ describe('adaptive throttle', () => {
     }
     expect(throttle.rejectProbability()).toBe(0);
     for (let i = 0; i < 150; i++) throttle.record(false);
+    expect(throttle.fleetAccepting()).toBe(true);
     // 200 requests, 50 accepts: (200 − 100) / 201
     expect(throttle.rejectProbability()).toBeCloseTo(100 / 201, 6);
     roll = 0.6;
     expect(throttle.tryAcquire()).toBe(true);
     roll = 0.4;
     expect(throttle.tryAcquire()).toBe(false);
-    // the rejected attempt counted as a request
-    expect(throttle.rejectProbability()).toBeCloseTo(101 / 202, 6);
+    // a held-back item asks again later: its rejection is not counted as another request
+    expect(throttle.rejectProbability()).toBeCloseTo(100 / 201, 6);
+    expect(throttle.fleetAccepting()).toBe(true);
     t += 121_000;
     expect(throttle.rejectProbability()).toBe(0);
+    expect(throttle.fleetAccepting()).toBe(false);
+  });
+
+  it('holds nothing back on too little evidence', () => {
+    const throttle = createAdaptiveThrottle({ random: () => 0 });
+    for (let i = 0; i < 9; i++) throttle.record(false);
+    expect(throttle.tryAcquire()).toBe(true);
+    throttle.record(false);
+    expect(throttle.rejectProbability()).toBeCloseTo(10 / 11, 6);
+    expect(throttle.tryAcquire()).toBe(false);
   });
 
   it('does not count requests still in flight', () => {

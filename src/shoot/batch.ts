@@ -62,6 +62,8 @@ export async function runBatch(
   const shoot = async (item: ShotItem): Promise<ManifestRecord | undefined> => {
     let attempts = 0;
     let retries = 0;
+    let shedRetries = 0;
+    let heldBackInARow = 0;
     let lastError: ItemError | undefined;
     const failed = (error: ItemError): ManifestRecord => ({ line: item.line, url: item.url, status: 'failed', attempts, error });
     for (;;) {
@@ -86,21 +88,34 @@ export async function runBatch(
       if (outcome.kind === 'ok') return { line: item.line, url: item.url, status: 'ok', ...outcome.result, attempts };
       if (outcome.kind === 'failed') return failed(outcome.error);
 
-      // Held back locally, the item still spends one of its retries, so a fleet that accepts nothing
-      // fails the batch in bounded time; only retries actually sent spend the batch's budget.
+      if (heldBack) {
+        // Held back while the fleet still accepts work is only pacing. Held back while it accepts
+        // nothing counts as a failed try, so a dead fleet fails the batch in bounded time.
+        heldBackInARow++;
+        if (settings.throttle.fleetAccepting()) {
+          const delay = backoffDelay(Math.min(heldBackInARow, 4), settings.retry, random);
+          if (!(await wait(item, 'throttled', delay))) return undefined;
+          continue;
+        }
+      } else {
+        heldBackInARow = 0;
+        lastError = outcome.error;
+      }
+      // Only retries actually sent spend the batch's budget.
       const error = heldBack && lastError ? { ...lastError, message: `${lastError.message}; then held back by the adaptive throttle` } : outcome.error;
-      if (!heldBack) lastError = outcome.error;
-      if (retries >= settings.retry.maxRetriesPerItem) {
-        return failed({ ...error, message: `${error.message}; gave up after ${retries + 1} tries (--retries)` });
+      const shed = !heldBack && outcome.error.status === 503;
+      if (shed ? shedRetries >= settings.retry.maxShedRetriesPerItem : retries >= settings.retry.maxRetriesPerItem) {
+        return failed({ ...error, message: `${error.message}; gave up after ${attempts} tries (${shed ? '--shed-retries' : '--retries'})` });
       }
       if (!heldBack && !budget.take()) {
         return failed({ ...error, message: `${error.message}; the batch's retry budget is spent (--retry-budget)` });
       }
-      retries++;
+      if (shed) shedRetries++;
+      else retries++;
       if (!heldBack) stats.retries++;
       const delay =
         outcome.retryAfterMs === undefined
-          ? backoffDelay(retries, settings.retry, random)
+          ? backoffDelay(shed ? shedRetries : retries, settings.retry, random)
           : retryAfterDelay(outcome.retryAfterMs, settings.retry, random);
       if (!(await wait(item, heldBack ? 'throttled' : outcome.error, delay))) return undefined;
     }

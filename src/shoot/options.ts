@@ -12,6 +12,7 @@ export interface ShootOptions {
   concurrency: number;
   token?: string;
   maxRetriesPerItem: number;
+  maxShedRetriesPerItem: number;
   /** Undefined: sized from the number of items. */
   batchRetryBudget?: number;
   requestTimeoutMs: number;
@@ -36,8 +37,9 @@ batch:
   --manifest PATH           manifest file (default: DIR/manifest.jsonl)
   --concurrency N           requests in progress at once (default: 4)
   --token T                 bearer token (default: $SHOTFLEET_TOKEN)
-  --retries N               retries per item for 503, 502, 504 and connection errors (default: 8)
-  --retry-budget N          retries for the whole batch (default: 20 + 3 per item)
+  --retries N               retries per item after 502, 504, connection errors, timeouts (default: 4)
+  --shed-retries N          503s per item waited out (for their Retry-After) before it fails (default: 20)
+  --retry-budget N          retries of either kind for the whole batch (default: 20 + 3 per item)
   --request-timeout MS      give up on one attempt after MS (default: 120000, or --timeout + 60000)
   --progress-interval MS    how often to print progress when stderr is not a terminal (default: 5000)
 
@@ -66,7 +68,7 @@ exit status: 0 when every line succeeded, 1 when any failed, was invalid or was 
 
 const booleanFlags = ['store', 'full-page', 'optimize-for-speed', 'omit-background', 'reduced-motion'];
 const stringFlags = [
-  'endpoint', 'out', 'manifest', 'concurrency', 'token', 'retries', 'retry-budget', 'request-timeout', 'progress-interval',
+  'endpoint', 'out', 'manifest', 'concurrency', 'token', 'retries', 'shed-retries', 'retry-budget', 'request-timeout', 'progress-interval',
   'format', 'quality', 'width', 'height', 'scale', 'device', 'wait-until', 'wait-for-selector', 'delay', 'timeout',
   'color-scheme', 'media-type', 'user-agent',
 ];
@@ -141,7 +143,8 @@ export function parseShootOptions(argv: string[], env: NodeJS.ProcessEnv): Shoot
     manifestFile: text('manifest') ?? path.join(outDir, 'manifest.jsonl'),
     concurrency: int('concurrency', 1, 1024) ?? 4,
     token: text('token') ?? (env.SHOTFLEET_TOKEN || undefined),
-    maxRetriesPerItem: int('retries', 0, 1000) ?? 8,
+    maxRetriesPerItem: int('retries', 0, 1000) ?? 4,
+    maxShedRetriesPerItem: int('shed-retries', 0, 1000) ?? 20,
     batchRetryBudget: int('retry-budget', 0, 10_000_000),
     requestTimeoutMs: int('request-timeout', 100, 3_600_000) ?? Math.max(120_000, (timeout ?? 0) + 60_000),
     progressIntervalMs: int('progress-interval', 100, 3_600_000) ?? 5000,

@@ -4,8 +4,13 @@
  * back off exponentially, capped, with "equal jitter" (half fixed, half random).
  */
 export interface RetryPolicy {
-  /** Retries one item may make before it is recorded as failed. */
+  /** Retries one item may make after failures (502, 504, connection errors, timeouts). */
   maxRetriesPerItem: number;
+  /**
+   * 503s one item may wait out. Counted apart: a 503 is the fleet asking for time, not failing, and an
+   * item that keeps losing the race for a slot of a busy fleet should not fail while its neighbours pass.
+   */
+  maxShedRetriesPerItem: number;
   /** Retries the whole batch may make; once spent, transient failures become final. */
   batchRetryBudget: number;
   backoffBaseMs: number;
@@ -15,7 +20,8 @@ export interface RetryPolicy {
 }
 
 export const defaultRetryPolicy = (items: number): RetryPolicy => ({
-  maxRetriesPerItem: 8,
+  maxRetriesPerItem: 4,
+  maxShedRetriesPerItem: 20,
   batchRetryBudget: 20 + 3 * items,
   backoffBaseMs: 500,
   backoffCapMs: 15_000,

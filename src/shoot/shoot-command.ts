@@ -82,7 +82,11 @@ export async function shoot(options: ShootOptions, io: ShootIo): Promise<number>
     progress.note(`line ${bad.line} skipped: ${bad.reason}`);
   }
 
-  const policy = { ...(io.retryPolicy ?? defaultRetryPolicy)(todo.length), maxRetriesPerItem: options.maxRetriesPerItem };
+  const policy: RetryPolicy = {
+    ...(io.retryPolicy ?? defaultRetryPolicy)(todo.length),
+    maxRetriesPerItem: options.maxRetriesPerItem,
+    maxShedRetriesPerItem: options.maxShedRetriesPerItem,
+  };
   if (options.batchRetryBudget !== undefined) policy.batchRetryBudget = options.batchRetryBudget;
   const observer: BatchObserver = {
     waiting: progress.waiting,

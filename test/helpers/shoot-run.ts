@@ -27,7 +27,8 @@ export async function shootInProcess(
     signal: opts.signal ?? new AbortController().signal,
     throttle: opts.throttle,
     retryPolicy: (items) => ({
-      maxRetriesPerItem: 8,
+      maxRetriesPerItem: 4,
+      maxShedRetriesPerItem: 20,
       batchRetryBudget: 20 + 3 * items,
       backoffBaseMs: 20,
       backoffCapMs: 200,
