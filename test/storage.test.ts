@@ -196,6 +196,19 @@ describe('storage behind a fault-injecting proxy', () => {
     expect(Date.now() - started).toBeLessThan(30_000);
   });
 
+  it('gives up with upload_failed when S3 never answers within the upload deadline', async () => {
+    const { storage } = track(storageFor(proxy.url, {}, { totalTimeoutMs: 1_000 }));
+    const release = proxy.holdPuts();
+    try {
+      const err = await rejection(storage.reserve('png', 64).upload(request(noisePng(8, 8), { key: 'deadline/never.png' })));
+      expect(err.code).toBe('upload_failed');
+      expect(err.details).toMatchObject({ reason: 'timeout' });
+      expect(storage.stats()).toMatchObject({ inFlight: 0, backlogBytes: 0 });
+    } finally {
+      release();
+    }
+  });
+
   it('queues uploads beyond the pool while S3 is slow, and sheds upload_backlog when queue and pool are full', async () => {
     const { storage } = track(storageFor(proxy.url, { SHOTFLEET_UPLOADS: '1', SHOTFLEET_UPLOAD_QUEUE_MAX: '1' }));
     proxy.putLatencyMs = 2_000;

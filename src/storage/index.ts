@@ -79,8 +79,9 @@ export function createStorage(config: Config, log: Logger, metrics: NodeMetrics,
       }
       const started = performance.now();
       let etag: string;
+      const deadline = AbortSignal.timeout(t.totalTimeoutMs);
       try {
-        const attempt = AbortSignal.any([stop, AbortSignal.timeout(t.totalTimeoutMs)]);
+        const attempt = AbortSignal.any([stop, deadline]);
         etag = await putImage(
           client,
           { bucket, key, body: req.image, contentType: contentTypes[req.format], metadata: objectMetadata(req.metadata) },
@@ -91,7 +92,9 @@ export function createStorage(config: Config, log: Logger, metrics: NodeMetrics,
         metrics.uploadDuration.observe((performance.now() - started) / 1000);
         if (signal?.aborted || shutdown.signal.aborted) throw cancelled(signal);
         log.warn({ err, key, bytes: req.image.length }, 'upload failed');
-        throw uploadFailed(err);
+        throw deadline.aborted
+          ? new ShotError('upload_failed', `S3 did not confirm the upload within ${t.totalTimeoutMs / 1000}s; treat the image as not stored and retry later`, { reason: 'timeout' })
+          : uploadFailed(err);
       }
       const uploadMs = performance.now() - started;
       metrics.uploadDuration.observe(uploadMs / 1000);
