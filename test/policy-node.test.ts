@@ -132,10 +132,7 @@ describe('URL policy through a real node', () => {
     expect((await res.json()).error.code).toBe('invalid_request');
   });
 
-  // KNOWN CONTRACT VIOLATION (lead's render code, not the policy): request interception aborts the redirect with
-  // net::ERR_ACCESS_DENIED before it reaches the proxy, so navigate() answers 502 navigation_failed instead of 403.
-  // Flip `it.fails` back to `it` once a refused main-frame navigation request maps to url_forbidden.
-  it.fails('403 for a redirect from the allowed host to a forbidden one', async () => {
+  it('403 for a redirect from the allowed host to a forbidden one', async () => {
     const { status, json } = await shoot({ url: `http://localhost:${port}/redirect` });
     expect(status).toBe(403);
     expect(json?.error?.code).toBe('url_forbidden');

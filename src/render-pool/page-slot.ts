@@ -26,6 +26,8 @@ export interface PageSlot {
   rules: RequestRules | null;
   /** http(s) origins the page touched since the last reset: their storage is cleared. */
   origins: Set<string>;
+  /** Hosts the main frame navigated to (page and redirects) in the current render, and those the policy refused. */
+  navigation: { hosts: Set<string>; refused: string[] };
   /** Page settings a render changed that the next reset must put back. */
   dirty: Set<'userAgent' | 'headers' | 'media' | 'javascript' | 'background' | 'viewport'>;
   /** Set when the page can no longer be trusted (deadline passed mid-render, protocol error): destroy it. */
@@ -61,6 +63,7 @@ export async function openSlot(browser: BrowserHandle, deps: SlotDeps): Promise<
       proxy,
       rules: null,
       origins: new Set(),
+      navigation: { hosts: new Set(), refused: [] },
       dirty: new Set(),
       broken: false,
       renders: 0,
@@ -120,7 +123,10 @@ async function denyDownloads(slot: PageSlot): Promise<void> {
 function handleRequest(slot: PageSlot, policy: UrlPolicy, request: HTTPRequest): void {
   const url = request.url();
   const verdict = policy.quickCheck(url);
+  const mainNavigation = request.isNavigationRequest() && request.frame() === slot.page.mainFrame();
+  if (mainNavigation) slot.navigation.hosts.add(hostOf(url));
   if (!verdict.ok) {
+    if (mainNavigation) slot.navigation.refused.push(hostOf(url));
     slot.rules?.onRefused(url, verdict.reason);
     void request.abort('accessdenied').catch(() => undefined);
     return;
@@ -137,4 +143,12 @@ function handleRequest(slot: PageSlot, policy: UrlPolicy, request: HTTPRequest):
     }
   }
   void request.continue().catch(() => undefined);
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).hostname;
+  } catch {
+    return url;
+  }
 }

@@ -11,6 +11,7 @@ import type { RenderOptions } from './options.js';
 export async function navigate(slot: PageSlot, options: RenderOptions, remaining: () => number): Promise<void> {
   const { page } = slot;
   slot.proxy?.takeRefusals();
+  slot.navigation = { hosts: new Set(), refused: [] };
   if (options.cookies?.length) {
     await page.setCookie(
       ...options.cookies.map((c) => (c.domain ? { ...c, path: c.path ?? '/' } : { ...c, url: options.url })),
@@ -26,11 +27,12 @@ export async function navigate(slot: PageSlot, options: RenderOptions, remaining
       return;
     }
     const response = await page.goto(options.url!, { waitUntil: options.waitUntil, timeout: remaining() });
-    if (response?.headers()['x-shotfleet-refused']) throw refused(slot, options.url!);
+    if (response?.headers()['x-shotfleet-refused']) throw refused(options.url!, [new URL(response.url()).hostname]);
   } catch (err) {
     if (err instanceof ShotError) throw err;
-    const refusals = slot.proxy?.takeRefusals() ?? [];
-    if (refusals.length > 0 && !(err instanceof TimeoutError)) throw refused(slot, options.url!, refusals);
+    // Only a refusal on the page's own navigation chain makes a 403; a refused image is not why a page failed.
+    const refusals = [...slot.navigation.refused, ...(slot.proxy?.takeRefusals() ?? []).filter((h) => slot.navigation.hosts.has(h))];
+    if (refusals.length > 0 && !(err instanceof TimeoutError)) throw refused(options.url!, refusals);
     if (err instanceof TimeoutError) {
       throw new ShotError('timeout', `the page did not reach "${options.waitUntil}" before the deadline; raise timeout or use waitUntil "domcontentloaded"`);
     }
@@ -42,6 +44,6 @@ export async function navigate(slot: PageSlot, options: RenderOptions, remaining
   }
 }
 
-function refused(slot: PageSlot, url: string, hosts = slot.proxy?.takeRefusals() ?? []): ShotError {
+function refused(url: string, hosts: string[]): ShotError {
   return new ShotError('url_forbidden', 'the URL policy refused the page or one of its redirects', { url, refusedHosts: hosts });
 }
