@@ -10,6 +10,8 @@ import { alreadyDone, openManifest, readManifest } from '../src/shoot/manifest.j
 import { parseShootOptions, UsageError } from '../src/shoot/options.js';
 import { backoffDelay, parseRetryAfter, retryAfterDelay } from '../src/shoot/retry-policy.js';
 import { parseServerTiming } from '../src/shoot/server-timing.js';
+import { createProgress } from '../src/shoot/progress.js';
+import { formatSummary } from '../src/shoot/summary.js';
 
 const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'shoot-unit-'));
 afterAll(() => fs.rm(tmp, { recursive: true, force: true }));
@@ -228,5 +230,46 @@ describe('manifest', () => {
     expect(await alreadyDone({ line: 1, url: 'a', status: 'failed' }, 'a', manifest)).toBe(false);
     expect(await alreadyDone({ line: 1, url: 'a', status: 'ok', key: 'k', link: 'l' }, 'a', manifest)).toBe(true);
     expect(await alreadyDone(undefined, 'a', manifest)).toBe(false);
+  });
+});
+
+describe('feedback', () => {
+  const item = (line: number) => ({ line, url: `https://e.test/${line}`, body: {} });
+
+  it('redraws one line in place on a terminal, with counts, rate and ETA', () => {
+    let out = '';
+    let t = 0;
+    const progress = createProgress({ write: (s: string) => (out += s), isTTY: true }, 4, { now: () => t });
+    progress.waiting!(item(2), 'throttled', 100);
+    t = 2000;
+    progress.finished!({ line: 1, url: 'u', status: 'ok' });
+    progress.note('hello');
+    progress.stop();
+    const last = out.split('\r\x1b[2K').at(-1)!;
+    expect(last).toContain('1/4 · ok 1 · failed 0 · retrying 1 · 0.5/s · ETA 6s');
+    expect(last).toMatch(/^\[#+-+\]/);
+    expect(out).toContain('hello\n');
+  });
+
+  it('prints plain periodic lines and each failure elsewhere', async () => {
+    let out = '';
+    const progress = createProgress({ write: (s: string) => (out += s) }, 2, { intervalMs: 20 });
+    progress.finished!({ line: 7, url: 'u', status: 'failed', error: { status: 400, code: 'invalid_request', message: 'bad width' } });
+    for (let i = 0; i < 100 && !out.includes('shoot: 1/2'); i++) await new Promise((r) => setTimeout(r, 10));
+    progress.stop();
+    expect(out).toContain('line 7 failed: 400 invalid_request: bad width\n');
+    expect(out).toContain('shoot: 1/2 · ok 0 · failed 1');
+    expect(out).not.toContain('\x1b');
+  });
+
+  it('sums up in a table and lists failed lines', () => {
+    const failures = Array.from({ length: 12 }, (_, i) => ({ line: i + 1, url: null, status: 'failed' as const, error: { code: 'invalid_line', message: 'nope' } }));
+    const text = formatSummary({ ok: 5, skipped: 2, failed: 0, invalid: 12, unfinished: 3, retries: 4, shed: 3, throttled: 1, elapsedMs: 10_000, manifestFile: 'm.jsonl', failures, interrupted: true });
+    expect(text).toMatch(/ok\s+5\n/);
+    expect(text).toMatch(/already ok\s+2/);
+    expect(text).toMatch(/not done\s+3\s+interrupted/);
+    expect(text).toMatch(/total\s+22/);
+    expect(text).toContain('retries 4 (503: 3)');
+    expect(text).toContain('… and 2 more in the manifest');
   });
 });

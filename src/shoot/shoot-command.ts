@@ -9,7 +9,6 @@ import { createProgress, type ProgressOutput } from './progress.js';
 import { defaultRetryPolicy, type RetryPolicy } from './retry-policy.js';
 import { formatSummary } from './summary.js';
 
-export { usage } from './options.js';
 
 /** `shotfleet shoot FILE --endpoint URL …`: exit 0 when every line succeeded, 1 otherwise, 2 for usage errors. */
 export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
