@@ -1,4 +1,4 @@
-import { TimeoutError } from 'puppeteer-core';
+import { TimeoutError, type HTTPRequest, type Page } from 'puppeteer-core';
 import { ShotError } from '../errors/shot-error.js';
 import type { PageSlot } from '../render-pool/page-slot.js';
 import type { RenderOptions } from './options.js';
@@ -20,10 +20,11 @@ export async function navigate(slot: PageSlot, options: RenderOptions, remaining
   try {
     if (options.html !== undefined) {
       const networkIdle = options.waitUntil.startsWith('networkidle');
+      // Watching starts before the content is set so requests made while it loads are counted.
+      const quiet = networkIdle ? waitForQuietNetwork(page, options.waitUntil === 'networkidle0' ? 0 : 2, remaining()) : null;
+      quiet?.catch(() => undefined);
       await page.setContent(options.html, { waitUntil: networkIdle ? 'load' : (options.waitUntil as 'load'), timeout: remaining() });
-      if (networkIdle) {
-        await page.waitForNetworkIdle({ idleTime: 500, concurrency: options.waitUntil === 'networkidle0' ? 0 : 2, timeout: remaining() });
-      }
+      await quiet;
       return;
     }
     const response = await page.goto(options.url!, { waitUntil: options.waitUntil, timeout: remaining() });
@@ -42,6 +43,45 @@ export async function navigate(slot: PageSlot, options: RenderOptions, remaining
     }
     throw err;
   }
+}
+
+/**
+ * networkidle for html input, counted from this render's own requests: puppeteer's page-wide
+ * in-flight count can keep requests of an earlier render on the reused page and never reach 0.
+ * Chrome's own rule: at most `allowed` requests in flight for 500 ms.
+ */
+function waitForQuietNetwork(page: Page, allowed: number, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const inFlight = new Set<HTTPRequest>();
+    let quietTimer: NodeJS.Timeout | undefined;
+    const check = () => {
+      clearTimeout(quietTimer);
+      if (inFlight.size <= allowed) quietTimer = setTimeout(finish, 500);
+    };
+    const started = (r: HTTPRequest) => {
+      inFlight.add(r);
+      check();
+    };
+    const ended = (r: HTTPRequest) => {
+      inFlight.delete(r);
+      check();
+    };
+    const deadline = setTimeout(() => {
+      cleanup();
+      reject(new TimeoutError('network did not become idle'));
+    }, timeoutMs);
+    function cleanup() {
+      clearTimeout(quietTimer);
+      clearTimeout(deadline);
+      page.off('request', started).off('requestfinished', ended).off('requestfailed', ended);
+    }
+    function finish() {
+      cleanup();
+      resolve();
+    }
+    page.on('request', started).on('requestfinished', ended).on('requestfailed', ended);
+    check();
+  });
 }
 
 function refused(url: string, hosts: string[]): ShotError {
