@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** `shotfleet <command>`: one binary for every role; `serve` is the default. */
+import { processEnvironment } from '../config/environment.js';
 
 type CommandModule = { run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> };
 
@@ -30,7 +31,7 @@ async function main(): Promise<void> {
     return;
   }
   const mod = await command.load();
-  process.exitCode = await mod.run(argv, process.env);
+  process.exitCode = await mod.run(argv, processEnvironment());
 }
 
 main().catch((err) => {
