@@ -39,7 +39,10 @@ describe('renderHaproxyConfig', () => {
     expect(nodes).toContain('retries 2');
     expect(nodes).toMatch(/default-server weight 100 agent-check agent-port 9999/);
     expect(nodes.match(/^\s+server s\d+ .* maxconn \d+/gm)).toHaveLength(4);
-    for (const b of [sessions, nodes]) expect(b).toContain('option httpchk GET /status');
+    for (const b of [sessions, nodes]) {
+      expect(b).toContain('option httpchk GET /status HTTP/1.1');
+      expect(b).toContain('http-check send hdr Host shotfleet');
+    }
     expect(text).toContain('stats socket /run/hap.sock mode 600 level admin');
     expect(text).toMatch(/use_backend shotfleet_sessions if \{ req\.cook\(shot_session\) -m len gt 0 \}/);
     expect(section(text, 'frontend shotfleet_stats')).toContain('stats enable');

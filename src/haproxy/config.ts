@@ -100,7 +100,7 @@ export function renderHaproxyConfig(o: HaproxyLayoutOptions): string {
     `backend ${sessionBackend}`,
     `  balance hash req.cook(${cookie})`,
     '  hash-type consistent',
-    '  option httpchk GET /status',
+    ...healthCheck,
     '  retry-on conn-failure empty-response',
     '  retries 2',
     '  option redispatch 1',
@@ -110,7 +110,7 @@ export function renderHaproxyConfig(o: HaproxyLayoutOptions): string {
     '# connection retried on another node with the body intact (when it fits one buffer, 16 KB).',
     `backend ${sessionlessBackend}`,
     '  balance leastconn',
-    '  option httpchk GET /status',
+    ...healthCheck,
     '  option http-buffer-request',
     '  retry-on 503 conn-failure empty-response response-timeout',
     '  retries 2',
@@ -120,6 +120,9 @@ export function renderHaproxyConfig(o: HaproxyLayoutOptions): string {
     '',
   ].join('\n');
 }
+
+// HTTP/1.1 with a Host header: the node's server answers an HTTP/1.0 check without one with 400.
+const healthCheck = ['  option httpchk GET /status HTTP/1.1', '  http-check send hdr Host shotfleet'];
 
 export function hostPort(host: string, port: number): string {
   return `${host.includes(':') ? `[${host}]` : host}:${port}`;

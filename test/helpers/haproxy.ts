@@ -131,6 +131,11 @@ export async function startFakeNode(id: string, port = 0): Promise<FakeNode> {
   const server = http.createServer((req, res) => {
     node.hits.push(`${req.method} ${req.url}`);
     res.setHeader('X-Shotfleet-Node', id);
+    if (!req.headers.host) {
+      // Like the real node (Hono's Node adapter): no Host header, no request. HAProxy checks must send one.
+      res.writeHead(400).end();
+      return;
+    }
     if (req.url === '/status') {
       const s = node.status;
       res.writeHead(s.status === 'ready' ? 200 : 503, { 'Content-Type': 'application/json' });
