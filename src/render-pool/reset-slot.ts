@@ -39,8 +39,7 @@ async function undo(slot: PageSlot, setting: PageSlot['dirty'] extends Set<infer
     case 'headers':
       return page.setExtraHTTPHeaders({});
     case 'media':
-      await page.emulateMediaType();
-      return page.emulateMediaFeatures([]);
+      return cdp.send('Emulation.setEmulatedMedia', { media: '', features: [] });
     case 'javascript':
       return page.setJavaScriptEnabled(true);
     case 'background':

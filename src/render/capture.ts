@@ -91,12 +91,16 @@ async function emulate(slot: PageSlot, options: RenderOptions): Promise<void> {
   }
   if (options.colorScheme || options.reducedMotion || options.mediaType) {
     slot.dirty.add('media');
+    // One call: each Emulation.setEmulatedMedia replaces both the media type and the features, so
+    // puppeteer's separate emulateMediaType/emulateMediaFeatures undo each other when sent together.
     tasks.push(
-      page.emulateMediaFeatures([
-        ...(options.colorScheme ? [{ name: 'prefers-color-scheme', value: options.colorScheme }] : []),
-        ...(options.reducedMotion ? [{ name: 'prefers-reduced-motion', value: 'reduce' }] : []),
-      ]),
-      page.emulateMediaType(options.mediaType),
+      cdp.send('Emulation.setEmulatedMedia', {
+        media: options.mediaType ?? '',
+        features: [
+          ...(options.colorScheme ? [{ name: 'prefers-color-scheme', value: options.colorScheme }] : []),
+          ...(options.reducedMotion ? [{ name: 'prefers-reduced-motion', value: 'reduce' }] : []),
+        ],
+      }),
     );
   }
   if (!options.javascript) {
