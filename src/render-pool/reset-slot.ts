@@ -45,6 +45,11 @@ async function undo(slot: PageSlot, setting: PageSlot['dirty'] extends Set<infer
     case 'background':
       return cdp.send('Emulation.setDefaultBackgroundColorOverride', {});
     case 'viewport':
-      return page.setViewport({ ...defaultWindow, deviceScaleFactor: 1, isMobile: false, hasTouch: false });
+      await Promise.all([
+        page.setViewport({ ...defaultWindow, deviceScaleFactor: 1, isMobile: false, hasTouch: false }),
+        // Not clearDeviceMetricsOverride: the page would fall back to the window's inner size (1280×713).
+        cdp.send('Emulation.setDeviceMetricsOverride', { ...defaultWindow, deviceScaleFactor: 1, mobile: false }),
+      ]);
+      return;
   }
 }

@@ -78,7 +78,17 @@ async function emulate(slot: PageSlot, options: RenderOptions): Promise<void> {
   const tasks: Promise<unknown>[] = [];
   if (!sameViewport(page.viewport(), viewport)) {
     slot.dirty.add('viewport');
-    tasks.push(page.setViewport(viewport));
+    // Emulation is per CDP session and Page.captureScreenshot scales by its own session's metrics: without
+    // the same override on the capture session, a deviceScaleFactor 2 page comes out at 1×.
+    tasks.push(
+      page.setViewport(viewport),
+      cdp.send('Emulation.setDeviceMetricsOverride', {
+        width: viewport.width,
+        height: viewport.height,
+        deviceScaleFactor: viewport.deviceScaleFactor ?? 1,
+        mobile: viewport.isMobile ?? false,
+      }),
+    );
   }
   const userAgent = options.userAgent ?? device?.userAgent;
   if (userAgent) {
