@@ -108,7 +108,7 @@ describe('shotfleet shoot against a real node', () => {
       'this is not a url', // 2: invalid line
       JSON.stringify({ url: `${pageBase}/mixed/png-quality`, format: 'png', quality: 50 }), // 3: 400 from the node
       '# a comment', // 4: skipped
-      JSON.stringify({ url: `${pageBase}/mixed/no-such-element`, selector: '#missing', timeout: 3000 }), // 5: 422
+      JSON.stringify({ url: `${pageBase}/mixed/no-such-element`, selector: '#missing' }), // 5: 422
       `${pageBase}/mixed/good-2`, // 6: ok
     ]);
     const { code, output } = await shootCli([b.input, '--endpoint', node.url, '--out', b.out, '--width', '400', '--height', '300']);
@@ -119,7 +119,8 @@ describe('shotfleet shoot against a real node', () => {
     expect(byLine.get(6)?.status).toBe('ok');
     expect(byLine.get(2)).toMatchObject({ status: 'failed', error: { code: 'invalid_line' } });
     expect(byLine.get(3)).toMatchObject({ status: 'failed', attempts: 1, error: { status: 400, code: 'invalid_request' } });
-    expect(byLine.get(5)).toMatchObject({ status: 'failed', attempts: 1, error: { status: 422, code: 'selector_not_found' } });
+    // (a loaded machine may shed line 5 with a 503 first, so only its final answer is asserted)
+    expect(byLine.get(5)).toMatchObject({ status: 'failed', error: { status: 422, code: 'selector_not_found' } });
     expect(output).toMatch(/failed\s+2/);
   });
 
