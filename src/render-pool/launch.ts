@@ -50,6 +50,9 @@ export async function launchBrowser(chromePath: string): Promise<LaunchedBrowser
     pipe: true,
     userDataDir,
     args: [...chromeArgs, ...policyBrowserArgs],
+    // puppeteer turns Chromium's popup blocker off; a page clicking target=_blank links in a loop then
+    // opens windows faster than they can be closed and starves every render in the browser.
+    ignoreDefaultArgs: ['--disable-popup-blocking'],
     defaultViewport: null,
     // The node handles its own signals and closes browsers during its drain.
     handleSIGINT: false,
