@@ -186,7 +186,7 @@ describe('shoot against a scripted node', () => {
     expect((await shootInProcess([...b.args, '--store'])).code).toBe(0);
     expect(node.requests.find((r) => r.pageUrl === page('store', 'x1'))?.body.store).toBe(true);
     const [record] = await manifestRecords(b.manifest);
-    expect(record).toMatchObject({ status: 'ok', bucket: 'b', key: `shots/x1-t${testIds.size}.png`, link: `http://s3.test/b/x1-t${testIds.size}.png`, bytes: 123, timings: { uploadMs: 3 } });
+    expect(record).toMatchObject({ status: 'ok', bucket: 'b', key: `shots/x1-t${testIds.size}.png`, url: `http://s3.test/b/x1-t${testIds.size}.png`, bytes: 123, timings: { uploadMs: 3 } });
     expect(record.file).toBeUndefined();
   });
 

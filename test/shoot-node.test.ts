@@ -163,7 +163,7 @@ describe('shotfleet shoot against a real node', () => {
     for (const r of records) {
       expect(r).toMatchObject({ status: 'ok', bucket: s3.bucket });
       expect(r.file).toBeUndefined();
-      const linked = Buffer.from(await (await fetch(r.link!)).arrayBuffer());
+      const linked = Buffer.from(await (await fetch(r.url!)).arrayBuffer());
       const stored = await s3.getObject(r.key!);
       expect(linked.equals(stored.body)).toBe(true);
       expect(linked.length).toBe(r.bytes);

@@ -228,7 +228,7 @@ describe('manifest', () => {
     expect(await alreadyDone({ line: 1, url: 'a', status: 'ok', file: '1-a.png' }, 'b', manifest)).toBe(false);
     expect(await alreadyDone({ line: 1, url: 'a', status: 'ok', file: 'gone.png' }, 'a', manifest)).toBe(false);
     expect(await alreadyDone({ line: 1, url: 'a', status: 'failed' }, 'a', manifest)).toBe(false);
-    expect(await alreadyDone({ line: 1, url: 'a', status: 'ok', key: 'k', link: 'l' }, 'a', manifest)).toBe(true);
+    expect(await alreadyDone({ line: 1, url: 'l', source: 'a', status: 'ok', key: 'k' }, 'a', manifest)).toBe(true);
     expect(await alreadyDone(undefined, 'a', manifest)).toBe(false);
   });
 });

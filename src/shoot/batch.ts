@@ -65,7 +65,7 @@ export async function runBatch(
     let shedRetries = 0;
     let heldBackInARow = 0;
     let lastError: ItemError | undefined;
-    const failed = (error: ItemError): ManifestRecord => ({ line: item.line, url: item.url, status: 'failed', attempts, error });
+    const failed = (error: ItemError): ManifestRecord => ({ line: item.line, url: item.url, source: item.url, status: 'failed', attempts, error });
     for (;;) {
       if (!(await limit.acquire(signal))) return undefined;
       let outcome: AttemptOutcome;
@@ -85,7 +85,7 @@ export async function runBatch(
       }
       limit.release();
       if (outcome.kind === 'aborted') return undefined;
-      if (outcome.kind === 'ok') return { line: item.line, url: item.url, status: 'ok', ...outcome.result, attempts };
+      if (outcome.kind === 'ok') return { line: item.line, url: item.url, source: item.url, status: 'ok', ...outcome.result, attempts };
       if (outcome.kind === 'failed') return failed(outcome.error);
 
       if (heldBack) {

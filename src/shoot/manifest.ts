@@ -10,15 +10,19 @@ import path from 'node:path';
  */
 export interface ManifestRecord {
   line: number;
-  /** The page URL of the input line (null for an `html` line). */
+  /**
+   * As the contract has it: the input line's page URL (null for an `html` line), except on a stored
+   * image, where it is the link the node returned (`key` + `url`) and the page URL moves to `source`.
+   */
   url: string | null;
+  /** The input line's page URL; always set, so a resumed run can match stored records too. */
+  source: string | null;
   status: 'ok' | 'failed';
   /** The image, relative to the manifest's directory. */
   file?: string;
-  /** With `store`: where the node put the image, and the link it returned for it. */
+  /** With `store`: where the node put the image. */
   bucket?: string;
   key?: string;
-  link?: string;
   bytes?: number;
   format?: string;
   /** The node that answered (X-Shotfleet-Node). */
@@ -78,7 +82,7 @@ function parseRecord(raw: string): ManifestRecord | undefined {
  * wrote one) still on disk.
  */
 export async function alreadyDone(record: ManifestRecord | undefined, url: string | null, manifestFile: string): Promise<boolean> {
-  if (record?.status !== 'ok' || record.url !== url) return false;
+  if (record?.status !== 'ok' || (record.source === undefined ? record.url : record.source) !== url) return false;
   if (record.file === undefined) return true;
   try {
     await fsp.access(path.resolve(path.dirname(manifestFile), record.file));

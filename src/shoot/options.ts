@@ -28,7 +28,7 @@ export const usage = `usage: shotfleet shoot FILE --endpoint URL [options]
 Screenshots every URL in FILE (or stdin with "-") through a shotfleet node or fleet.
 FILE holds one URL per line, or JSON Lines of POST /screenshot bodies; "#" comments and blank lines
 are skipped, bad lines are reported and skipped. Images are saved as DIR/<line>-<slug of the URL>.<ext>.
-A manifest (JSON Lines: line, url, status ok|failed, file or key+link, bytes, timings, error) is written
+A manifest (JSON Lines: line, url, status ok|failed, file or key+url (the link), source, bytes, timings, error) is written
 as items finish; running the same command again skips the lines it already has as ok.
 
 batch:
@@ -60,7 +60,7 @@ request defaults (a JSON line's own fields win):
   --optimize-for-speed      faster PNG encoding, bigger files
   --omit-background         transparent background (png, webp)
   --reduced-motion          prefers-reduced-motion, animations frozen
-  --store                   upload to the node's S3 bucket; the manifest records key and link
+  --store                   upload to the node's S3 bucket; the manifest records key and url (the link)
 
 exit status: 0 when every line succeeded, 1 when any failed, was invalid or was left undone,
 2 for a usage error, 130 when interrupted (Ctrl-C: finished items stay in the manifest).

@@ -91,7 +91,7 @@ async function saveSuccess(item: ShotItem, res: Response, ctx: AttemptContext, s
       result: {
         bucket: typeof stored.bucket === 'string' ? stored.bucket : undefined,
         key: stored.key,
-        link: stored.url,
+        url: stored.url,
         bytes: typeof stored.bytes === 'number' ? stored.bytes : undefined,
         format: typeof stored.format === 'string' ? stored.format : undefined,
         node,

@@ -75,7 +75,7 @@ export async function shoot(options: ShootOptions, io: ShootIo): Promise<number>
   progress.note(`shooting ${todo.length} line(s) through ${options.endpoint.href}, ${options.concurrency} at a time`);
   if (skipped > 0) progress.note(`resuming: ${skipped} line(s) already ok in ${options.manifestFile}`);
   for (const bad of invalid) {
-    const record: ManifestRecord = { line: bad.line, url: bad.url, status: 'failed', error: { code: 'invalid_line', message: bad.reason } };
+    const record: ManifestRecord = { line: bad.line, url: bad.url, source: bad.url, status: 'failed', error: { code: 'invalid_line', message: bad.reason } };
     await manifest.append(record);
     failures.push(record);
     progress.note(`line ${bad.line} skipped: ${bad.reason}`);
