@@ -125,10 +125,8 @@ export function createRenderService(deps: RenderServiceDeps) {
   }
 
   async function renderOnce(req: ScreenshotRequest, deadlineAt: number) {
-    const waitStarted = Date.now();
     const lease = req.sessionId ? await sessions.checkout(req.sessionId, req.signal) : await poolLease(req.signal);
     const queueMs = Date.now() - req.arrivedAt;
-    metrics.queueWait.observe((Date.now() - waitStarted) / 1000);
     const renderStarted = Date.now();
     let ok = false;
     try {
