@@ -146,6 +146,7 @@ async function main() {
       }, 60_000, 50);
       const removedMs = Date.now() - killed;
       await node.kill();
+      await killOrphanedChromium(node.proc.pid!);
       results.push({ listeningMs, joinMs, registeredMs, downMs, removedMs });
       console.log(`round ${round}: listening ${listeningMs} ms, hub saw it up ${registeredMs} ms, first request via HAProxy ${joinMs} ms; after kill -9: HAProxy check DOWN ${downMs} ms, hub emptied the slot ${removedMs} ms`);
       await sleep(1000);
@@ -168,6 +169,18 @@ async function main() {
   } finally {
     for (const c of cleanup.reverse()) await c().catch(() => undefined);
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** kill -9 gives a node no chance to close its browser: end the Chromium it launched (marked by its pid). */
+async function killOrphanedChromium(nodePid: number): Promise<void> {
+  for (const entry of fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    try {
+      const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmdline.includes(`shotfleet-chrome-${nodePid}-`)) process.kill(Number(entry), 'SIGKILL');
+    } catch {
+      // ended meanwhile
+    }
   }
 }
 
