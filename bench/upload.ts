@@ -1,6 +1,7 @@
 /**
- * Upload isolation benchmark (issue 4): the same corpus rendered with `store: true`, once with S3 answering
- * at loopback speed and once with +500 ms injected on every PUT, at the default upload pool sizes.
+ * Upload isolation benchmark (issue 4): the shared bench corpus (bench/lib/corpus.ts) rendered with
+ * `store: true`, once with S3 answering at loopback speed and once with +500 ms injected on every PUT,
+ * at the default upload pool sizes.
  * If uploads held pages, the slow run's throughput would collapse; the pool keeps it within ~10 %.
  *
  *   npm run bench:upload            (writes bench/results/upload.json)
@@ -10,14 +11,12 @@
  * load hits both sides alike. Run it on a quiet machine: it measures throughput, and other work skews it.
  */
 import fs from 'node:fs/promises';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
 import { startShotfleet, repoRoot, type RunningProcess } from '../test/helpers/processes.js';
 import { s3rverEnv, startFaultProxy, startS3 } from '../test/helpers/s3.js';
+import { startCorpus } from './lib/corpus.js';
 
-const corpusHosts = ['127.0.0.1', '127.0.0.2', '127.0.0.3'];
 const injectedMs = 500;
 /** Enough requests in flight to keep every page busy while others wait on a slow PUT. */
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 16);
@@ -37,44 +36,6 @@ interface Run {
   p50Ms: number;
   p95Ms: number;
   retriedAfter503: number;
-}
-
-/** A dozen pages of text, boxes, gradients and SVG, so renders and image sizes vary like a real corpus. */
-function corpusPage(i: number): string {
-  const hue = (i * 47) % 360;
-  const boxes = Array.from({ length: 24 + i * 4 }, (_, j) => `<div class="b" style="background:hsl(${(hue + j * 13) % 360},60%,${40 + (j % 5) * 8}%)">${j}</div>`).join('');
-  const words = Array.from({ length: 300 + i * 40 }, (_, j) => ['shot', 'fleet', 'render', 'page', 'pool', 'upload', 'bucket', 'queue'][(i + j) % 8]).join(' ');
-  return `<!doctype html><html><head><style>
-    body{font:16px/1.5 sans-serif;margin:24px;background:linear-gradient(${hue}deg,#fff,hsl(${hue},50%,85%))}
-    .g{display:grid;grid-template-columns:repeat(8,1fr);gap:6px}.b{height:48px;border-radius:6px;color:#fff;padding:4px}
-  </style></head><body><h1>Corpus page ${i}</h1>
-  <svg width="600" height="120"><circle cx="60" cy="60" r="50" fill="hsl(${hue},70%,50%)"/><rect x="140" y="20" width="400" height="80" fill="none" stroke="#333" stroke-width="4"/></svg>
-  <div class="g">${boxes}</div><p>${words}</p></body></html>`;
-}
-
-async function startCorpus(): Promise<{ urls: string[]; close(): Promise<void> }> {
-  const servers: http.Server[] = [];
-  const urls: string[] = [];
-  for (const host of corpusHosts) {
-    const server = http.createServer((req, res) => {
-      const i = Number(/\/page\/(\d+)/.exec(req.url ?? '')?.[1] ?? 0);
-      res.writeHead(200, { 'Content-Type': 'text/html' });
-      res.end(corpusPage(i));
-    });
-    await new Promise<void>((resolve) => server.listen(0, host, resolve));
-    servers.push(server);
-    const { port } = server.address() as AddressInfo;
-    for (let i = 0; i < 4; i++) urls.push(`http://${host}:${port}/page/${urls.length}`);
-  }
-  return {
-    urls,
-    close: async () => {
-      for (const s of servers) {
-        s.closeAllConnections();
-        await new Promise((r) => s.close(r));
-      }
-    },
-  };
 }
 
 async function storeShots(node: RunningProcess, urls: string[], format: string, shots: number) {
