@@ -1,4 +1,4 @@
-import { Hono, type Context } from 'hono';
+import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type client from 'prom-client';
 import { ShotError, errorBody } from '../errors/shot-error.js';
@@ -6,7 +6,7 @@ import type { Logger } from '../log/logger.js';
 import { renderHaproxyConfig } from '../haproxy/config.js';
 import type { Fleet } from './fleet.js';
 import { parseNodeUrl } from './node-url.js';
-import { presentedToken, tokenMatches } from './token.js';
+import { requireToken } from '../server/auth.js';
 
 export interface HubSettings {
   token?: string;
@@ -32,22 +32,12 @@ export function createHubApp(fleet: Fleet, metrics: client.Registry, s: HubSetti
   });
   app.notFound((c) => c.json(errorBody(new ShotError('not_found', `no route ${c.req.method} ${c.req.path}; see the hub API in the README`)), 404));
 
-  const requireToken = (expected: string | undefined) => async (c: Context, next: () => Promise<void>) => {
-    if (expected !== undefined && !tokenMatches(presentedToken(c.req.raw.headers), expected)) {
-      throw new ShotError('unauthorized', 'missing or wrong token; send "Authorization: Bearer <SHOTFLEET_TOKEN>"');
-    }
-    await next();
-  };
+  // The node's rule: the token everywhere but /livez; /metrics open unless a metrics token is set.
+  app.use(requireToken({ token: s.token, metricsToken: s.metricsToken, open: ['/livez'] }));
 
-  app.get('/livez', (c) => c.json({ status: 'ok' }));
+  app.get('/livez', (c) => c.json({ status: 'alive' }));
 
-  app.get('/metrics', requireToken(s.metricsToken), async (c) => {
-    return c.body(await metrics.metrics(), 200, { 'Content-Type': metrics.contentType });
-  });
-
-  app.use('/nodes', requireToken(s.token));
-  app.use('/nodes/*', requireToken(s.token));
-  app.use('/haproxy.cfg', requireToken(s.token));
+  app.get('/metrics', async (c) => c.body(await metrics.metrics(), 200, { 'Content-Type': metrics.contentType }));
 
   app.post(
     '/nodes',
