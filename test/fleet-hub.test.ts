@@ -1,9 +1,9 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMembership, type Membership } from '../src/fleet/membership.js';
 import { createLogger } from '../src/log/logger.js';
-import { startShotfleet, type RunningProcess } from './helpers/processes.js';
-import { freePort, startFakeNode, waitFor, type FakeNode } from './helpers/haproxy.js';
+import { cliEntry, repoRoot, startShotfleet, type RunningProcess } from './helpers/processes.js';
+import { checkHaproxyConfig, freePort, startFakeNode, waitFor, type FakeNode } from './helpers/haproxy.js';
 
 const token = 'hub-test-token';
 const heartbeatMs = 1000;
@@ -170,6 +170,27 @@ describe('shotfleet hub with stand-in nodes', () => {
     const ids = (await listNodes()).map((n) => n.id);
     expect(ids).not.toContain('member-1');
     expect(ids).toContain('member-2');
+  });
+
+  it('serves its config to shotfleet haproxy-config --hub, which passes haproxy -c', async () => {
+    const cli = (args: string[]) =>
+      new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, ['--import', 'tsx', cliEntry, 'haproxy-config', ...args], { cwd: repoRoot, env: { PATH: process.env.PATH, HOME: process.env.HOME } });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d) => (stdout += d));
+        child.stderr.on('data', (d) => (stderr += d));
+        child.on('exit', (status) => resolve({ status, stdout, stderr }));
+      });
+    const ok = await cli(['--hub', hub.url, '--token', token, '--bind', '127.0.0.1:18080']);
+    expect(ok.status).toBe(0);
+    const member = nodes.find((n) => n.id === 'member-2')!;
+    expect(ok.stdout).toMatch(new RegExp(`server s\\d+ 127\\.0\\.0\\.1:${member.port} id \\d+`));
+    expect(ok.stdout).toContain('bind 127.0.0.1:18080');
+    expect(checkHaproxyConfig(ok.stdout).ok).toBe(true);
+    const refused = await cli(['--hub', hub.url, '--token', 'wrong']);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/401.*--token/);
   });
 
   it('stops cleanly on SIGTERM', async () => {
