@@ -21,7 +21,7 @@ export type ScreenshotResult =
   | { kind: 'image'; image: Buffer; contentType: string; truncated: boolean; timings: Timings; session?: 'new' | 'reused' }
   | {
       kind: 'stored';
-      body: StoredObject & { format: string; width: number; height: number; timings: Timings };
+      body: Omit<StoredObject, 'uploadMs'> & { format: string; width: number; height: number; timings: Timings };
       truncated: boolean;
       timings: Timings;
       session?: 'new' | 'reused';
@@ -87,7 +87,17 @@ export function createRenderService(deps: RenderServiceDeps) {
       const timings = { ...rendered.timings, uploadMs: stored.uploadMs };
       return {
         kind: 'stored',
-        body: { ...stored, format: options.format, width: size.width, height: size.height, timings },
+        body: {
+          bucket: stored.bucket,
+          key: stored.key,
+          url: stored.url,
+          etag: stored.etag,
+          bytes: stored.bytes,
+          format: options.format,
+          width: size.width ?? 0,
+          height: size.height ?? 0,
+          timings,
+        },
         truncated: rendered.capture.truncated,
         timings,
         session: rendered.session,
