@@ -78,3 +78,100 @@ export async function startTestSite(routes: Record<string, Route> = {}): Promise
 export function page(body: string, head = ''): string {
   return `<!doctype html><html><head><meta charset="utf-8"><style>html,body{margin:0;padding:0}</style>${head}</head><body>${body}</body></html>`;
 }
+
+/** What a probe page saw of the state a browser keeps for its origin. */
+export interface StateSeen {
+  /** document.cookie as the page sees it. */
+  cookie: string;
+  local: string | null;
+  session: string | null;
+  indexedDb: string[];
+  cacheStorage: string[];
+  serviceWorkers: number;
+  /** Who answered /sw-probe: "network" (the test site) or "worker" (a service worker). */
+  swProbe: string;
+  error?: string;
+}
+
+const probeScript = `
+async function look() {
+  return {
+    cookie: document.cookie,
+    local: localStorage.getItem('probe'),
+    session: sessionStorage.getItem('probe'),
+    indexedDb: (await indexedDB.databases()).map((d) => d.name),
+    cacheStorage: await caches.keys(),
+    serviceWorkers: (await navigator.serviceWorker.getRegistrations()).length,
+    swProbe: await (await fetch('/sw-probe', { cache: 'no-store' })).text(),
+  };
+}
+async function write() {
+  document.cookie = 'js_cookie=written; max-age=3600; path=/';
+  localStorage.setItem('probe', 'written');
+  sessionStorage.setItem('probe', 'written');
+  await new Promise((resolve, reject) => {
+    const open = indexedDB.open('probe-db', 1);
+    open.onupgradeneeded = () => open.result.createObjectStore('s');
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+      const tx = open.result.transaction('s', 'readwrite');
+      tx.objectStore('s').put('written', 'probe');
+      tx.oncomplete = () => { open.result.close(); resolve(); };
+      tx.onerror = () => reject(tx.error);
+    };
+  });
+  await (await caches.open('probe-cache')).put('/cached', new Response('written'));
+  await navigator.serviceWorker.register('/sw.js');
+  await navigator.serviceWorker.ready;
+}
+async function run(phase) {
+  let seen;
+  try {
+    if (phase === 'write') await write();
+    seen = await look();
+  } catch (err) {
+    seen = { error: String(err && err.message || err) };
+  }
+  await fetch('/report?phase=' + phase, { method: 'POST', body: JSON.stringify(seen) });
+  const done = document.createElement('div');
+  done.id = 'done';
+  document.body.appendChild(done);
+}`;
+
+const serviceWorker = `
+self.addEventListener('install', () => self.skipWaiting());
+self.addEventListener('activate', (e) => e.waitUntil(self.clients.claim()));
+self.addEventListener('fetch', (e) => {
+  if (new URL(e.request.url).pathname === '/sw-probe') e.respondWith(new Response('worker'));
+});`;
+
+/**
+ * Routes for isolation tests: /write stores a cookie (from the server and from script), localStorage,
+ * sessionStorage, IndexedDB, Cache Storage and a service worker, then reports what it sees; /read only
+ * reports. Reports arrive as POST /report?phase=… and the page adds #done once the report is sent,
+ * so a render with waitForSelector '#done' returns after the report is in.
+ */
+export function stateProbeRoutes(): Record<string, Route> {
+  return {
+    '/write': {
+      body: page('<p>write</p>', `<script>${probeScript}\nrun('write')</script>`),
+      headers: { 'set-cookie': 'server_cookie=written; Max-Age=3600; Path=/', 'cache-control': 'no-store' },
+    },
+    '/read': { body: page('<p>read</p>', `<script>${probeScript}\nrun('read')</script>`), headers: { 'cache-control': 'no-store' } },
+    '/sw.js': { body: serviceWorker, type: 'text/javascript' },
+    '/sw-probe': { body: 'network', type: 'text/plain', headers: { 'cache-control': 'no-store' } },
+    '/report': { body: 'ok', type: 'text/plain' },
+    // Cacheable for an hour: a second fetch reaching the server proves the HTTP cache was not kept.
+    '/cacheable.css': { body: 'p{color:rgb(1,2,3)}', type: 'text/css', headers: { 'cache-control': 'public, max-age=3600' } },
+  };
+}
+
+/** The last report a probe page sent for `phase` ('write' or 'read'). */
+export function lastReport(site: TestSite, phase: 'write' | 'read'): StateSeen {
+  const report = site.requests('/report').filter((r) => r.url.endsWith(`phase=${phase}`)).at(-1);
+  if (!report) throw new Error(`no ${phase} report arrived: the probe page did not run`);
+  return JSON.parse(report.body) as StateSeen;
+}
+
+/** What a probe reports when the browser kept nothing. */
+export const nothingKept: StateSeen = { cookie: '', local: null, session: null, indexedDb: [], cacheStorage: [], serviceWorkers: 0, swProbe: 'network' };

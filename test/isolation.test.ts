@@ -1,0 +1,68 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lastReport, nothingKept, page, startTestSite, stateProbeRoutes, type TestSite } from './helpers/pages.js';
+import { startShotfleet, type RunningProcess } from './helpers/processes.js';
+import { ok, shoot } from './helpers/shots.js';
+
+/**
+ * Session-less requests on a one-page node: every render reuses the same window and context, so
+ * whatever the wipe between renders misses, the next request sees.
+ */
+describe('isolation between session-less requests (one page, reused)', () => {
+  let site: TestSite;
+  let node: RunningProcess;
+
+  beforeAll(async () => {
+    site = await startTestSite({
+      ...stateProbeRoutes(),
+      '/styled': page('<p>styled</p>', '<link rel="stylesheet" href="/cacheable.css">'),
+    });
+    node = await startShotfleet('serve', { SHOTFLEET_PAGES: '1', SHOTFLEET_ALLOW_HOSTS: '127.0.0.1' });
+  });
+
+  afterAll(async () => {
+    await node?.stop();
+    await site?.close();
+  });
+
+  const render = (path: string) => shoot(node.url, { url: `${site.url}${path}`, waitForSelector: '#done', viewport: { width: 200, height: 100 } });
+
+  it('cookies, local and session storage, IndexedDB, Cache Storage and service workers written by one request are gone in the next', async () => {
+    for (let round = 1; round <= 2; round++) {
+      ok(await render('/write'));
+      // The writer saw its own state: the probe can see each kind of state when it is there.
+      expect(lastReport(site, 'write')).toEqual({
+        cookie: expect.stringContaining('js_cookie=written'),
+        local: 'written',
+        session: 'written',
+        indexedDb: ['probe-db'],
+        cacheStorage: ['probe-cache'],
+        serviceWorkers: 1,
+        swProbe: 'worker',
+      });
+      expect(lastReport(site, 'write').cookie).toContain('server_cookie=written');
+
+      const readsBefore = site.hits('/read');
+      ok(await render('/read'));
+      expect(lastReport(site, 'read'), `round ${round}`).toEqual(nothingKept);
+      // The server saw no cookie either, and the page came from the network, not from a leftover worker.
+      expect(site.hits('/read')).toBe(readsBefore + 1);
+      expect(site.requests('/read').at(-1)!.headers.cookie).toBeUndefined();
+    }
+    // It was the wipe that did it: the page was never given up and replaced by a fresh one.
+    expect(node.logs.filter((l) => String(l.msg).includes('could not wipe'))).toEqual([]);
+  });
+
+  it('nothing is served from the HTTP cache of an earlier request', async () => {
+    const before = site.hits('/cacheable.css');
+    ok(await shoot(node.url, { url: `${site.url}/styled` }));
+    ok(await shoot(node.url, { url: `${site.url}/styled` }));
+    expect(site.hits('/cacheable.css')).toBe(before + 2);
+  });
+
+  it('cookies given in one request are not sent with the next', async () => {
+    ok(await shoot(node.url, { url: `${site.url}/sw-probe`, cookies: [{ name: 'given', value: 'once' }] }));
+    expect(site.requests('/sw-probe').at(-1)!.headers.cookie).toBe('given=once');
+    ok(await shoot(node.url, { url: `${site.url}/sw-probe` }));
+    expect(site.requests('/sw-probe').at(-1)!.headers.cookie).toBeUndefined();
+  });
+});

@@ -1,0 +1,167 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lastReport, nothingKept, page, startTestSite, stateProbeRoutes, type StateSeen, type TestSite } from './helpers/pages.js';
+import { startShotfleet, type RunningProcess } from './helpers/processes.js';
+import { metricValues, ok, shoot, type Shot } from './helpers/shots.js';
+
+/** Everything /write leaves behind, as a later /read in the same session should see it. */
+const kept: StateSeen = {
+  cookie: expect.stringMatching(/js_cookie=written/),
+  local: 'written',
+  session: expect.anything(),
+  indexedDb: ['probe-db'],
+  cacheStorage: ['probe-cache'],
+  serviceWorkers: 1,
+  swProbe: 'worker',
+};
+
+async function sessionsActive(base: string): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  return metricValues(text, 'shotfleet_sessions_active')[''];
+}
+
+function probe(node: RunningProcess, site: TestSite, path: '/write' | '/read', session?: string): Promise<Shot> {
+  return shoot(
+    node.url,
+    { url: `${site.url}${path}`, waitForSelector: '#done', viewport: { width: 200, height: 100 } },
+    { cookie: session ? `shot_session=${session}` : undefined },
+  );
+}
+
+describe('sessions: state kept per cookie, separate between ids, LRU eviction (3 pages, 2 sessions)', () => {
+  let site: TestSite;
+  let node: RunningProcess;
+
+  beforeAll(async () => {
+    site = await startTestSite({
+      ...stateProbeRoutes(),
+      // Tells the test it started, then holds its render for a while (the request asks for a delay).
+      '/busy': page('<p>busy</p><script>fetch("/busy-started")</script>'),
+      '/busy-started': { body: 'ok', type: 'text/plain' },
+    });
+    node = await startShotfleet('serve', {
+      // One page more than sessions, so a third session's request gets past admission while both are busy.
+      SHOTFLEET_PAGES: '3',
+      SHOTFLEET_ADAPTIVE_CONCURRENCY: 'false',
+      SHOTFLEET_MAX_SESSIONS: '2',
+      SHOTFLEET_ALLOW_HOSTS: '127.0.0.1',
+    });
+  });
+
+  afterAll(async () => {
+    await node?.stop();
+    await site?.close();
+  });
+
+  it('the same cookie keeps cookies and storage across requests: new, then reused', async () => {
+    const first = await probe(node, site, '/write', 'alpha');
+    ok(first);
+    expect(first.headers.get('x-shotfleet-session')).toBe('new');
+
+    const second = await probe(node, site, '/read', 'alpha');
+    ok(second);
+    expect(second.headers.get('x-shotfleet-session')).toBe('reused');
+    expect(lastReport(site, 'read')).toEqual(kept);
+    expect(site.requests('/read').at(-1)!.headers.cookie).toContain('server_cookie=written');
+    expect(await sessionsActive(node.url)).toBe(1);
+  });
+
+  it('another id sees none of it, and the first session still has its state afterwards', async () => {
+    const other = await probe(node, site, '/read', 'beta');
+    ok(other);
+    expect(other.headers.get('x-shotfleet-session')).toBe('new');
+    expect(lastReport(site, 'read')).toEqual(nothingKept);
+
+    ok(await probe(node, site, '/read', 'alpha'));
+    expect(lastReport(site, 'read')).toEqual(kept);
+    expect(await sessionsActive(node.url)).toBe(2);
+  });
+
+  it('a request without the cookie sees no session\'s state and gets no session header', async () => {
+    const plain = await probe(node, site, '/read');
+    ok(plain);
+    expect(plain.headers.get('x-shotfleet-session')).toBeNull();
+    expect(lastReport(site, 'read')).toEqual(nothingKept);
+  });
+
+  it('at SHOTFLEET_MAX_SESSIONS the least recently used idle session is closed for a new one', async () => {
+    // alpha was used after beta: beta is the one to go.
+    const gamma = await probe(node, site, '/read', 'gamma');
+    ok(gamma);
+    expect(gamma.headers.get('x-shotfleet-session')).toBe('new');
+    expect(await sessionsActive(node.url)).toBe(2);
+
+    const alpha = await probe(node, site, '/read', 'alpha');
+    expect(alpha.headers.get('x-shotfleet-session')).toBe('reused');
+    expect(lastReport(site, 'read')).toEqual(kept);
+
+    // beta comes back empty (and in turn evicts gamma, now the least recently used).
+    const beta = await probe(node, site, '/read', 'beta');
+    expect(beta.headers.get('x-shotfleet-session')).toBe('new');
+    expect(lastReport(site, 'read')).toEqual(nothingKept);
+    const status = await (await fetch(`${node.url}/status`)).json();
+    expect(status.sessions).toBe(2);
+  });
+
+  it('when every session is busy, a new one is shed with 503 and Retry-After', async () => {
+    const startedBefore = site.hits('/busy-started');
+    const busy = ['alpha', 'beta'].map((id) =>
+      shoot(node.url, { url: `${site.url}/busy`, delay: 4000 }, { cookie: `shot_session=${id}` }),
+    );
+    // Both renders are on their pages (bounded wait: 100 × 100 ms).
+    for (let i = 0; i < 100 && site.hits('/busy-started') < startedBefore + 2; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(site.hits('/busy-started')).toBe(startedBefore + 2);
+
+    const shed = await probe(node, site, '/read', 'delta');
+    expect(shed.status).toBe(503);
+    expect(Number(shed.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(shed.json?.error?.code).toBe('saturated');
+
+    for (const answer of await Promise.all(busy)) ok(answer);
+    // Once they are idle again, delta gets a session.
+    const later = await probe(node, site, '/read', 'delta');
+    ok(later);
+    expect(later.headers.get('x-shotfleet-session')).toBe('new');
+  });
+
+  it('a malformed session id is a 400', async () => {
+    const bad = await shoot(node.url, { html: page('x') }, { cookie: 'shot_session=' + 'x'.repeat(200) });
+    expect(bad.status).toBe(400);
+    expect(bad.json?.error?.code).toBe('invalid_request');
+  });
+});
+
+describe('sessions: idle expiry (SHOTFLEET_SESSION_IDLE_MS=5000)', () => {
+  let site: TestSite;
+  let node: RunningProcess;
+
+  beforeAll(async () => {
+    site = await startTestSite(stateProbeRoutes());
+    node = await startShotfleet('serve', { SHOTFLEET_PAGES: '1', SHOTFLEET_SESSION_IDLE_MS: '5000', SHOTFLEET_ALLOW_HOSTS: '127.0.0.1' });
+  });
+
+  afterAll(async () => {
+    await node?.stop();
+    await site?.close();
+  });
+
+  it('an idle session is closed: its state is gone and the next request is new again', async () => {
+    const first = await probe(node, site, '/write', 'sleepy');
+    ok(first);
+    expect(first.headers.get('x-shotfleet-session')).toBe('new');
+    expect(await sessionsActive(node.url)).toBe(1);
+
+    // Bounded: 300 × 100 ms, well past the 5 s idle time.
+    let active = 1;
+    for (let i = 0; i < 300 && active !== 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      active = await sessionsActive(node.url);
+    }
+    expect(active).toBe(0);
+    expect(node.logs.some((l) => l.msg === 'session closed' && l.session === 'sleepy' && l.why === 'idle')).toBe(true);
+
+    const again = await probe(node, site, '/read', 'sleepy');
+    ok(again);
+    expect(again.headers.get('x-shotfleet-session')).toBe('new');
+    expect(lastReport(site, 'read')).toEqual(nothingKept);
+  });
+});
