@@ -95,11 +95,14 @@ export function renderHaproxyConfig(o: HaproxyLayoutOptions): string {
     ...(o.statsBind
       ? ['frontend shotfleet_stats', `  bind ${o.statsBind}`, '  stats enable', '  stats uri /', '  stats refresh 5s', '  stats show-legends', '']
       : []),
-    '# Sessions: a consistent hash of the cookie keeps a session on its node while the node lives. A 503 is',
-    '# passed back (no redispatch); only a node that cannot be reached at all sends its sessions elsewhere.',
+    '# Sessions: a consistent hash of the cookie places a new session; the stick table then keeps it on that',
+    '# node while the node lives, even when nodes join and the hash ring shifts. A 503 is passed back (no',
+    '# redispatch); only a node that cannot be reached at all sends its sessions elsewhere.',
     `backend ${sessionBackend}`,
     `  balance hash req.cook(${cookie})`,
     '  hash-type consistent',
+    '  stick-table type string len 128 size 1m expire 30m',
+    `  stick on req.cook(${cookie})`,
     ...healthCheck,
     '  retry-on conn-failure empty-response',
     '  retries 2',
