@@ -16,6 +16,15 @@ const resourceTypes = [
 
 const waitUntil = ['load', 'domcontentloaded', 'networkidle0', 'networkidle2'] as const;
 
+/** Header field values Chromium accepts: no CR, LF, NUL or other control characters, nothing past Latin-1. */
+const fieldValue = /^[\t\x20-\x7e\x80-\xff]*$/;
+/** Headers Chromium refuses to send as extra headers: accepting them would fail the navigation with a 502. */
+const connectionHeaders = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'keep-alive', 'upgrade', 'te', 'trailer', 'cookie2']);
+const settableHeader = (name: string) => !connectionHeaders.has(name.toLowerCase()) && !name.toLowerCase().startsWith('proxy-');
+/** What Chromium's cookie parser takes: no control characters, spaces (names), `;` or `=` (names). */
+const cookieName = /^[^\x00-\x20\x7f;=,]+$/;
+const cookieValue = /^[^\x00-\x1f\x7f;]*$/;
+
 export function createOptionsSchema(limits: RenderLimits) {
   const px = (name: string, min = 1) =>
     z.number().int({ error: `${name} must be a whole number` }).min(min, { error: `${name} must be at least ${min}` }).max(limits.maxViewport, {
@@ -57,19 +66,27 @@ export function createOptionsSchema(limits: RenderLimits) {
         .min(100, { error: 'timeout must be at least 100 ms' })
         .max(limits.maxTimeoutMs, { error: `timeout must be at most ${limits.maxTimeoutMs} ms (SHOTFLEET_MAX_TIMEOUT_MS)` })
         .default(limits.defaultTimeoutMs),
-      headers: z.record(z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, { error: 'header names must be HTTP tokens' }), z.string().max(8192)).optional(),
+      headers: z
+        .record(
+          z
+            .string()
+            .regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, { error: 'header names must be HTTP tokens' })
+            .refine(settableHeader, { error: 'Host, Connection, Content-Length, Transfer-Encoding, Proxy-* and other connection headers cannot be set' }),
+          z.string().max(8192).regex(fieldValue, { error: 'header values must not contain control characters (CR, LF, NUL…)' }),
+        )
+        .optional(),
       cookies: z
         .array(
           z.strictObject({
-            name: z.string().min(1).max(4096),
-            value: z.string().max(4096),
-            domain: z.string().max(253).optional(),
-            path: z.string().max(1024).optional(),
+            name: z.string().min(1).max(4096).regex(cookieName, { error: 'cookie names must not contain spaces, control characters, ";", "=" or ","' }),
+            value: z.string().max(4096).regex(cookieValue, { error: 'cookie values must not contain control characters or ";"' }),
+            domain: z.string().max(253).regex(cookieName, { error: 'cookie domains are host names' }).optional(),
+            path: z.string().max(1024).regex(cookieValue, { error: 'cookie paths must not contain control characters or ";"' }).optional(),
           }),
         )
         .max(100)
         .optional(),
-      userAgent: z.string().min(1).max(1024).optional(),
+      userAgent: z.string().min(1).max(1024).regex(fieldValue, { error: 'userAgent must not contain control characters' }).optional(),
       colorScheme: z.enum(['light', 'dark']).optional(),
       reducedMotion: z.boolean().default(false),
       mediaType: z.enum(['screen', 'print']).optional(),
@@ -91,6 +108,7 @@ export function createOptionsSchema(limits: RenderLimits) {
       if (o.clip && o.selector) conflict('clip conflicts with selector', 'clip');
       if (o.selector && o.fullPage) conflict('selector conflicts with fullPage', 'selector');
       if (o.key !== undefined && !o.store) conflict('key needs store: true', 'key');
+      if (o.html !== undefined && o.cookies?.some((c) => !c.domain)) conflict('cookies for html input need a domain: there is no url to take it from', 'cookies');
     });
 }
 
