@@ -140,7 +140,13 @@ async function captureRegion(slot: PageSlot, options: RenderOptions, ctx: Captur
       if (!el) return null;
       const r = el.getBoundingClientRect();
       return { x: r.left + window.scrollX, y: r.top + window.scrollY, width: r.width, height: r.height };
-    }, options.selector);
+    }, options.selector).catch((err: unknown) => {
+      // Only the page's CSS parser knows what is valid; its SyntaxError is the client's mistake, not a 500.
+      if (/is not a valid selector/.test(String((err as Error)?.message))) {
+        throw new ShotError('invalid_request', `selector "${options.selector}" is not a valid CSS selector`, { field: 'selector' });
+      }
+      throw err;
+    });
     if (!box) throw new ShotError('selector_not_found', `no element matches selector "${options.selector}"`, { selector: options.selector });
     if (box.width < 1 || box.height < 1) {
       throw new ShotError('selector_not_found', `the element matching "${options.selector}" has no visible size`, { selector: options.selector });
