@@ -26,6 +26,8 @@ export interface PageSlot {
   rules: RequestRules | null;
   /** http(s) origins the page touched since the last reset: their storage is cleared. */
   origins: Set<string>;
+  /** Origins of documents loaded in the main frame and in subframes since the last reset: third-party storage is keyed by both. */
+  documentOrigins: { top: Set<string>; frames: Set<string> };
   /** Hosts the main frame navigated to (page and redirects) in the current render, and those the policy refused. */
   navigation: { hosts: Set<string>; refused: string[] };
   /** Page settings a render changed that the next reset must put back. */
@@ -63,6 +65,7 @@ export async function openSlot(browser: BrowserHandle, deps: SlotDeps): Promise<
       proxy,
       rules: null,
       origins: new Set(),
+      documentOrigins: { top: new Set(), frames: new Set() },
       navigation: { hosts: new Set(), refused: [] },
       dirty: new Set(),
       broken: false,
@@ -137,7 +140,9 @@ function handleRequest(slot: PageSlot, policy: UrlPolicy, request: HTTPRequest):
   }
   if (url.startsWith('http')) {
     try {
-      slot.origins.add(new URL(url).origin);
+      const { origin } = new URL(url);
+      slot.origins.add(origin);
+      if (request.isNavigationRequest()) (mainNavigation ? slot.documentOrigins.top : slot.documentOrigins.frames).add(origin);
     } catch {
       // unparsable URLs never reach the network anyway
     }

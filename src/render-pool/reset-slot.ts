@@ -1,5 +1,6 @@
 import type { PageSlot } from './page-slot.js';
 import { defaultWindow } from './page-slot.js';
+import { partitionedStorageKeys } from './partitioned-storage.js';
 
 /**
  * Wipes what a render left in its slot's context so the next client sees a fresh browser.
@@ -17,9 +18,15 @@ export async function resetSlot(slot: PageSlot): Promise<void> {
   await page.goto('about:blank', { waitUntil: 'load', timeout: 10_000 });
   const origins = [...slot.origins];
   slot.origins.clear();
+  const partitioned = partitionedStorageKeys(slot.documentOrigins.top, slot.documentOrigins.frames);
+  slot.documentOrigins.top.clear();
+  slot.documentOrigins.frames.clear();
   await Promise.all([
     cdp.send('Network.clearBrowserCookies'),
     ...origins.map((origin) => cdp.send('Storage.clearDataForOrigin', { origin, storageTypes: siteStorage })),
+    ...partitioned.map((storageKey) => cdp.send('Storage.clearDataForStorageKey', { storageKey, storageTypes: siteStorage })),
+    // window.name belongs to the tab, not to a site: it survives navigations within the reused window.
+    cdp.send('Runtime.evaluate', { expression: 'window.name = ""' }),
     resetEmulation(slot),
   ]);
 }
