@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { lastReport, nothingKept, page, startTestSite, stateProbeRoutes, type TestSite } from './helpers/pages.js';
+import { embeddingPage, lastReport, nothingKept, page, startTestSite, stateProbeRoutes, type TestSite } from './helpers/pages.js';
 import { startShotfleet, type RunningProcess } from './helpers/processes.js';
 import { ok, shoot } from './helpers/shots.js';
 
@@ -9,6 +9,8 @@ import { ok, shoot } from './helpers/shots.js';
  */
 describe('isolation between session-less requests (one page, reused)', () => {
   let site: TestSite;
+  /** Another origin (and site) on 127.0.0.2, embedded by `site` as a third party. */
+  let other: TestSite;
   let node: RunningProcess;
 
   beforeAll(async () => {
@@ -16,12 +18,16 @@ describe('isolation between session-less requests (one page, reused)', () => {
       ...stateProbeRoutes(),
       '/styled': page('<p>styled</p>', '<link rel="stylesheet" href="/cacheable.css">'),
     });
-    node = await startShotfleet('serve', { SHOTFLEET_PAGES: '1', SHOTFLEET_ALLOW_HOSTS: '127.0.0.1' });
+    other = await startTestSite(stateProbeRoutes(), { host: '127.0.0.2' });
+    site.route('/embed-write', embeddingPage(other.url, 'write'));
+    site.route('/embed-read', embeddingPage(other.url, 'read'));
+    node = await startShotfleet('serve', { SHOTFLEET_PAGES: '1', SHOTFLEET_ALLOW_HOSTS: '127.0.0.1,127.0.0.2' });
   });
 
   afterAll(async () => {
     await node?.stop();
     await site?.close();
+    await other?.close();
   });
 
   const render = (path: string) => shoot(node.url, { url: `${site.url}${path}`, waitForSelector: '#done', viewport: { width: 200, height: 100 } });
@@ -38,6 +44,7 @@ describe('isolation between session-less requests (one page, reused)', () => {
         cacheStorage: ['probe-cache'],
         serviceWorkers: 1,
         swProbe: 'worker',
+        windowName: 'written',
       });
       expect(lastReport(site, 'write').cookie).toContain('server_cookie=written');
 
@@ -50,6 +57,32 @@ describe('isolation between session-less requests (one page, reused)', () => {
     }
     // It was the wipe that did it: the page was never given up and replaced by a fresh one.
     expect(node.logs.filter((l) => String(l.msg).includes('could not wipe'))).toEqual([]);
+  });
+
+  it('state a third-party iframe wrote (partitioned under the top-level site) is gone in the next request', async () => {
+    for (let round = 1; round <= 2; round++) {
+      ok(await render('/embed-write'));
+      const wrote = lastReport(other, 'write');
+      expect(wrote.error).toBeUndefined();
+      // Whatever the frame could store as a third party (the probe must have stored something to prove anything).
+      expect(wrote.local).toBe('written');
+      expect(wrote.indexedDb).toEqual(['probe-db']);
+
+      ok(await render('/embed-read'));
+      expect(lastReport(other, 'read'), `round ${round}`).toEqual(nothingKept);
+    }
+  });
+
+  it('an html render right after a url render cannot leave state for that url\'s origin', async () => {
+    ok(await render('/write'));
+    const html = page(
+      '<p>html</p>',
+      `<script>try { localStorage.setItem('probe', 'from-html'); sessionStorage.setItem('probe', 'from-html') } catch {}
+        addEventListener('load', () => { const d = document.createElement('div'); d.id = 'done'; document.body.appendChild(d) })</script>`,
+    );
+    ok(await shoot(node.url, { html, waitForSelector: '#done' }));
+    ok(await render('/read'));
+    expect(lastReport(site, 'read')).toEqual(nothingKept);
   });
 
   it('nothing is served from the HTTP cache of an earlier request', async () => {

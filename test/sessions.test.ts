@@ -12,6 +12,7 @@ const kept: StateSeen = {
   cacheStorage: ['probe-cache'],
   serviceWorkers: 1,
   swProbe: 'worker',
+  windowName: expect.any(String),
 };
 
 async function sessionsActive(base: string): Promise<number> {

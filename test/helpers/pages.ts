@@ -32,7 +32,8 @@ export interface TestSite {
  * hands in, and every request is recorded with its headers and body, so a test can tell what the
  * page asked for — or never asked for. Unknown paths answer 404.
  */
-export async function startTestSite(routes: Record<string, Route> = {}): Promise<TestSite> {
+export async function startTestSite(routes: Record<string, Route> = {}, opts: { host?: string } = {}): Promise<TestSite> {
+  const host = opts.host ?? '127.0.0.1';
   const table = new Map<string, Route>(Object.entries(routes));
   const seen = new Map<string, SeenRequest[]>();
 
@@ -58,8 +59,8 @@ export async function startTestSite(routes: Record<string, Route> = {}): Promise
       }
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  const url = `http://${host}:${(server.address() as AddressInfo).port}`;
 
   return {
     url,
@@ -90,6 +91,7 @@ export interface StateSeen {
   serviceWorkers: number;
   /** Who answered /sw-probe: "network" (the test site) or "worker" (a service worker). */
   swProbe: string;
+  windowName: string;
   error?: string;
 }
 
@@ -103,10 +105,13 @@ async function look() {
     cacheStorage: await caches.keys(),
     serviceWorkers: (await navigator.serviceWorker.getRegistrations()).length,
     swProbe: await (await fetch('/sw-probe', { cache: 'no-store' })).text(),
+    windowName: window.name,
   };
 }
 async function write() {
-  document.cookie = 'js_cookie=written; max-age=3600; path=/';
+  document.cookie = 'js_cookie=written; max-age=3600; path=/; SameSite=None; Secure';
+  if (!document.cookie.includes('js_cookie')) document.cookie = 'js_cookie=written; max-age=3600; path=/';
+  if (parent === window) window.name = 'written';
   localStorage.setItem('probe', 'written');
   sessionStorage.setItem('probe', 'written');
   await new Promise((resolve, reject) => {
@@ -136,6 +141,7 @@ async function run(phase) {
   const done = document.createElement('div');
   done.id = 'done';
   document.body.appendChild(done);
+  if (parent !== window) parent.postMessage('probe-done', '*');
 }`;
 
 const serviceWorker = `
@@ -174,4 +180,25 @@ export function lastReport(site: TestSite, phase: 'write' | 'read'): StateSeen {
 }
 
 /** What a probe reports when the browser kept nothing. */
-export const nothingKept: StateSeen = { cookie: '', local: null, session: null, indexedDb: [], cacheStorage: [], serviceWorkers: 0, swProbe: 'network' };
+export const nothingKept: StateSeen = {
+  cookie: '',
+  local: null,
+  session: null,
+  indexedDb: [],
+  cacheStorage: [],
+  serviceWorkers: 0,
+  swProbe: 'network',
+  windowName: '',
+};
+
+/**
+ * A page that runs the probe (`phase`) in an iframe from `frameSite` (another origin, which must serve
+ * stateProbeRoutes): third-party state is partitioned under the top-level site, and must be wiped too.
+ * #done appears in the top page once the frame has reported.
+ */
+export function embeddingPage(frameSite: string, phase: 'write' | 'read'): string {
+  return page(
+    `<iframe src="${frameSite}/${phase}" width="100" height="50"></iframe>`,
+    `<script>addEventListener('message', (e) => { if (e.data === 'probe-done') { const d = document.createElement('div'); d.id = 'done'; document.body.appendChild(d); } })</script>`,
+  );
+}
