@@ -45,7 +45,11 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     bodyLimit({
       maxSize: deps.maxBodyBytes,
       onError: () => {
-        throw new ShotError('payload_too_large', `the body is over ${deps.maxBodyBytes} bytes (SHOTFLEET_MAX_BODY_BYTES)`);
+        // The rest of the body is never read: closing the connection stops a keep-alive client from
+        // sending its next request down a socket the server is about to drop.
+        throw new ShotError('payload_too_large', `the body is over ${deps.maxBodyBytes} bytes (SHOTFLEET_MAX_BODY_BYTES)`, undefined, {
+          Connection: 'close',
+        });
       },
     }),
   );
