@@ -82,7 +82,10 @@ function resolveDefaults(role: Role, s: Settings, env: NodeJS.ProcessEnv): Confi
 function findChrome(configured: string | undefined): string {
   if (configured) {
     if (!isExecutable(configured)) {
-      throw new ConfigError(`SHOTFLEET_CHROME_PATH (--chrome-path): ${configured} is not an executable file`);
+      throw new ConfigError(
+        `SHOTFLEET_CHROME_PATH (--chrome-path): ${configured} is not an executable file.\n` +
+          '  Install Chromium with: apt-get install -y chromium   — or unset SHOTFLEET_CHROME_PATH to use the one found on this machine.',
+      );
     }
     return configured;
   }
