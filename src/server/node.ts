@@ -122,7 +122,18 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
   });
   handler = (req) => app.fetch(req);
 
-  await pool.warm();
+  try {
+    await pool.warm();
+  } catch (err) {
+    // Without this the listening socket keeps the process alive: a node with no browser would hang, not exit.
+    memory.stop();
+    await pool.close().catch(() => undefined);
+    await closeHttp(server, 1000);
+    const cause = (err instanceof Error ? err.message : String(err)).split('\n')[0];
+    throw new Error(
+      `could not start Chromium at ${config.CHROME_PATH} (${cause}); check that it runs (apt-get install -y chromium) or point SHOTFLEET_CHROME_PATH at a working Chrome`,
+    );
+  }
   if (storage) {
     storage.check().then(
       () => log.info({ bucket: storage.bucket }, 'S3 bucket reachable and writable'),
