@@ -114,13 +114,13 @@ async function prepareGuards(slot: PageSlot, deps: SlotDeps): Promise<void> {
   ]);
 }
 
+/**
+ * Sent on the page's own session, not on a session to the browser target: detaching such a session makes
+ * puppeteer forget the browser target, and every later page open (sessions, replaced slots) then fails
+ * with "Browser target is not found".
+ */
 async function denyDownloads(slot: PageSlot): Promise<void> {
-  const session = await slot.browser.launched.browser.target().createCDPSession();
-  try {
-    await session.send('Browser.setDownloadBehavior', { behavior: 'deny', browserContextId: slot.context.id });
-  } finally {
-    await session.detach().catch(() => undefined);
-  }
+  await slot.cdp.send('Browser.setDownloadBehavior', { behavior: 'deny', browserContextId: slot.context.id });
 }
 
 function handleRequest(slot: PageSlot, policy: UrlPolicy, request: HTTPRequest): void {
