@@ -59,37 +59,53 @@ export function createPagePool(opts: PagePoolOptions): PagePool {
     browsers.pageClosed(slot.browser);
   }
 
+  // One window more than renders allowed: a released page is wiped (~65 ms, more under load) while the
+  // next request already renders in the spare, instead of waiting for the wipe. Renders stay bounded by
+  // `pages` through `renders`; the spare costs one idle window's memory.
+  const slots = opts.pages + 1;
+  const renders = createSemaphore(opts.pages);
   const pool = genericPool.createPool<PageSlot>(
     {
       create: open,
       destroy: close,
       validate: async (slot) => !slot.broken && !slot.browser.dead && !slot.browser.retired,
     },
-    { max: opts.pages, min: opts.pages, testOnBorrow: true, autostart: false },
+    { max: slots, min: slots, testOnBorrow: true, autostart: false },
   );
   pool.on('factoryCreateError', (err) => opts.log.error({ err }, 'could not open a page'));
 
+  async function takeSlot(signal: AbortSignal): Promise<PageSlot> {
+    signal.throwIfAborted();
+    const pending = pool.acquire();
+    let onAbort: () => void = () => undefined;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      return await Promise.race([pending, aborted]);
+    } catch (err) {
+      // The client left while waiting: whatever page arrives later goes straight back.
+      void pending.then((slot) => pool.release(slot), () => undefined);
+      throw err;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
   return {
     async acquire(signal) {
-      signal.throwIfAborted();
-      const pending = pool.acquire();
-      let onAbort: () => void = () => undefined;
-      const aborted = new Promise<never>((_, reject) => {
-        onAbort = () => reject(signal.reason);
-        signal.addEventListener('abort', onAbort, { once: true });
-      });
+      await renders.take(signal);
       try {
-        return await Promise.race([pending, aborted]);
+        return await takeSlot(signal);
       } catch (err) {
-        // The client left while waiting: whatever page arrives later goes straight back.
-        void pending.then((slot) => pool.release(slot), () => undefined);
+        renders.give();
         throw err;
-      } finally {
-        signal.removeEventListener('abort', onAbort);
       }
     },
 
     release(slot) {
+      renders.give();
       slot.renders++;
       browsers.countRender(slot.browser);
       if (slot.broken || slot.browser.dead || slot.browser.retired) {
@@ -115,7 +131,7 @@ export function createPagePool(opts: PagePoolOptions): PagePool {
       pool.start();
       await pool.ready();
     },
-    inUse: () => pool.borrowed,
+    inUse: () => renders.taken(),
     size: () => opts.pages,
     ready: () => !closed && browsers.hasLiveBrowser(),
     browserPids: () => browsers.pids(),
@@ -125,6 +141,40 @@ export function createPagePool(opts: PagePoolOptions): PagePool {
       await Promise.race([pool.drain().catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);
       await pool.clear().catch(() => undefined);
       await browsers.close();
+    },
+  };
+}
+
+/** A counter of permits with abortable waiters, served in arrival order. */
+function createSemaphore(permits: number) {
+  let taken = 0;
+  const waiters: (() => void)[] = [];
+  return {
+    taken: () => taken,
+    async take(signal: AbortSignal): Promise<void> {
+      signal.throwIfAborted();
+      if (taken < permits && waiters.length === 0) {
+        taken++;
+        return;
+      }
+      await new Promise<void>((resolve, reject) => {
+        const grant = () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        const onAbort = () => {
+          waiters.splice(waiters.indexOf(grant), 1);
+          reject(signal.reason);
+        };
+        waiters.push(grant);
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
+    },
+    /** Hands the permit to the next waiter, if any, or back to the pool. */
+    give(): void {
+      const next = waiters.shift();
+      if (next) next();
+      else taken--;
     },
   };
 }
