@@ -28,6 +28,9 @@ export async function resetSlot(slot: PageSlot): Promise<void> {
     ...partitioned.map((storageKey) => cdp.send('Storage.clearDataForStorageKey', { storageKey, storageTypes: siteStorage })),
     // window.name belongs to the tab, not to a site: it survives navigations within the reused window.
     cdp.send('Runtime.evaluate', { expression: 'window.name = ""' }),
+    // So does the session history: history.length would count earlier clients' pages and history.back()
+    // would reopen them (from the back/forward cache, with their state).
+    cdp.send('Page.resetNavigationHistory'),
     resetEmulation(slot),
   ]);
 }
