@@ -18,6 +18,8 @@ export interface BrowserHandle {
 export interface BrowserManagerOptions {
   chromePath: string;
   recycleAfter: number;
+  /** Called when a browser is retired: pages idling on it keep it alive until someone closes them. */
+  onRetired?(handle: BrowserHandle): void;
   log: Logger;
   metrics: NodeMetrics;
 }
@@ -85,6 +87,7 @@ export class BrowserManager {
       old.retired = true;
       this.opts.metrics.browserRestarts.inc({ reason: 'recycle' });
       this.opts.log.info({ generation: old.generation, renders: old.renders }, 'browser recycled');
+      this.opts.onRetired?.(old);
       if (old.openPages <= 0) await this.dispose(old);
     } catch (err) {
       this.opts.log.error({ err }, 'could not launch a replacement browser; keeping the current one');

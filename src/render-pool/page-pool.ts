@@ -34,7 +34,7 @@ export interface PagePool {
 }
 
 export function createPagePool(opts: PagePoolOptions): PagePool {
-  const browsers = new BrowserManager(opts);
+  const browsers = new BrowserManager({ ...opts, onRetired: () => void closeIdlePagesOfRetired() });
   const slotDeps = { policy: opts.policy, startProxy: opts.startProxy, log: opts.log };
   let closed = false;
 
@@ -73,6 +73,16 @@ export function createPagePool(opts: PagePoolOptions): PagePool {
     { max: slots, min: slots, testOnBorrow: true, autostart: false },
   );
   pool.on('factoryCreateError', (err) => opts.log.error({ err }, 'could not open a page'));
+
+  /**
+   * Idle pages of a retired browser are only noticed when borrowed (validate fails), so on a quiet node
+   * the old browser would live on beside its successor. Borrowing each idle page once closes those now
+   * (the pool refills on the new browser); pages that pass go straight back.
+   */
+  async function closeIdlePagesOfRetired(): Promise<void> {
+    const idle = await Promise.all(Array.from({ length: pool.available }, () => pool.acquire().catch(() => null)));
+    for (const slot of idle) if (slot) pool.release(slot);
+  }
 
   async function takeSlot(signal: AbortSignal): Promise<PageSlot> {
     signal.throwIfAborted();
