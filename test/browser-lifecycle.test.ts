@@ -106,11 +106,13 @@ describe('browser lifecycle on a real node', () => {
       for (const pid of await browserPids(nodePid)) seen.add(pid);
     }
     expect(seen.size).toBeGreaterThanOrEqual(2);
-    await waitFor('the first browser to exit once drained', async () => !(await alive(first)), 15_000, 200);
-    // Old browsers close once their pages are done: at most the current one and one still draining.
-    await waitFor('at most two browsers', async () => (await browserPids(nodePid)).length <= 2, 15_000, 200);
+    // With no more traffic, retired browsers still close (their idle pages are not left to keep them
+    // alive): one browser at rest, and not the first.
+    await waitFor('the first browser to exit', async () => !(await alive(first)), 20_000, 200);
+    await waitFor('a single browser at rest', async () => (await browserPids(nodePid)).length === 1, 20_000, 200);
     const restarts = metricValues(await metrics(node.url), 'shotfleet_browser_restarts_total', 'reason');
-    expect(restarts.recycle).toBeGreaterThanOrEqual(2);
+    // At least one; how many depends on how fast replacements launch while renders continue on the old one.
+    expect(restarts.recycle).toBeGreaterThanOrEqual(1);
     expect(restarts.crash ?? 0).toBe(0);
     expect((await nodeStatus(node.url)).body.status).toBe('ready');
   });

@@ -54,7 +54,7 @@ describe('graceful shutdown of a real node', () => {
     expect(await node.exited).toBe(0);
     expect(node.logs.some((l) => l.msg === 'stopped')).toBe(true);
     await waitFor('no Chromium left', async () => (await nodeChromiumPids(nodePid)).length === 0, 10_000, 100);
-  });
+  }, 150_000);
 
   it('a render that outlives SHOTFLEET_SHUTDOWN_GRACE_MS does not hold the exit: exit 0, no Chromium left', async () => {
     const node = await startNode({ SHOTFLEET_SHUTDOWN_GRACE_MS: '1500' });
