@@ -31,7 +31,9 @@ export interface PageSlot {
   /** Hosts the main frame navigated to (page and redirects) in the current render, and those the policy refused. */
   navigation: { hosts: Set<string>; refused: string[] };
   /** Page settings a render changed that the next reset must put back. */
-  dirty: Set<'userAgent' | 'headers' | 'media' | 'javascript' | 'background' | 'viewport'>;
+  dirty: Set<'userAgent' | 'headers' | 'media' | 'javascript' | 'background' | 'viewport' | 'interception'>;
+  /** Request interception on: only while a render blocks resource types (see handleRequest). */
+  intercepting: boolean;
   /** Set when the page can no longer be trusted (deadline passed mid-render, protocol error): destroy it. */
   broken: boolean;
   renders: number;
@@ -68,6 +70,7 @@ export async function openSlot(browser: BrowserHandle, deps: SlotDeps): Promise<
       documentOrigins: { top: new Set(), frames: new Set() },
       navigation: { hosts: new Set(), refused: [] },
       dirty: new Set(),
+      intercepting: false,
       broken: false,
       renders: 0,
     };
@@ -102,7 +105,6 @@ async function prepareGuards(slot: PageSlot, deps: SlotDeps): Promise<void> {
   });
   page.on('request', (request) => handleRequest(slot, deps.policy, request));
   await Promise.all([
-    page.setRequestInterception(true),
     // The HTTP cache is per context but outlives a render; with it off nothing cached by one client
     // can be timed or read by the next.
     page.setCacheEnabled(false),
@@ -123,18 +125,33 @@ async function denyDownloads(slot: PageSlot): Promise<void> {
   await slot.cdp.send('Browser.setDownloadBehavior', { behavior: 'deny', browserContextId: slot.context.id });
 }
 
+/**
+ * Every request is observed (origins to wipe, the main frame's navigation chain), but held for a verdict
+ * only while interception is on. The URL policy does not need it: when the policy is active every
+ * http(s)/ws request goes through the slot's filtering proxy, which refuses what it must; non-network
+ * schemes (file:, chrome:) Chromium itself refuses to web pages. Interception costs a round trip to
+ * the node per request, so it is switched on only for renders with blockResourceTypes.
+ */
+export async function setInterception(slot: PageSlot, on: boolean): Promise<void> {
+  if (slot.intercepting === on) return;
+  slot.intercepting = on;
+  if (on) slot.dirty.add('interception');
+  await slot.page.setRequestInterception(on);
+}
+
 function handleRequest(slot: PageSlot, policy: UrlPolicy, request: HTTPRequest): void {
   const url = request.url();
   const verdict = policy.quickCheck(url);
   const mainNavigation = request.isNavigationRequest() && request.frame() === slot.page.mainFrame();
   if (mainNavigation) slot.navigation.hosts.add(hostOf(url));
+  const intercepted = slot.intercepting && !request.isInterceptResolutionHandled();
   if (!verdict.ok) {
     if (mainNavigation) slot.navigation.refused.push(hostOf(url));
     slot.rules?.onRefused(url, verdict.reason);
-    void request.abort('accessdenied').catch(() => undefined);
+    if (intercepted) void request.abort('accessdenied').catch(() => undefined);
     return;
   }
-  if (slot.rules?.blockResourceTypes.has(request.resourceType())) {
+  if (intercepted && slot.rules?.blockResourceTypes.has(request.resourceType())) {
     void request.abort('blockedbyclient').catch(() => undefined);
     return;
   }
@@ -147,7 +164,7 @@ function handleRequest(slot: PageSlot, policy: UrlPolicy, request: HTTPRequest):
       // unparsable URLs never reach the network anyway
     }
   }
-  void request.continue().catch(() => undefined);
+  if (intercepted) void request.continue().catch(() => undefined);
 }
 
 function hostOf(url: string): string {

@@ -1,4 +1,4 @@
-import type { PageSlot } from './page-slot.js';
+import { setInterception, type PageSlot } from './page-slot.js';
 import { defaultWindow } from './page-slot.js';
 import { partitionedStorageKeys } from './partitioned-storage.js';
 
@@ -71,6 +71,8 @@ export async function resetEmulation(slot: PageSlot): Promise<void> {
 async function undo(slot: PageSlot, setting: PageSlot['dirty'] extends Set<infer T> ? T : never): Promise<void> {
   const { page, cdp } = slot;
   switch (setting) {
+    case 'interception':
+      return setInterception(slot, false);
     case 'userAgent':
       return cdp.send('Emulation.setUserAgentOverride', { userAgent: await page.browser().userAgent() });
     case 'headers':

@@ -1,7 +1,7 @@
 import { KnownDevices, type Viewport } from 'puppeteer-core';
 import type { Logger } from '../log/logger.js';
 import { ShotError } from '../errors/shot-error.js';
-import type { PageSlot } from '../render-pool/page-slot.js';
+import { setInterception, type PageSlot } from '../render-pool/page-slot.js';
 import type { RenderOptions } from './options.js';
 import { navigate } from './navigate.js';
 
@@ -31,7 +31,7 @@ export async function capture(slot: PageSlot, options: RenderOptions, ctx: Captu
     onRefused: (url, reason) => ctx.log.warn({ url, reason }, 'sub-resource refused by the URL policy'),
   };
 
-  await emulate(slot, options);
+  await Promise.all([emulate(slot, options), setInterception(slot, slot.rules.blockResourceTypes.size > 0)]);
   await navigate(slot, options, remaining);
 
   if (options.waitForSelector) {

@@ -128,6 +128,13 @@ async function write() {
   await (await caches.open('probe-cache')).put('/cached', new Response('written'));
   await navigator.serviceWorker.register('/sw.js');
   await navigator.serviceWorker.ready;
+  // ready means active, not yet controlling this page: clients.claim() lands with a controllerchange.
+  if (!navigator.serviceWorker.controller) {
+    await new Promise((resolve) => {
+      navigator.serviceWorker.addEventListener('controllerchange', resolve, { once: true });
+      setTimeout(resolve, 3000);
+    });
+  }
 }
 async function run(phase) {
   let seen;
