@@ -318,6 +318,9 @@ describe('render options on a real node (pixels decoded and checked)', () => {
     ['an unknown field', { colour: 'red' }],
     ['an unknown resource type', { blockResourceTypes: ['pictures'] }],
     ['omitBackground with jpeg', { format: 'jpeg', omitBackground: true }],
+    ['a deviceScaleFactor below 0.1', { viewport: { width: 100, height: 100, deviceScaleFactor: 1e-300 } }],
+    ['an invalid waitForSelector (answered at once, not at the deadline)', { waitForSelector: '###', timeout: 60_000 }],
+    ['an invalid hideSelectors entry', { hideSelectors: ['body', 'a[['] }],
   ])('400 invalid_request for %s', async (_, extra) => {
     const shot = await shoot(node.url, { html: page('x'), ...extra });
     expect(shot.status).toBe(400);

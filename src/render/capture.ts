@@ -31,6 +31,7 @@ export async function capture(slot: PageSlot, options: RenderOptions, ctx: Captu
     onRefused: (url, reason) => ctx.log.warn({ url, reason }, 'sub-resource refused by the URL policy'),
   };
 
+  await checkSelectors(slot, options);
   await Promise.all([emulate(slot, options), setInterception(slot, slot.rules.blockResourceTypes.size > 0)]);
   await navigate(slot, options, remaining);
 
@@ -62,6 +63,35 @@ export async function capture(slot: PageSlot, options: RenderOptions, ctx: Captu
     fromSurface: true,
   });
   return { image: Buffer.from(shot.data, 'base64'), contentType: `image/${options.format}`, truncated };
+}
+
+/**
+ * Only a CSS parser knows which selectors are valid: ask the blank page's before loading anything, so a
+ * typo is a 400 at once rather than a wait until the deadline (waitForSelector) or a silently ignored rule.
+ */
+async function checkSelectors(slot: PageSlot, options: RenderOptions): Promise<void> {
+  const fields: [string, string][] = [
+    ...(options.selector ? [['selector', options.selector] as [string, string]] : []),
+    ...(options.waitForSelector ? [['waitForSelector', options.waitForSelector] as [string, string]] : []),
+    ...(options.hideSelectors ?? []).map((sel, i) => [`hideSelectors.${i}`, sel] as [string, string]),
+  ];
+  if (fields.length === 0) return;
+  const invalid = await slot.page.evaluate((list: [string, string][]) => {
+    const probe = document.createDocumentFragment();
+    for (const [field, selector] of list) {
+      try {
+        probe.querySelector(selector);
+      } catch {
+        return [field, selector];
+      }
+    }
+    return null;
+  }, fields);
+  if (invalid) {
+    throw new ShotError('invalid_request', `${invalid[0]}: "${invalid[1]}" is not a valid CSS selector`, {
+      fields: [{ field: invalid[0], message: 'not a valid CSS selector' }],
+    });
+  }
 }
 
 /** Viewport, device, user agent, headers, media and script settings; each change is undone at reset. */

@@ -42,7 +42,7 @@ export function createOptionsSchema(limits: RenderLimits) {
         .strictObject({
           width: px('viewport.width').default(1280),
           height: px('viewport.height').default(800),
-          deviceScaleFactor: z.number().gt(0, { error: 'deviceScaleFactor must be above 0' }).max(4, { error: 'deviceScaleFactor must be at most 4' }).default(1),
+          deviceScaleFactor: z.number().min(0.1, { error: 'deviceScaleFactor must be at least 0.1' }).max(4, { error: 'deviceScaleFactor must be at most 4' }).default(1),
           isMobile: z.boolean().default(false),
         })
         .optional(),
