@@ -7,7 +7,7 @@
  * Both at the same concurrency (= pages), on a multi-host local corpus with CSS and images, for png and jpeg, in
  * alternating runs so machine noise hits both alike. Prints a table and writes bench/results/render.json.
  *
- *   npm run bench -- [--pages 2] [--runs 3] [--shots 30] [--formats png,jpeg] [--hosts 3]
+ *   npm run bench -- [--pages 2] [--runs 3] [--shots 30] [--formats png,jpeg] [--hosts 3] [--node-env K=V,…] [--out FILE]
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -28,8 +28,16 @@ const { values: flags } = parseArgs({
     hosts: { type: 'string', default: '3' },
     'chrome-path': { type: 'string', default: '/usr/lib/chromium/chromium' },
     out: { type: 'string', default: path.join(repoRoot, 'bench/results/render.json') },
+    /** Extra node settings, e.g. SHOTFLEET_ALLOW_PRIVATE=true to measure without the policy proxy. */
+    'node-env': { type: 'string', default: '' },
   },
 });
+const nodeEnv = Object.fromEntries(
+  flags['node-env']
+    .split(',')
+    .filter(Boolean)
+    .map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
+);
 
 const pages = Number(flags.pages);
 const runs = Math.max(1, Number(flags.runs));
@@ -133,7 +141,7 @@ async function startBare(): Promise<Bare> {
 async function startNodeShooter(): Promise<{ shoot: Shooter; node: RunningProcess }> {
   const node = await startShotfleet(
     'serve',
-    { SHOTFLEET_PAGES: String(pages), SHOTFLEET_ALLOW_HOSTS: corpus.hosts.join(',') },
+    { SHOTFLEET_PAGES: String(pages), SHOTFLEET_ALLOW_HOSTS: corpus.hosts.join(','), ...nodeEnv },
     { timeoutMs: 60_000 },
   );
   return {
