@@ -7,6 +7,7 @@ import { createLogger } from '../src/log/logger.js';
 import { policyBrowserArgs } from '../src/policy/browser-args.js';
 import { startPolicyProxy, type PolicyProxy } from '../src/policy/proxy.js';
 import { createUrlPolicy } from '../src/policy/url-policy.js';
+import { chromeArgs } from '../src/render-pool/launch.js';
 
 /**
  * Real Chromium whose incognito context goes through the policy proxy. Every server the page could reach is the
@@ -133,16 +134,7 @@ beforeAll(async () => {
     executablePath: '/usr/lib/chromium/chromium',
     headless: true,
     pipe: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-dev-shm-usage',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--no-first-run',
-      '--disable-sync',
-      ...policyBrowserArgs,
-    ],
+    args: [...chromeArgs, ...policyBrowserArgs],
   });
   context = await browser.createBrowserContext({ proxyServer: proxy.proxyServer, proxyBypassList: ['<-loopback>'] });
 });

@@ -1,13 +1,9 @@
+import type { UploadFigures } from '../admission/saturation.js';
+
 export type ImageFormat = 'png' | 'jpeg' | 'webp';
 
-export interface StorageStats {
-  inFlight: number;
-  max: number;
-  queued: number;
-  queueMax: number;
-  backlogBytes: number;
-  backlogMaxBytes: number;
-}
+/** What the upload pool reports: the figures admission's saturation ratio reads (the interface is admission's). */
+export type StorageStats = UploadFigures;
 
 export interface StoredObject {
   bucket: string;

@@ -2,6 +2,9 @@ import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { chromiumPids } from './processes.js';
+import { sleep, waitFor } from './wait.js';
+
+export { sleep, waitFor };
 
 /** What a client saw from one request to a node. */
 export interface Answer {
@@ -73,23 +76,6 @@ export function metricValues(text: string, name: string, label?: string): Record
   return out;
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `check` until it returns something other than undefined/false; throws after `timeoutMs`, naming `what`. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 20_000, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value as T;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await sleep(everyMs);
-  }
-}
 
 /** Pids of a node's Chromium processes of any kind (browser, renderers, utilities). */
 export const nodeChromiumPids = (nodePid: number) => chromiumPids(`shotfleet-chrome-${nodePid}-`);
