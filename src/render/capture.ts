@@ -31,9 +31,9 @@ export async function capture(slot: PageSlot, options: RenderOptions, ctx: Captu
     onRefused: (url, reason) => ctx.log.warn({ url, reason }, 'sub-resource refused by the URL policy'),
   };
 
-  await checkSelectors(slot, options);
   await Promise.all([emulate(slot, options), setInterception(slot, slot.rules.blockResourceTypes.size > 0)]);
   await navigate(slot, options, remaining);
+  await checkSelectors(slot, options);
 
   if (options.waitForSelector) {
     await slot.page.waitForSelector(options.waitForSelector, { timeout: remaining() }).catch((err) => {
@@ -66,8 +66,9 @@ export async function capture(slot: PageSlot, options: RenderOptions, ctx: Captu
 }
 
 /**
- * Only a CSS parser knows which selectors are valid: ask the blank page's before loading anything, so a
- * typo is a 400 at once rather than a wait until the deadline (waitForSelector) or a silently ignored rule.
+ * Only a CSS parser knows which selectors are valid: ask the loaded page's (before, a blank page may still
+ * be navigating), so a typo is a 400 rather than a wait until the deadline (waitForSelector) or a silently
+ * ignored rule.
  */
 async function checkSelectors(slot: PageSlot, options: RenderOptions): Promise<void> {
   const fields: [string, string][] = [
