@@ -123,7 +123,9 @@ export function createPagePool(opts: PagePoolOptions): PagePool {
         return;
       }
       slot.rules = null;
-      resetSlot(slot).then(
+      // A page whose renderer stopped answering after its capture must not keep its window forever.
+      const wipeBound = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the wipe took over 10 s')), 10_000).unref());
+      Promise.race([resetSlot(slot), wipeBound]).then(
         () => pool.release(slot),
         (err) => {
           opts.log.warn({ err, slot: slot.id }, 'could not wipe a page; replacing it');
