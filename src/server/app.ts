@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { errorBody, ShotError } from '../errors/shot-error.js';
@@ -44,9 +45,11 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     '/screenshot',
     bodyLimit({
       maxSize: deps.maxBodyBytes,
-      onError: () => {
-        // The rest of the body is never read: closing the connection stops a keep-alive client from
-        // sending its next request down a socket the server is about to drop.
+      onError: async (c) => {
+        // The connection closes after the 413 (the rest of the body is not worth reading as a next
+        // request), but a client still streaming its body would see its write fail instead of the 413:
+        // let it finish first, within bounds.
+        await discardRestOfBody((c.env as { incoming?: IncomingMessage } | undefined)?.incoming, 8 * deps.maxBodyBytes, 2000);
         throw new ShotError('payload_too_large', `the body is over ${deps.maxBodyBytes} bytes (SHOTFLEET_MAX_BODY_BYTES)`, undefined, {
           Connection: 'close',
         });
@@ -68,6 +71,25 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     return c.json(errorBody(shotError), shotError.status as 400);
   });
   return app;
+}
+
+function discardRestOfBody(incoming: IncomingMessage | undefined, maxBytes: number, maxMs: number): Promise<void> {
+  if (!incoming || incoming.readableEnded || incoming.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    let seen = 0;
+    const done = () => {
+      clearTimeout(timer);
+      incoming.off('data', count).off('end', done).off('close', done).off('error', done);
+      resolve();
+    };
+    const count = (chunk: Buffer) => {
+      seen += chunk.length;
+      if (seen > maxBytes) done();
+    };
+    const timer = setTimeout(done, maxMs);
+    incoming.on('data', count).once('end', done).once('close', done).once('error', done);
+    incoming.resume();
+  });
 }
 
 /** Anything that is not already a client-facing error becomes a 500 without internals in the body. */
