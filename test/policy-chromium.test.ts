@@ -8,6 +8,7 @@ import { policyBrowserArgs } from '../src/policy/browser-args.js';
 import { startPolicyProxy, type PolicyProxy } from '../src/policy/proxy.js';
 import { createUrlPolicy } from '../src/policy/url-policy.js';
 import { chromeArgs } from '../src/render-pool/launch.js';
+import { tableResolver } from './helpers/fake-dns.js';
 
 /**
  * Real Chromium whose incognito context goes through the policy proxy. Every server the page could reach is the
@@ -39,11 +40,7 @@ const table: Record<string, () => string[]> = {
   'evil.test': () => ['127.0.0.1'],
   'flip.test': () => (flips++ === 0 ? ['93.184.215.14'] : ['127.0.0.1']),
 };
-const resolver = async (host: string) => {
-  const answer = table[host];
-  if (!answer) throw Object.assign(new Error(`ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
-  return answer();
-};
+const resolver = tableResolver(table);
 const policy = createUrlPolicy({ allowPrivate: false, allowHosts: ['good.test'], denyHosts: [] }, resolver);
 
 let proxy: PolicyProxy;

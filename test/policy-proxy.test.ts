@@ -4,6 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/log/logger.js';
 import { startPolicyProxy, type PolicyProxy } from '../src/policy/proxy.js';
 import { createUrlPolicy } from '../src/policy/url-policy.js';
+import { tableResolver } from './helpers/fake-dns.js';
 
 /**
  * The proxy against a real origin server on 127.0.0.1. Names resolve through an injected table, so a request that
@@ -24,11 +25,7 @@ const table: Record<string, () => string[]> = {
   // DNS rebinding: public for the page check, loopback when the connection is made.
   'flip.test': () => (flips++ === 0 ? ['93.184.215.14'] : ['127.0.0.1']),
 };
-const resolver = async (host: string) => {
-  const answer = table[host];
-  if (!answer) throw Object.assign(new Error(`ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
-  return answer();
-};
+const resolver = tableResolver(table);
 const policy = createUrlPolicy({ allowPrivate: false, allowHosts: ['good.test'], denyHosts: [] }, resolver);
 let proxy: PolicyProxy;
 let proxyPort = 0;

@@ -5,11 +5,10 @@ import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdaptiveThrottle } from '../src/shoot/adaptive-throttle.js';
 import { startFakeNode, type FakeNode } from './helpers/shoot-fake-node.js';
-import { manifestRecords, shootInProcess, spawnShoot } from './helpers/shoot-run.js';
+import { makeBatch, manifestRecords, shootInProcess, spawnShoot } from './helpers/shoot-run.js';
 
 let node: FakeNode;
 let root: string;
-let runs = 0;
 beforeAll(async () => {
   node = await startFakeNode();
   root = await fs.mkdtemp(path.join(os.tmpdir(), 'shoot-batch-'));
@@ -21,12 +20,8 @@ afterAll(async () => {
 
 /** A fresh out dir and input file for one test. */
 async function batch(lines: string[]) {
-  const dir = path.join(root, `run-${++runs}`);
-  await fs.mkdir(dir);
-  const input = path.join(dir, 'input.txt');
-  await fs.writeFile(input, `${lines.join('\n')}\n`);
-  const out = path.join(dir, 'out');
-  return { input, out, manifest: path.join(out, 'manifest.jsonl'), args: [input, '--endpoint', node.url, '--out', out] };
+  const b = await makeBatch(root, lines);
+  return { ...b, args: [b.input, '--endpoint', node.url, '--out', b.out] };
 }
 
 /** A page URL unique to the running test, so the fake node's attempt counts do not mix between tests. */

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readManifest } from '../src/shoot/manifest.js';
 import { startShotfleet, type RunningProcess } from './helpers/processes.js';
 import { s3rverEnv, startS3, type RunningS3 } from './helpers/s3.js';
-import { manifestRecords, spawnShoot } from './helpers/shoot-run.js';
+import { makeBatch, manifestRecords, spawnShoot } from './helpers/shoot-run.js';
 
 // End to end: the real CLI against real nodes (Chromium) rendering pages this test serves, and s3rver.
 
@@ -48,14 +48,8 @@ afterAll(async () => {
   await fs.rm(root, { recursive: true, force: true });
 });
 
-let runs = 0;
-async function batch(lines: string[]) {
-  const dir = path.join(root, `run-${++runs}`);
-  await fs.mkdir(dir);
-  const input = path.join(dir, 'input.txt');
-  await fs.writeFile(input, `${lines.join('\n')}\n`);
-  const out = path.join(dir, 'out');
-  return { input, out, manifest: path.join(out, 'manifest.jsonl') };
+function batch(lines: string[]) {
+  return makeBatch(root, lines);
 }
 
 async function shootCli(args: string[]) {

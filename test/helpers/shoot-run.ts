@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { AdaptiveThrottle } from '../../src/shoot/adaptive-throttle.js';
 import type { ManifestRecord } from '../../src/shoot/manifest.js';
@@ -57,4 +58,16 @@ export function spawnShoot(args: string[], env: Record<string, string> = {}): { 
   proc.stderr!.on('data', (d) => (output += d));
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
   return { proc, exited, output: () => output };
+}
+
+let batchDirs = 0;
+
+/** A fresh folder under `root` holding `lines` as input.txt, with where its images and manifest go. */
+export async function makeBatch(root: string, lines: string[]) {
+  const dir = path.join(root, `run-${++batchDirs}`);
+  await fs.mkdir(dir);
+  const input = path.join(dir, 'input.txt');
+  await fs.writeFile(input, `${lines.join('\n')}\n`);
+  const out = path.join(dir, 'out');
+  return { input, out, manifest: path.join(out, 'manifest.jsonl') };
 }
