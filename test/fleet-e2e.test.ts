@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRuntimeApi } from '../src/haproxy/runtime-api.js';
-import { chromiumPids, startShotfleet, type RunningProcess } from './helpers/processes.js';
+import { chromiumPids, startShotfleet, waitForLog, type RunningProcess } from './helpers/processes.js';
 import { freePort, startHaproxy, waitFor, type RunningHaproxy } from './helpers/haproxy.js';
 
 /**
@@ -168,7 +168,7 @@ describe('fleet end to end (hub, real nodes, HAProxy 2.6)', () => {
     await b.exited;
     await waitFor('e2e-b gone from the hub', async () => !(await hubNodes()).some((n) => n.id === 'e2e-b'), 30_000);
     await waitFor('e2e-b out of HAProxy', async () => !(await inRotation(b)), 10_000);
-    await waitFor('removal logged', () => hub.logs.some((l) => l.node === 'e2e-b' && /failed pings/.test(String(l.msg))), 5000);
+    await waitForLog(hub, 'removal', (l) => l.node === 'e2e-b' && /failed pings/.test(String(l.msg)));
     for (let i = 0; i < 6; i++) {
       const r = await shoot();
       expect(r.status).toBe(200);

@@ -6,7 +6,7 @@ import { startMembership, type Membership } from '../src/fleet/membership.js';
 import { createLogger } from '../src/log/logger.js';
 import { createRuntimeApi, parseServersState, type ServerState } from '../src/haproxy/runtime-api.js';
 import { planSlotCommands } from '../src/haproxy/runtime-sync.js';
-import { startShotfleet, type RunningProcess } from './helpers/processes.js';
+import { startShotfleet, waitForLog, type RunningProcess } from './helpers/processes.js';
 import { checkHaproxyConfig, freePort, startFakeNode, startHaproxy, waitFor, type FakeNode, type RunningHaproxy } from './helpers/haproxy.js';
 
 const server = (backend: string, slot: number, over: Partial<ServerState> = {}): ServerState => ({
@@ -190,7 +190,7 @@ describe('hub keeps a running HAProxy in step (real HAProxy 2.6, stand-in nodes)
     await waitFor('node-c in a slot', async () => (await liveSlots()).includes(`127.0.0.1:${c.port}`));
     await c.close(); // like kill -9: no deregistration, no more heartbeats
     await waitFor('node-c out of HAProxy', async () => !(await liveSlots()).includes(`127.0.0.1:${c.port}`), 20_000);
-    await waitFor('removal logged', () => hub.logs.some((l) => l.node === 'node-c' && /failed pings/.test(String(l.msg))), 5000);
+    await waitForLog(hub, 'removal', (l) => l.node === 'node-c' && /failed pings/.test(String(l.msg)));
   });
 
   it('keeps HAProxy routing while the hub restarts, and relearns the slots', async () => {

@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMembership, type Membership } from '../src/fleet/membership.js';
 import { createLogger } from '../src/log/logger.js';
-import { cliEntry, repoRoot, startShotfleet, type RunningProcess } from './helpers/processes.js';
+import { cliEntry, repoRoot, startShotfleet, waitForLog, type RunningProcess } from './helpers/processes.js';
 import { checkHaproxyConfig, freePort, startFakeNode, waitFor, type FakeNode } from './helpers/haproxy.js';
 
 const token = 'hub-test-token';
@@ -102,7 +102,7 @@ describe('shotfleet hub with stand-in nodes', () => {
     await node.close();
     await waitFor('doomed removed', async () => !(await listNodes()).some((n) => n.id === 'doomed'));
     // The log line may trail the HTTP answer through the pipe.
-    await waitFor('removal logged', () => hub.logs.some((l) => l.node === 'doomed' && /removed after 3 failed pings/.test(String(l.msg))), 5000);
+    await waitForLog(hub, 'removal', (l) => l.node === 'doomed' && /removed after 3 failed pings/.test(String(l.msg)));
   });
 
   it('marks a draining node draining and forgets a deregistered one', async () => {
@@ -195,6 +195,6 @@ describe('shotfleet hub with stand-in nodes', () => {
 
   it('stops cleanly on SIGTERM', async () => {
     expect(await hub.stop()).toBe(0);
-    await waitFor('stop logged', () => hub.logs.some((l) => l.msg === 'stopped'), 5000);
+    await waitForLog(hub, 'stopped', (l) => l.msg === 'stopped');
   });
 });

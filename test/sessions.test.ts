@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lastReport, nothingKept, page, startTestSite, stateProbeRoutes, type StateSeen, type TestSite } from './helpers/pages.js';
-import { startShotfleet, type RunningProcess } from './helpers/processes.js';
+import { startShotfleet, waitForLog, type RunningProcess } from './helpers/processes.js';
 import { metricValues, ok, shoot, type Shot } from './helpers/shots.js';
 
 /** Everything /write leaves behind, as a later /read in the same session should see it. */
@@ -158,7 +158,7 @@ describe('sessions: idle expiry (SHOTFLEET_SESSION_IDLE_MS=5000)', () => {
       active = await sessionsActive(node.url);
     }
     expect(active).toBe(0);
-    expect(node.logs.some((l) => l.msg === 'session closed' && l.session === 'sleepy' && l.why === 'idle')).toBe(true);
+    await waitForLog(node, 'session closed (idle)', (l) => l.msg === 'session closed' && l.session === 'sleepy' && l.why === 'idle');
 
     const again = await probe(node, site, '/read', 'sleepy');
     ok(again);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectPng, nodeChromiumPids, nodeStatus, request, shoot, solidPage, startSite, waitFor, type Site } from './helpers/node-client.js';
-import { startShotfleet, type RunningProcess } from './helpers/processes.js';
+import { startShotfleet, waitForLog, type RunningProcess } from './helpers/processes.js';
 
 describe('graceful shutdown of a real node', () => {
   let site: Site;
@@ -52,7 +52,7 @@ describe('graceful shutdown of a real node', () => {
 
     for (const answer of await Promise.all(inFlight)) expectPng(answer);
     expect(await node.exited).toBe(0);
-    expect(node.logs.some((l) => l.msg === 'stopped')).toBe(true);
+    await waitForLog(node, 'stopped', (l) => l.msg === 'stopped');
     await waitFor('no Chromium left', async () => (await nodeChromiumPids(nodePid)).length === 0, 10_000, 100);
   }, 150_000);
 

@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PNG } from 'pngjs';
-import { startShotfleet, type RunningProcess } from './helpers/processes.js';
+import { startShotfleet, waitForLog, type RunningProcess } from './helpers/processes.js';
 import { deadEndpoint, s3rverEnv, startFaultProxy, startS3, type FaultProxy, type RunningS3 } from './helpers/s3.js';
 
 // End to end: a real node (Chromium, one page) storing to s3rver through the fault-injecting proxy.
@@ -160,7 +160,7 @@ describe('a node with store: true', { timeout: 150_000 }, () => {
       expect((await status(node)).code).toBe(200);
       const plain = await shoot(node, { url: `${pageBase}/after-s3-down`, format: 'jpeg' });
       expect(plain.status).toBe(200);
-      expect(node.logs.some((l) => String(l.err ?? l.msg).includes('cannot reach S3'))).toBe(true);
+      await waitForLog(node, 'cannot reach S3', (l) => String(l.err ?? l.msg).includes('cannot reach S3'));
     });
   });
 

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import readline from 'node:readline';
+import { waitFor } from './wait.js';
 
 export const repoRoot = path.resolve(new URL('../..', import.meta.url).pathname);
 export const cliEntry = path.join(repoRoot, 'src/cli/main.ts');
@@ -78,6 +79,14 @@ export async function startShotfleet(
       return code;
     },
   };
+}
+
+/**
+ * Waits for a log line matching `match`: the child's stdout pipe and its HTTP answers race, so a line written
+ * before an answer may still be in transit when the answer arrives.
+ */
+export function waitForLog(running: Pick<RunningProcess, 'logs'>, what: string, match: (line: Record<string, unknown>) => boolean, timeoutMs = 5000) {
+  return waitFor(`log line: ${what}`, () => running.logs.some(match), timeoutMs, 50);
 }
 
 /** Pids of Chromium processes whose command line holds `marker` (e.g. a node's user-data-dir). */
