@@ -18,6 +18,7 @@ import { launchBrowser, type LaunchedBrowser } from '../src/render-pool/launch.j
 import { repoRoot, startShotfleet, type RunningProcess } from '../test/helpers/processes.js';
 import { startCorpus } from './lib/corpus.js';
 import { quantile, round } from './lib/stats.js';
+import { imageSize } from 'image-size';
 
 const { values: flags } = parseArgs({
   options: {
@@ -51,7 +52,7 @@ const runBudgetMs = 45_000;
 type Format = 'png' | 'jpeg';
 type Mode = 'bare' | 'node';
 /** One shot: takes a URL, resolves when the image bytes are in hand. */
-type Shooter = (url: string, format: Format) => Promise<number>;
+type Shooter = (url: string, format: Format) => Promise<Buffer>;
 
 interface RunResult {
   shots: number;
@@ -61,6 +62,8 @@ interface RunResult {
   p50Ms: number;
   p95Ms: number;
   meanBytes: number;
+  /** Width×height of the images: both sides must make the same picture for the ratio to mean anything. */
+  size: string;
 }
 
 const corpus = await startCorpus(Number(flags.hosts), { assets: true });
@@ -71,6 +74,7 @@ async function runClosedLoop(shoot: Shooter, format: Format, offset: number): Pr
   const latencies: number[] = [];
   let bytes = 0;
   let errors = 0;
+  const sizes = new Set<string>();
   let next = offset + pages;
   let issued = 0;
   const started = performance.now();
@@ -82,7 +86,10 @@ async function runClosedLoop(shoot: Shooter, format: Format, offset: number): Pr
         const url = corpus.urls[next++ % corpus.urls.length];
         const t0 = performance.now();
         try {
-          bytes += await shoot(url, format);
+          const image = await shoot(url, format);
+          bytes += image.length;
+          const { width, height } = imageSize(image);
+          sizes.add(`${width}x${height}`);
           latencies.push(performance.now() - t0);
         } catch (err) {
           errors++;
@@ -100,6 +107,7 @@ async function runClosedLoop(shoot: Shooter, format: Format, offset: number): Pr
     p50Ms: quantile(latencies, 0.5),
     p95Ms: quantile(latencies, 0.95),
     meanBytes: latencies.length ? bytes / latencies.length : 0,
+    size: [...sizes].join(','),
   };
 }
 
@@ -115,6 +123,9 @@ async function startBare(): Promise<Bare> {
   const idle: { page: Page; cdp: CDPSession }[] = [];
   for (let i = 0; i < pages; i++) {
     const page = await browser.newPage({ type: 'window', windowBounds: { width: 1280, height: 800 } });
+    // The node's default viewport. Without it the page gets the window's inner size (1280×713): 11 % fewer
+    // pixels to paint and encode than the node's images, which flattered the baseline.
+    await page.setViewport({ width: 1280, height: 800 });
     idle.push({ page, cdp: await page.createCDPSession() });
   }
   return {
@@ -128,7 +139,7 @@ async function startBare(): Promise<Bare> {
           ...(format === 'jpeg' ? { quality: jpegQuality } : {}),
           fromSurface: true,
         });
-        return Buffer.from(shot.data, 'base64').length;
+        return Buffer.from(shot.data, 'base64');
       } finally {
         idle.push(slot);
       }
@@ -155,7 +166,7 @@ async function startNodeShooter(): Promise<{ shoot: Shooter; node: RunningProces
       });
       const body = Buffer.from(await res.arrayBuffer());
       if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${body.toString('utf8').slice(0, 200)}`);
-      return body.length;
+      return body;
     },
   };
 }
@@ -204,6 +215,8 @@ try {
     }
     const a = summarize(results.bare);
     const b = summarize(results.node);
+    const sizes = new Set([...results.bare, ...results.node].map((r) => r.size));
+    if (sizes.size !== 1) throw new Error(`bare and node made images of different sizes (${[...sizes].join(' vs ')}): the comparison would be unfair`);
     rows.push({ format, bare: a, node: b, ratio: b.throughput / a.throughput, p50OverheadMs: b.p50Ms - a.p50Ms, p95OverheadMs: b.p95Ms - a.p95Ms });
   }
 } finally {
@@ -255,6 +268,7 @@ function roundSummary(s: Summary) {
     p50Ms: round(s.p50Ms),
     p95Ms: round(s.p95Ms),
     meanKB: round(s.meanKB),
+    size: s.runs[0]?.size,
     errors: s.errors,
     runs: s.runs.map((r) => ({ shots: r.shots, errors: r.errors, seconds: round(r.seconds, 2), throughput: round(r.throughput, 2), p50Ms: round(r.p50Ms), p95Ms: round(r.p95Ms) })),
   };
