@@ -139,6 +139,27 @@ describe('admission on a real node (1 page, real Chromium)', () => {
     expect(await shoot(node.url, { url: `${pagesUrl}/fast`, timeout: 20_000 })).toMatchObject({ status: 200, png: true });
   });
 
+  it('a full node sheds before it reads the body: even a body that is not JSON gets 503 queue_full, and 400 once there is room', async () => {
+    const status = async () => (await (await fetch(`${node.url}/status`)).json()) as { queue: { length: number; max: number }; pages: { inUse: number } };
+    const { queue } = await status();
+    // The page and every queue place, held by renders of a page that takes 1.5 s to arrive.
+    const holders = Array.from({ length: 1 + queue.max }, (_, i) => shoot(node.url, { url: `${pagesUrl}/slow/full-${i}`, timeout: 20_000 }));
+    let full = false;
+    for (let i = 0; i < 200 && !full; i++) {
+      const s = await status();
+      full = s.pages.inUse === 1 && s.queue.length === s.queue.max;
+      if (!full) await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(full).toBe(true);
+    const notJson = () => fetch(`${node.url}/screenshot`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{not json' });
+    const refused = await notJson();
+    expect(refused.status).toBe(503);
+    expect(((await refused.json()) as { error: { details: { reason: string } } }).error.details.reason).toBe('queue_full');
+    expect(refused.headers.get('retry-after')).toMatch(/^[1-9]\d*$/);
+    for (const answer of await Promise.all(holders)) expect(answer).toMatchObject({ status: 200, png: true });
+    expect((await notJson()).status).toBe(400);
+  });
+
   it('a client that leaves the queue frees its place at once', async () => {
     const status = async () => (await (await fetch(`${node.url}/status`)).json()) as { queue: { length: number }; pages: { inUse: number } };
     // Hold the page with a slow render, then queue one and abandon it.

@@ -104,6 +104,37 @@ describe('admission', () => {
     expect(s.admission.snapshot().shedPerSecond).toBeCloseTo(0.1);
   });
 
+  it('refusalForAnyRequest: null while a request could still be taken, the queue_full/memory/draining 503 (counted) once none could', async () => {
+    let memory = 10;
+    const s = setup({}, () => memory);
+    expect(s.admission.refusalForAnyRequest()).toBeNull();
+    const running = [await s.admission.admit(s.req()), await s.admission.admit(s.req())];
+    void s.admission.admit(s.req());
+    expect(s.admission.refusalForAnyRequest()).toBeNull(); // one queue place left
+    void s.admission.admit(s.req());
+    const full = s.admission.refusalForAnyRequest();
+    expect(full?.details?.reason).toBe('queue_full');
+    expect(full?.headers?.['Retry-After']).toMatch(/^[1-9]\d*$/);
+    expect(await s.shedCount('queue_full')).toBe(1);
+
+    running[0].done({ ok: true, renderMs: 1000 }); // a page frees, the first queued request takes it
+    expect(s.admission.refusalForAnyRequest()).toBeNull();
+    memory = 5000;
+    expect(s.admission.refusalForAnyRequest()?.details?.reason).toBe('memory');
+    memory = 10;
+    s.admission.startDraining();
+    expect(s.admission.refusalForAnyRequest()?.details?.reason).toBe('draining');
+    expect(await s.shedCount('draining')).toBe(1);
+  });
+
+  it('refusalForAnyRequest with admission off (unbounded queue) refuses only while draining', async () => {
+    const s = setup({ enabled: false });
+    for (let i = 0; i < 10; i++) void s.admission.admit(s.req());
+    expect(s.admission.refusalForAnyRequest()).toBeNull();
+    s.admission.startDraining();
+    expect(s.admission.refusalForAnyRequest()?.details?.reason).toBe('draining');
+  });
+
   it('times a queued request out with queue_timeout after queueTimeoutMs, and it leaves the queue', async () => {
     const s = setup({ pages: 1, queueTimeoutMs: 5000 });
     await s.admission.admit(s.req());

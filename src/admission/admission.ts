@@ -1,4 +1,4 @@
-import { shed, type ShedReason } from '../errors/shot-error.js';
+import { shed, type ShedReason, type ShotError } from '../errors/shot-error.js';
 import type { NodeMetrics } from '../metrics/node-metrics.js';
 import { createAdaptiveLimit } from './adaptive-limit.js';
 import { createRenderEstimates } from './render-estimates.js';
@@ -54,6 +54,11 @@ export interface Admission {
    * reason when the client goes away.
    */
   admit(req: AdmitRequest): Promise<Permit>;
+  /**
+   * The refusal every request would get now, whatever it asks (draining, memory, queue full), or null. Checked
+   * before the body is read, so that under overload a 503 is the first thing the node does with a request.
+   */
+  refusalForAnyRequest(): ShotError | null;
   startDraining(): void;
   snapshot(): AdmissionSnapshot;
   /** Estimated seconds until a page frees up, whole and ≥ 1: the Retry-After of every refusal. */
@@ -133,6 +138,15 @@ export function createAdmission(opts: AdmissionOptions, deps: AdmissionDeps): Ad
     deps.metrics?.shedTotal.inc({ reason });
     shedRate.add();
     return shed(reason, retryAfterSeconds());
+  }
+
+  function refusalForAnyRequest(): ShotError | null {
+    if (draining) return refuse('draining');
+    if (!opts.enabled) return null;
+    if (deps.memoryBytes() > opts.maxMemoryBytes) return refuse('memory');
+    const pageFree = queue.length === 0 && running.size < enforcedLimit();
+    if (!pageFree && queue.length >= opts.queueMax) return refuse('queue_full');
+    return null;
   }
 
   /** Expected wait for a request joining the queue now: renders ahead of it ÷ limit × the average render. */
@@ -236,14 +250,13 @@ export function createAdmission(opts: AdmissionOptions, deps: AdmissionDeps): Ad
     admit(req) {
       if (req.signal.aborted) return Promise.reject(req.signal.reason);
       const arrivedAt = now();
-      if (draining) return Promise.reject(refuse('draining'));
+      const refusal = refusalForAnyRequest();
+      if (refusal) return Promise.reject(refusal);
       if (!opts.enabled) {
         if (queue.length === 0 && running.size < opts.pages) return Promise.resolve(start(req.costClass, arrivedAt));
         return enqueue(req, arrivedAt);
       }
-      if (deps.memoryBytes() > opts.maxMemoryBytes) return Promise.reject(refuse('memory'));
       const pageFree = queue.length === 0 && running.size < enforcedLimit();
-      if (!pageFree && queue.length >= opts.queueMax) return Promise.reject(refuse('queue_full'));
       const renderMs = estimates.forClass(req.costClass);
       if (renderMs !== undefined) {
         const waitMs = pageFree ? 0 : expectedWaitMs();
@@ -252,6 +265,8 @@ export function createAdmission(opts: AdmissionOptions, deps: AdmissionDeps): Ad
       if (pageFree) return Promise.resolve(start(req.costClass, arrivedAt));
       return enqueue(req, arrivedAt);
     },
+
+    refusalForAnyRequest,
 
     startDraining() {
       draining = true;

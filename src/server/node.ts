@@ -114,8 +114,8 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     render,
     limits: { maxViewport: config.MAX_VIEWPORT, maxTimeoutMs: config.MAX_TIMEOUT_MS, defaultTimeoutMs: config.TIMEOUT_MS },
     sessionCookie: config.SESSION_COOKIE,
-    isDraining: () => draining,
-    drainingError: () => {
+    refusalForAnyRequest: () => {
+      if (!draining) return admission.refusalForAnyRequest();
       metrics.shedTotal.inc({ reason: 'draining' });
       return shed('draining', admission.retryAfterSeconds());
     },

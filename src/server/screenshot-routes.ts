@@ -9,9 +9,11 @@ export interface ScreenshotRouteDeps {
   render: RenderService;
   limits: RenderLimits;
   sessionCookie: string;
-  /** True once shutdown began: new work is refused with 503 draining. */
-  isDraining(): boolean;
-  drainingError(): ShotError;
+  /**
+   * The 503 every request would get now (shutting down, out of memory, queue full), or null: asked before the
+   * body is read or validated, so that shedding stays the cheapest thing the node does.
+   */
+  refusalForAnyRequest(): ShotError | null;
 }
 
 export function screenshotRoutes(deps: ScreenshotRouteDeps) {
@@ -20,6 +22,7 @@ export function screenshotRoutes(deps: ScreenshotRouteDeps) {
 
   app.post('/screenshot', async (c) => {
     const arrivedAt = Date.now();
+    refuseIfSaturated();
     const type = c.req.header('content-type') ?? '';
       if (!/^application\/json\s*(;|$)/i.test(type)) {
         throw new ShotError('unsupported_media_type', 'send the options as JSON with "Content-Type: application/json"');
@@ -35,12 +38,17 @@ export function screenshotRoutes(deps: ScreenshotRouteDeps) {
 
   app.get('/screenshot', (c) => {
     const arrivedAt = Date.now();
+    refuseIfSaturated();
     return shoot(c, queryToBody(c.req.query()), arrivedAt);
   });
 
+  function refuseIfSaturated(): void {
+    const refusal = deps.refusalForAnyRequest();
+    if (refusal) throw refusal;
+  }
+
   async function shoot(c: Context<AppEnv>, body: unknown, arrivedAt: number): Promise<Response> {
     const options = parseRenderOptions(schema, body);
-    if (deps.isDraining()) throw deps.drainingError();
     const sessionId = getCookie(c, deps.sessionCookie);
     const result = await deps.render.screenshot({ options, arrivedAt, signal: c.req.raw.signal, sessionId, log: c.get('log') });
     setResultHeaders(c, result);
