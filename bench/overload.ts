@@ -50,6 +50,10 @@ interface StepResult {
   shed: number;
   /** p99 of immediate refusals (every reason but queue_timeout, which by definition waited in the queue first). */
   shedP99Ms: number | null;
+  /** The same refusals timed from when the generator actually sent them (its own lateness left out). */
+  shedFromSendP99Ms: number | null;
+  /** p99 of how late the generator sent requests: its own event loop, or a core it waited for. */
+  sendLagP99Ms: number | null;
   /** The same refusals as timed by the node itself (its request log's ms), without the client's and the OS's share. */
   shedServerP99Ms: number | null;
   queueTimeouts: number;
@@ -122,6 +126,8 @@ function summarize(
     acceptedP99Ms: round(quantile(ok.map((o) => o.latencyMs), 0.99), 0),
     shed: shed.length,
     shedP99Ms: round(quantile(immediate.map((o) => o.latencyMs), 0.99), 1),
+    shedFromSendP99Ms: round(quantile(immediate.map((o) => o.latencyMs - o.sendLagMs), 0.99), 1),
+    sendLagP99Ms: round(quantile(outcomes.map((o) => o.sendLagMs), 0.99), 1),
     shedServerP99Ms: round(quantile(immediateNodeTimes, 0.99), 1),
     queueTimeouts: shed.length - immediate.length,
     shedShare: round(shed.length / Math.max(1, outcomes.length), 3)!,
