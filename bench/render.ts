@@ -2,6 +2,7 @@
  * The speed proof (issue 2): how close the node comes to what this machine can do at all.
  *
  *   (a) bare — puppeteer-core on pre-opened windows, no isolation, capture on each page's CDP session: the limit;
+ *   (a′) wiped — the node's own slots, capture() and wipe between renders, in-process: what isolation costs;
  *   (b) node — `shotfleet serve` over HTTP with the URL policy and its proxy on, and a wipe between renders.
  *
  * Both at the same concurrency (= pages), on a multi-host local corpus with CSS and images, for png and jpeg, in
@@ -15,6 +16,13 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Browser, CDPSession, Page } from 'puppeteer-core';
 import { launchBrowser, type LaunchedBrowser } from '../src/render-pool/launch.js';
+import { createLogger } from '../src/log/logger.js';
+import { createUrlPolicy } from '../src/policy/index.js';
+import { capture } from '../src/render/capture.js';
+import { createOptionsSchema, parseRenderOptions } from '../src/render/options.js';
+import type { BrowserHandle } from '../src/render-pool/browser-manager.js';
+import { openSlot, type PageSlot } from '../src/render-pool/page-slot.js';
+import { resetSlot } from '../src/render-pool/reset-slot.js';
 import { repoRoot, startShotfleet, type RunningProcess } from '../test/helpers/processes.js';
 import { startCorpus } from './lib/corpus.js';
 import { quantile, round } from './lib/stats.js';
@@ -50,7 +58,7 @@ const jpegQuality = 80;
 const runBudgetMs = 45_000;
 
 type Format = 'png' | 'jpeg';
-type Mode = 'bare' | 'node';
+type Mode = 'bare' | 'wiped' | 'node';
 /** One shot: takes a URL, resolves when the image bytes are in hand. */
 type Shooter = (url: string, format: Format) => Promise<Buffer>;
 
@@ -148,6 +156,37 @@ async function startBare(): Promise<Bare> {
   };
 }
 
+/**
+ * (a′): the node's own render path without the node: its slots (a context and window each, one spare), its
+ * capture() and its wipe between renders (resetSlot, overlapping the next render as in the pool), in-process, no
+ * HTTP, no admission, no URL policy. bare → wiped is what isolation costs; wiped → node is the server around it.
+ */
+async function startWiped(): Promise<Bare> {
+  const launched = await launchBrowser(flags['chrome-path']);
+  const browser: BrowserHandle = { launched, generation: 1, renders: 0, openPages: 0, dead: false, retired: false };
+  const policy = createUrlPolicy({ allowPrivate: true, allowHosts: [], denyHosts: [] });
+  const log = createLogger('silent');
+  const startProxy = () => Promise.reject(new Error('no proxy: the policy is off'));
+  const schema = createOptionsSchema({ maxViewport: 4096, maxTimeoutMs: 60_000, defaultTimeoutMs: 30_000 });
+  const idle: PageSlot[] = [];
+  const waiting: ((slot: PageSlot) => void)[] = [];
+  const giveBack = (slot: PageSlot) => (waiting.length > 0 ? waiting.shift()!(slot) : idle.push(slot));
+  for (let i = 0; i < pages + 1; i++) idle.push(await openSlot(browser, { policy, startProxy, log }));
+  return {
+    async shoot(url, format) {
+      const slot = idle.pop() ?? (await new Promise<PageSlot>((resolve) => waiting.push(resolve)));
+      const options = parseRenderOptions(schema, { url, format, ...(format === 'jpeg' ? { quality: jpegQuality } : {}) });
+      try {
+        const result = await capture(slot, options, { deadlineAt: Date.now() + 30_000, maxPageHeight: 20_000, log });
+        return result.image;
+      } finally {
+        void resetSlot(slot).then(() => giveBack(slot));
+      }
+    },
+    close: () => launched.close(),
+  };
+}
+
 /** (b): the node as a client sees it. */
 async function startNodeShooter(): Promise<{ shoot: Shooter; node: RunningProcess }> {
   const node = await startShotfleet(
@@ -194,17 +233,36 @@ function summarize(results: RunResult[]): Summary {
 }
 
 const benchStarted = Date.now();
-const bare = await startBare();
-let nodeShooter: Awaited<ReturnType<typeof startNodeShooter>> | null = null;
-const rows: { format: Format; bare: Summary; node: Summary; ratio: number; p50OverheadMs: number; p95OverheadMs: number }[] = [];
+const modeList: Mode[] = ['bare', 'wiped', 'node'];
+/** Median over runs of the per-run ratio: both sides of a ratio ran back to back, under the same machine noise. */
+const medianRatio = (over: RunResult[], under: RunResult[]) => median(over.map((r, i) => r.throughput / under[i].throughput));
+interface Row {
+  format: Format;
+  summaries: Record<Mode, Summary>;
+  /** node ÷ bare: the target. */
+  ratio: number;
+  /** wiped ÷ bare: what isolation (the wipe between renders, the node's render path) costs by itself. */
+  isolationRatio: number;
+  /** node ÷ wiped: what the server around the render path (HTTP, admission, URL policy and proxy) costs. */
+  serverRatio: number;
+  p50OverheadMs: number;
+  p95OverheadMs: number;
+}
+const rows: Row[] = [];
+const closers: (() => Promise<void>)[] = [];
 try {
-  nodeShooter = await startNodeShooter();
-  const shooters: Record<Mode, Shooter> = { bare: bare.shoot, node: nodeShooter.shoot };
+  const bare = await startBare();
+  closers.push(bare.close);
+  const wiped = await startWiped();
+  closers.push(wiped.close);
+  const nodeShooter = await startNodeShooter();
+  closers.push(async () => void (await nodeShooter.node.stop()));
+  const shooters: Record<Mode, Shooter> = { bare: bare.shoot, wiped: wiped.shoot, node: nodeShooter.shoot };
   for (const format of formats) {
-    const results: Record<Mode, RunResult[]> = { bare: [], node: [] };
+    const results: Record<Mode, RunResult[]> = { bare: [], wiped: [], node: [] };
     for (let run = 0; run < runs; run++) {
-      // Alternate which goes first, so a slow patch of the shared machine does not always land on one side.
-      const order: Mode[] = run % 2 === 0 ? ['bare', 'node'] : ['node', 'bare'];
+      // Alternate the order, so a slow patch of the shared machine does not always land on one side.
+      const order = run % 2 === 0 ? modeList : [...modeList].reverse();
       for (const mode of order) {
         const result = await runClosedLoop(shooters[mode], format, run * 7);
         results[mode].push(result);
@@ -213,27 +271,33 @@ try {
         );
       }
     }
-    const a = summarize(results.bare);
-    const b = summarize(results.node);
-    const sizes = new Set([...results.bare, ...results.node].map((r) => r.size));
-    if (sizes.size !== 1) throw new Error(`bare and node made images of different sizes (${[...sizes].join(' vs ')}): the comparison would be unfair`);
-    rows.push({ format, bare: a, node: b, ratio: b.throughput / a.throughput, p50OverheadMs: b.p50Ms - a.p50Ms, p95OverheadMs: b.p95Ms - a.p95Ms });
+    const sizes = new Set(modeList.flatMap((m) => results[m].map((r) => r.size)));
+    if (sizes.size !== 1) throw new Error(`the modes made images of different sizes (${[...sizes].join(' vs ')}): the comparison would be unfair`);
+    const summaries = Object.fromEntries(modeList.map((m) => [m, summarize(results[m])])) as Record<Mode, Summary>;
+    rows.push({
+      format,
+      summaries,
+      ratio: medianRatio(results.node, results.bare),
+      isolationRatio: medianRatio(results.wiped, results.bare),
+      serverRatio: medianRatio(results.node, results.wiped),
+      p50OverheadMs: summaries.node.p50Ms - summaries.bare.p50Ms,
+      p95OverheadMs: summaries.node.p95Ms - summaries.bare.p95Ms,
+    });
   }
 } finally {
-  await nodeShooter?.node.stop();
-  await bare.close();
+  for (const close of closers.reverse()) await close();
   await corpus.close();
 }
 
 const table = [
-  `render benchmark: ${pages} pages = concurrency, ${runs} runs × ${shotsPerRun} shots, ${corpus.hosts.length} hosts, medians`,
-  '| format | bare shots/s | node shots/s | ratio b/a | bare p50 / p95 ms | node p50 / p95 ms | p50 overhead ms | errors |',
-  '|---|---|---|---|---|---|---|---|',
-  ...rows.map(
-    (r) =>
-      `| ${r.format} | ${r.bare.throughput.toFixed(2)} | ${r.node.throughput.toFixed(2)} | ${r.ratio.toFixed(2)} | ${r.bare.p50Ms.toFixed(0)} / ${r.bare.p95Ms.toFixed(0)} | ${r.node.p50Ms.toFixed(0)} / ${r.node.p95Ms.toFixed(0)} | ${r.p50OverheadMs.toFixed(0)} | ${r.bare.errors + r.node.errors} |`,
-  ),
-  `targets: ratio ≥ 0.9, p50 overhead ≤ 5 ms — ${rows.every((r) => r.ratio >= 0.9 && r.p50OverheadMs <= 5) ? 'met' : 'NOT met'}`,
+  `render benchmark: ${pages} pages = concurrency, ${runs} runs × ${shotsPerRun} shots, ${corpus.hosts.length} hosts; shots/s and ms are medians, ratios the median of per-run ratios`,
+  '| format | bare /s | wiped /s | node /s | node ÷ bare | wiped ÷ bare (isolation) | node ÷ wiped (server) | bare p50 / p95 ms | node p50 / p95 ms | p50 overhead ms | errors |',
+  '|---|---|---|---|---|---|---|---|---|---|---|',
+  ...rows.map((r) => {
+    const { bare, wiped, node } = r.summaries;
+    return `| ${r.format} | ${bare.throughput.toFixed(2)} | ${wiped.throughput.toFixed(2)} | ${node.throughput.toFixed(2)} | ${r.ratio.toFixed(2)} | ${r.isolationRatio.toFixed(2)} | ${r.serverRatio.toFixed(2)} | ${bare.p50Ms.toFixed(0)} / ${bare.p95Ms.toFixed(0)} | ${node.p50Ms.toFixed(0)} / ${node.p95Ms.toFixed(0)} | ${r.p50OverheadMs.toFixed(0)} | ${bare.errors + wiped.errors + node.errors} |`;
+  }),
+  `targets: node ÷ bare ≥ 0.9, p50 overhead ≤ 5 ms — ${rows.every((r) => r.ratio >= 0.9 && r.p50OverheadMs <= 5) ? 'met' : 'NOT met'}`,
 ].join('\n');
 console.log(table);
 
@@ -250,10 +314,13 @@ await writeFile(
       results: rows.map((r) => ({
         format: r.format,
         ratio: round(r.ratio, 3),
+        isolationRatio: round(r.isolationRatio, 3),
+        serverRatio: round(r.serverRatio, 3),
         p50OverheadMs: round(r.p50OverheadMs),
         p95OverheadMs: round(r.p95OverheadMs),
-        bare: roundSummary(r.bare),
-        node: roundSummary(r.node),
+        bare: roundSummary(r.summaries.bare),
+        wiped: roundSummary(r.summaries.wiped),
+        node: roundSummary(r.summaries.node),
       })),
     },
     null,
