@@ -201,7 +201,7 @@ try {
 }
 
 const cell = (v: unknown) => (v === null || v === undefined ? '–' : String(v));
-const header = ['mode', 'load', 'req/s', 'goodput/s', 'ok p50 ms', 'ok p99 ms', 'shed p99 ms', 'shed p99 in node', '503 share', 'queue timeouts', 'client timeouts', 'other', 'max pages', 'limit', 'mem max MB'];
+const header = ['mode', 'load', 'req/s', 'goodput/s', 'ok p50 ms', 'ok p99 ms', 'shed p99 ms', 'from send', 'in node', 'send lag p99', '503 share', 'queue timeouts', 'client timeouts', 'other', 'max pages', 'limit', 'mem max MB'];
 const rows = Object.entries(results).flatMap(([mode, r]) =>
   r.steps.map((s) => [
     mode,
@@ -211,7 +211,9 @@ const rows = Object.entries(results).flatMap(([mode, r]) =>
     s.acceptedP50Ms,
     s.acceptedP99Ms,
     s.shedP99Ms,
+    s.shedFromSendP99Ms,
     s.shedServerP99Ms,
+    s.sendLagP99Ms,
     `${Math.round(s.shedShare * 100)}%`,
     s.queueTimeouts,
     s.clientTimeouts,
