@@ -40,6 +40,14 @@ export async function resetSlot(slot: PageSlot): Promise<void> {
  * stays in the page's renderer process; the same navigation sent by the browser (page.goto) swaps in a
  * fresh renderer process and then another for the next site — ~4× slower, and the slot is held meanwhile.
  * A page whose scripts are off or that cannot leave that way (error pages) gets the slow path.
+ *
+ * This extra navigation is most of what isolation costs (~100 ms of CPU a render; `npm run bench`, "wiped").
+ * Cheaper ways out were measured and each leaks: freezing the page (Page.setWebLifecycleState) stops its
+ * timers, but its pagehide/unload handlers still run when the next render navigates and write into a same-
+ * origin successor's storage; killing the renderer (Page.crash) leaves puppeteer's emulation calls hanging
+ * until a navigation brings a renderer back, and emulation must come before the page loads; navigating
+ * straight to the next URL keeps the previous client's page in the session history (history.back() in the
+ * next page would show it) and lets late cookies reach third-party requests of the next render.
  */
 async function leavePage(slot: PageSlot): Promise<void> {
   const { page, cdp } = slot;
