@@ -17,6 +17,12 @@ export interface RunningProcess {
   exited: Promise<number | null>;
 }
 
+/** Every process started here and not yet exited: killed when this process exits, however it ends. */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const proc of running) proc.kill('SIGKILL');
+});
+
 /**
  * Starts `shotfleet <command>` (from source, through tsx) with the given env on top of a loopback-only
  * environment, and resolves once it logs {"msg":"listening","url":…}.
@@ -44,8 +50,15 @@ export async function startShotfleet(
   proc.stderr!.on('data', (d) => (stderr += d));
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
 
+  running.add(proc);
+  void exited.then(() => running.delete(proc));
+
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${command} did not start in time; stderr:\n${stderr}`)), opts.timeoutMs ?? 30_000);
+    const timer = setTimeout(() => {
+      // Not left running unwatched: a node that never said it listens would otherwise outlive the caller.
+      proc.kill('SIGKILL');
+      reject(new Error(`${command} did not start in time; stderr:\n${stderr}`));
+    }, opts.timeoutMs ?? 30_000);
     readline.createInterface({ input: proc.stdout! }).on('line', (line) => {
       let entry: Record<string, unknown>;
       try {
