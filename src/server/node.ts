@@ -5,7 +5,7 @@ import { createAdaptorServer } from '@hono/node-server';
 import { createAdmission, createMemoryProbe, saturationRatio } from '../admission/index.js';
 import { startAgent } from '../agent/agent.js';
 import type { Config } from '../config/load.js';
-import { shed, type ShedReason } from '../errors/shot-error.js';
+import type { ShedReason } from '../errors/shot-error.js';
 import type { Membership } from '../fleet/membership.js';
 import type { Logger } from '../log/logger.js';
 import { createNodeMetrics } from '../metrics/node-metrics.js';
@@ -114,11 +114,8 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     render,
     limits: { maxViewport: config.MAX_VIEWPORT, maxTimeoutMs: config.MAX_TIMEOUT_MS, defaultTimeoutMs: config.TIMEOUT_MS },
     sessionCookie: config.SESSION_COOKIE,
-    refusalForAnyRequest: () => {
-      if (!draining) return admission.refusalForAnyRequest();
-      metrics.shedTotal.inc({ reason: 'draining' });
-      return shed('draining', admission.retryAfterSeconds());
-    },
+    // Draining is admission's too (startDraining below), so one question covers every refusal.
+    refusalForAnyRequest: () => admission.refusalForAnyRequest(),
   });
   handler = (req) => app.fetch(req);
 

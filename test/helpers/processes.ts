@@ -98,8 +98,8 @@ export async function startShotfleet(
  * Waits for a log line matching `match`: the child's stdout pipe and its HTTP answers race, so a line written
  * before an answer may still be in transit when the answer arrives.
  */
-export function waitForLog(running: Pick<RunningProcess, 'logs'>, what: string, match: (line: Record<string, unknown>) => boolean, timeoutMs = 5000) {
-  return waitFor(`log line: ${what}`, () => running.logs.some(match), timeoutMs, 50);
+export function waitForLog(target: Pick<RunningProcess, 'logs'>, what: string, match: (line: Record<string, unknown>) => boolean, timeoutMs = 5000) {
+  return waitFor(`log line: ${what}`, () => target.logs.some(match), timeoutMs, 50);
 }
 
 /** Pids of Chromium processes whose command line holds `marker` (e.g. a node's user-data-dir). */
