@@ -13,10 +13,15 @@ import { partitionedStorageKeys } from './partitioned-storage.js';
 const siteStorage = 'cookies,local_storage,indexeddb,service_workers,cache_storage,file_systems,websql,storage_buckets,shared_storage';
 
 export async function resetSlot(slot: PageSlot): Promise<void> {
-  const { cdp } = slot;
   // Leaving the page first stops its scripts, timers and workers (and runs its unload handlers) before
   // its storage is wiped.
   await leavePage(slot);
+  await clearLeftovers(slot);
+}
+
+/** Clears what the page left in its context and window: to be called once it is gone (leavePage). */
+export async function clearLeftovers(slot: PageSlot): Promise<void> {
+  const { cdp } = slot;
   const origins = [...slot.origins];
   slot.origins.clear();
   const partitioned = partitionedStorageKeys(slot.documentOrigins.top, slot.documentOrigins.frames);
@@ -41,7 +46,8 @@ export async function resetSlot(slot: PageSlot): Promise<void> {
  * fresh renderer process and then another for the next site — ~4× slower, and the slot is held meanwhile.
  * A page whose scripts are off or that cannot leave that way (error pages) gets the slow path.
  *
- * This extra navigation is most of what isolation costs (~100 ms of CPU a render; `npm run bench`, "wiped").
+ * This extra navigation is most of what isolation costs: ~120 ms of the machine's CPU a render, half of it in
+ * the browser process, against ~500 ms for the render itself (`npm run bench:isolation`).
  * Cheaper ways out were measured and each leaks: freezing the page (Page.setWebLifecycleState) stops its
  * timers, but its pagehide/unload handlers still run when the next render navigates and write into a same-
  * origin successor's storage; killing the renderer (Page.crash) leaves puppeteer's emulation calls hanging
@@ -49,7 +55,7 @@ export async function resetSlot(slot: PageSlot): Promise<void> {
  * straight to the next URL keeps the previous client's page in the session history (history.back() in the
  * next page would show it) and lets late cookies reach third-party requests of the next render.
  */
-async function leavePage(slot: PageSlot): Promise<void> {
+export async function leavePage(slot: PageSlot): Promise<void> {
   const { page, cdp } = slot;
   if (!slot.dirty.has('javascript')) {
     try {
