@@ -2,8 +2,10 @@
  * The overload proof (issue 3): an open-loop, constant-arrival load at 0.5×, 1×, 2×, 5× and 10× of a node's
  * measured capacity, against the node with admission control (adaptive limit on, then off) and without it
  * (SHOTFLEET_ADMISSION=false: unbounded FIFO). Writes bench/results/overload.json and overload.svg; prints a table.
+ * Beside each step a trivial server gets the same load, up to 10/s (bench/lib/floor-server.ts): its 503 times are the floor
+ * for the node's shed answers on this machine.
  *
- *   npm run bench:overload -- [--pages N] [--step-seconds 20] [--timeout-ms 10000] [--modes adaptive,fixed,off]
+ *   npm run bench:overload -- [--pages N] [--step-seconds 20] [--timeout-ms 10000] [--modes adaptive,fixed,off] [--node-env K=V,…]
  */
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -12,6 +14,8 @@ import { parseArgs } from 'node:util';
 import { repoRoot, startShotfleet, type RunningProcess } from '../test/helpers/processes.js';
 import { lineChartsSvg } from './lib/chart.js';
 import { startCorpus } from './lib/corpus.js';
+import { startFloorServer } from './lib/floor-server.js';
+import { parseNodeEnv } from './lib/node-env.js';
 import { measureCapacity, runOpenLoop, type Outcome } from './lib/open-loop.js';
 import { nodeStatus, nodeTreeMemory, sampleEvery } from './lib/samplers.js';
 import { quantile, round } from './lib/stats.js';
@@ -22,6 +26,8 @@ const { values: flags } = parseArgs({
     'step-seconds': { type: 'string', default: '20' },
     'timeout-ms': { type: 'string', default: '10000' },
     modes: { type: 'string', default: 'adaptive,fixed,off' },
+    /** Extra node settings for every mode, e.g. SHOTFLEET_QUEUE_MAX=2. */
+    'node-env': { type: 'string', default: '' },
     out: { type: 'string', default: path.join(repoRoot, 'bench/results/overload') },
   },
 });
@@ -31,6 +37,8 @@ const stepMs = Number(flags['step-seconds']) * 1000;
 const timeoutMs = Number(flags['timeout-ms']);
 /** The client waits this much past the request's own timeout before it calls it a client timeout. */
 const clientGraceMs = 2000;
+/** The floor server's rate is capped: its answers cost CPU too, and more of them would slow the node's renders. */
+const floorRateMax = 10;
 
 const modes = {
   adaptive: { label: 'admission, adaptive limit', color: '#1f77b4', env: { SHOTFLEET_ADMISSION: 'true', SHOTFLEET_ADAPTIVE_CONCURRENCY: 'true' } },
@@ -54,6 +62,8 @@ interface StepResult {
   shedFromSendP99Ms: number | null;
   /** p99 of how late the generator sent requests: its own event loop, or a core it waited for. */
   sendLagP99Ms: number | null;
+  /** p99 of a trivial server's 503s (bench/lib/floor-server.ts) sent alongside (same rate, at most floorRateMax), timed like shedFromSend. */
+  floorP99Ms: number | null;
   /** The same refusals as timed by the node itself (its request log's ms), without the client's and the OS's share. */
   shedServerP99Ms: number | null;
   queueTimeouts: number;
@@ -69,6 +79,7 @@ interface StepResult {
 }
 
 const corpus = await startCorpus(4);
+const floor = await startFloorServer();
 const body = (i: number) => {
   const jpeg = i % 3 === 2;
   return { url: corpus.urls[i % corpus.urls.length], format: jpeg ? 'jpeg' : 'png', ...(jpeg ? { quality: 80 } : {}), timeout: timeoutMs };
@@ -80,6 +91,7 @@ async function startNode(mode: Mode): Promise<RunningProcess> {
     {
       SHOTFLEET_ALLOW_HOSTS: corpus.hosts.join(','),
       ...(flags.pages ? { SHOTFLEET_PAGES: flags.pages } : {}),
+      ...parseNodeEnv(flags['node-env']),
       ...modes[mode].env,
     },
     { timeoutMs: 60_000 },
@@ -100,6 +112,7 @@ function summarize(
   multiplier: number,
   rate: number,
   outcomes: Outcome[],
+  floorOutcomes: Outcome[],
   statuses: { inUse: number; limit: number }[],
   memory: number[],
   nodeLog: Record<string, unknown>[],
@@ -114,6 +127,7 @@ function summarize(
     .map((l) => Number(l.ms))
     .sort((a, b) => a - b)
     .slice(0, immediate.length);
+  const fromSend = (o: Outcome) => o.latencyMs - o.sendLagMs;
   const count = (list: string[]) => list.reduce<Record<string, number>>((acc, k) => ((acc[k] = (acc[k] ?? 0) + 1), acc), {});
   const mb = (b: number) => b / 1024 / 1024;
   return {
@@ -126,7 +140,8 @@ function summarize(
     acceptedP99Ms: round(quantile(ok.map((o) => o.latencyMs), 0.99), 0),
     shed: shed.length,
     shedP99Ms: round(quantile(immediate.map((o) => o.latencyMs), 0.99), 1),
-    shedFromSendP99Ms: round(quantile(immediate.map((o) => o.latencyMs - o.sendLagMs), 0.99), 1),
+    shedFromSendP99Ms: round(quantile(immediate.map(fromSend), 0.99), 1),
+    floorP99Ms: round(quantile(floorOutcomes.filter((o) => o.status === 503).map(fromSend), 0.99), 1),
     sendLagP99Ms: round(quantile(outcomes.map((o) => o.sendLagMs), 0.99), 1),
     shedServerP99Ms: round(quantile(immediateNodeTimes, 0.99), 1),
     queueTimeouts: shed.length - immediate.length,
@@ -179,8 +194,9 @@ try {
         const logMark = node.logs.length;
         const statuses = sampleEvery(100, nodeStatus(node.url));
         const memorySamples = sampleEvery(500, nodeTreeMemory(node.proc.pid!));
-        const outcomes = await runOpenLoop({ url: node.url, ratePerSecond: rate, durationMs: stepMs, body, clientTimeoutMs: timeoutMs + clientGraceMs });
-        const step = summarize(multiplier, rate, outcomes, await statuses.stop(), await memorySamples.stop(), node.logs.slice(logMark));
+        const load = (url: string, ratePerSecond: number) => runOpenLoop({ url, ratePerSecond, durationMs: stepMs, body, clientTimeoutMs: timeoutMs + clientGraceMs });
+        const [outcomes, floorOutcomes] = await Promise.all([load(node.url, rate), load(floor.url, Math.min(rate, floorRateMax))]);
+        const step = summarize(multiplier, rate, outcomes, floorOutcomes, await statuses.stop(), await memorySamples.stop(), node.logs.slice(logMark));
         steps.push(step);
         console.log(`${mode} ${multiplier}×: ${JSON.stringify(step)} load average ${os.loadavg()[0].toFixed(1)}`);
         loadAverages.push(round(os.loadavg()[0], 1)!);
@@ -197,11 +213,12 @@ try {
     }
   }
 } finally {
+  floor.close();
   await corpus.close();
 }
 
 const cell = (v: unknown) => (v === null || v === undefined ? '–' : String(v));
-const header = ['mode', 'load', 'req/s', 'goodput/s', 'ok p50 ms', 'ok p99 ms', 'shed p99 ms', 'from send', 'in node', 'send lag p99', '503 share', 'queue timeouts', 'client timeouts', 'other', 'max pages', 'limit', 'mem max MB'];
+const header = ['mode', 'load', 'req/s', 'goodput/s', 'ok p50 ms', 'ok p99 ms', 'shed p99 ms', 'from send', 'floor', 'in node', 'send lag p99', '503 share', 'queue timeouts', 'client timeouts', 'other', 'max pages', 'limit', 'mem max MB'];
 const rows = Object.entries(results).flatMap(([mode, r]) =>
   r.steps.map((s) => [
     mode,
@@ -212,6 +229,7 @@ const rows = Object.entries(results).flatMap(([mode, r]) =>
     s.acceptedP99Ms,
     s.shedP99Ms,
     s.shedFromSendP99Ms,
+    s.floorP99Ms,
     s.shedServerP99Ms,
     s.sendLagP99Ms,
     `${Math.round(s.shedShare * 100)}%`,
@@ -235,19 +253,21 @@ function verdicts(steps: StepResult[]) {
   return {
     goodputAt10xOfPeak: round(at(10).goodputPerSecond / peak, 3),
     shedP99MaxMs: Math.max(0, ...steps.map((s) => s.shedP99Ms ?? 0)),
+    /** The node's shed p99 from the send over the floor's, at the step where the node shed most: 1 is as fast as a server can answer here. */
+    shedFromSendOverFloorAt10x: round((at(10).shedFromSendP99Ms ?? Number.NaN) / (at(10).floorP99Ms ?? Number.NaN), 2),
     acceptedP99At10xOver1x: round((at(10).acceptedP99Ms ?? Number.NaN) / (at(1).acceptedP99Ms ?? Number.NaN), 2),
     memorySpreadShare: round((Math.max(...memory) - Math.min(...memory)) / 2 / memoryMid, 3),
     clientTimeouts: steps.reduce((a, s) => a + s.clientTimeouts, 0),
   };
 }
 const summary = Object.fromEntries(Object.entries(results).map(([mode, r]) => [mode, verdicts(r.steps)]));
-console.log('targets: goodput@10× ≥ 0.95 of peak; shed p99 ≤ 10 ms; accepted p99 @10× ≤ 2 × @1×; memory within ±10 %; 0 client timeouts');
+console.log('targets: goodput@10× ≥ 0.95 of peak; shed p99 ≤ 10 ms (floor: what a trivial server gets here); accepted p99 @10× ≤ 2 × @1×; memory within ±10 %; 0 client timeouts');
 console.log(JSON.stringify(summary, null, 2));
 
 const out = {
   date: new Date().toISOString(),
   machine: { cpus: os.availableParallelism(), node: process.version, loadAverageAfterSteps: loadAverages },
-  settings: { pages, stepSeconds: stepMs / 1000, requestTimeoutMs: timeoutMs, clientTimeoutMs: timeoutMs + clientGraceMs, mix: '2/3 png, 1/3 jpeg q80, 1280×800, 4 pages × 4 hosts', capacityPerSecond: round(capacity, 2) },
+  settings: { pages, stepSeconds: stepMs / 1000, requestTimeoutMs: timeoutMs, clientTimeoutMs: timeoutMs + clientGraceMs, mix: '2/3 png, 1/3 jpeg q80, 1280×800, 4 pages × 4 hosts', capacityPerSecond: round(capacity, 2), nodeEnv: parseNodeEnv(flags['node-env']) },
   results,
   summary,
 };

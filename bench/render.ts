@@ -25,6 +25,7 @@ import { openSlot, type PageSlot } from '../src/render-pool/page-slot.js';
 import { resetSlot } from '../src/render-pool/reset-slot.js';
 import { repoRoot, startShotfleet, type RunningProcess } from '../test/helpers/processes.js';
 import { startCorpus } from './lib/corpus.js';
+import { parseNodeEnv } from './lib/node-env.js';
 import { quantile, round } from './lib/stats.js';
 import { imageSize } from 'image-size';
 
@@ -41,12 +42,7 @@ const { values: flags } = parseArgs({
     'node-env': { type: 'string', default: '' },
   },
 });
-const nodeEnv = Object.fromEntries(
-  flags['node-env']
-    .split(',')
-    .filter(Boolean)
-    .map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
-);
+const nodeEnv = parseNodeEnv(flags['node-env']);
 
 const pages = Number(flags.pages);
 const runs = Math.max(1, Number(flags.runs));
