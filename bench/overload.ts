@@ -33,6 +33,7 @@ const { values: flags } = parseArgs({
 });
 
 const multipliers = [0.5, 1, 2, 5, 10];
+const nodeEnv = parseNodeEnv(flags['node-env']);
 const stepMs = Number(flags['step-seconds']) * 1000;
 const timeoutMs = Number(flags['timeout-ms']);
 /** The client waits this much past the request's own timeout before it calls it a client timeout. */
@@ -91,7 +92,7 @@ async function startNode(mode: Mode): Promise<RunningProcess> {
     {
       SHOTFLEET_ALLOW_HOSTS: corpus.hosts.join(','),
       ...(flags.pages ? { SHOTFLEET_PAGES: flags.pages } : {}),
-      ...parseNodeEnv(flags['node-env']),
+      ...nodeEnv,
       ...modes[mode].env,
     },
     { timeoutMs: 60_000 },
@@ -267,7 +268,7 @@ console.log(JSON.stringify(summary, null, 2));
 const out = {
   date: new Date().toISOString(),
   machine: { cpus: os.availableParallelism(), node: process.version, loadAverageAfterSteps: loadAverages },
-  settings: { pages, stepSeconds: stepMs / 1000, requestTimeoutMs: timeoutMs, clientTimeoutMs: timeoutMs + clientGraceMs, mix: '2/3 png, 1/3 jpeg q80, 1280×800, 4 pages × 4 hosts', capacityPerSecond: round(capacity, 2), nodeEnv: parseNodeEnv(flags['node-env']) },
+  settings: { pages, stepSeconds: stepMs / 1000, requestTimeoutMs: timeoutMs, clientTimeoutMs: timeoutMs + clientGraceMs, mix: '2/3 png, 1/3 jpeg q80, 1280×800, 4 pages × 4 hosts', capacityPerSecond: round(capacity, 2), nodeEnv },
   results,
   summary,
 };
