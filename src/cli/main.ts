@@ -16,6 +16,15 @@ function usage(): string {
   return `usage: shotfleet <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun "shotfleet <command> --help" for a command's options.`;
 }
 
+/**
+ * Loading a command's modules takes a moment (puppeteer, the AWS SDK): a SIGTERM or SIGINT meanwhile finds
+ * nothing started yet, so it ends the process with 0 rather than the default signal death. Each command installs
+ * its own handlers synchronously when it starts running.
+ */
+const beforeCommand = () => process.exit(0);
+process.on('SIGTERM', beforeCommand);
+process.on('SIGINT', beforeCommand);
+
 async function main(): Promise<void> {
   const [first, ...rest] = process.argv.slice(2);
   if (first === '--help' || first === '-h' || first === 'help') {
@@ -31,6 +40,8 @@ async function main(): Promise<void> {
     return;
   }
   const mod = await command.load();
+  process.off('SIGTERM', beforeCommand);
+  process.off('SIGINT', beforeCommand);
   process.exitCode = await mod.run(argv, processEnvironment());
 }
 

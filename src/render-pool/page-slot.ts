@@ -36,6 +36,10 @@ export interface PageSlot {
   intercepting: boolean;
   /** Set when the page can no longer be trusted (deadline passed mid-render, protocol error): destroy it. */
   broken: boolean;
+  /** Set when the page's renderer crashed or was killed, or its target went away: every call on it fails or hangs. */
+  crashed: boolean;
+  /** Rejects with a PageCrashedError the moment the page crashes: a render races its steps against it. */
+  gone: Promise<never>;
   renders: number;
 }
 
@@ -72,8 +76,11 @@ export async function openSlot(browser: BrowserHandle, deps: SlotDeps): Promise<
       dirty: new Set(),
       intercepting: false,
       broken: false,
+      crashed: false,
+      gone: new Promise<never>(() => undefined),
       renders: 0,
     };
+    slot.gone = watchForCrash(slot);
     await prepareGuards(slot, deps);
     return slot;
   } catch (err) {
@@ -89,6 +96,33 @@ export async function closeSlot(slot: PageSlot): Promise<void> {
   // A page stuck in `while(true){}` still closes: the browser process kills its renderer.
   await Promise.race([closing, new Promise((r) => setTimeout(r, 5000).unref())]);
   await slot.proxy?.close();
+}
+
+/** A page whose renderer died: the render on it is retried once on another page, never answered 500. */
+export class PageCrashedError extends Error {
+  constructor(why: string) {
+    super(`the page's renderer went away (${why})`);
+  }
+}
+
+/**
+ * Chromium reports a killed or crashed renderer to the page's sessions (puppeteer's 'error' event); a target that
+ * closes under a render is as fatal. Without this, a render on a dead renderer waits for a load event that never
+ * comes, until its deadline.
+ */
+function watchForCrash(slot: PageSlot): Promise<never> {
+  const gone = new Promise<never>((_, reject) => {
+    const fail = (why: string) => {
+      if (slot.crashed) return;
+      slot.crashed = true;
+      slot.broken = true;
+      reject(new PageCrashedError(why));
+    };
+    slot.page.once('error', (err) => fail(err instanceof Error ? err.message : String(err)));
+    slot.page.once('close', () => fail('its target closed'));
+  });
+  gone.catch(() => undefined);
+  return gone;
 }
 
 /** Set once per page: dialogs dismissed, popups closed, downloads refused, every request vetted. */

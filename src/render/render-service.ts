@@ -1,4 +1,4 @@
-import type { Admission, Permit } from '../admission/index.js';
+import type { Admission } from '../admission/index.js';
 import { ShotError } from '../errors/shot-error.js';
 import type { Logger } from '../log/logger.js';
 import type { NodeMetrics } from '../metrics/node-metrics.js';
@@ -69,8 +69,7 @@ export function createRenderService(deps: RenderServiceDeps) {
     const pixels = viewport.width * viewport.height * viewport.deviceScaleFactor ** 2;
     const reservation: UploadReservation | null = options.store ? storage!.reserve(options.format, pixels) : null;
     try {
-      const permit = await admission.admit({ costClass: costClass(options), deadlineAt, signal: req.signal });
-      const rendered = await renderWithPermit(req, permit, deadlineAt);
+      const rendered = await render(req, deadlineAt);
       if (!reservation) {
         return { kind: 'image', ...rendered.capture, timings: rendered.timings, session: rendered.session };
       }
@@ -107,59 +106,73 @@ export function createRenderService(deps: RenderServiceDeps) {
     }
   }
 
-  async function renderWithPermit(req: ScreenshotRequest, permit: Permit, deadlineAt: number) {
-    const started = Date.now();
+  /**
+   * A session request first waits for the session's own earlier request (bounded by its deadline), holding no
+   * admission permit meanwhile: a page it cannot use yet must not keep another client from a free one. Then
+   * admission, then the render; a render whose page or browser died under it is tried once more on a fresh page.
+   */
+  async function render(req: ScreenshotRequest, deadlineAt: number) {
+    const takeLease = (): Promise<Lease> =>
+      req.sessionId ? sessions.checkout(req.sessionId, req.signal, deadlineAt) : poolLease(req.signal);
+    let lease: Lease | null = req.sessionId ? await takeLease() : null;
     let ok = false;
     try {
-      const result = await renderRetryingOnCrash(req, deadlineAt);
-      ok = true;
-      return result;
-    } finally {
-      permit.done({ ok, renderMs: Date.now() - started });
-    }
-  }
-
-  /** A screenshot is idempotent: when the browser dies under it, try once more on the relaunched one. */
-  async function renderRetryingOnCrash(req: ScreenshotRequest, deadlineAt: number) {
-    try {
-      return await renderOnce(req, deadlineAt);
-    } catch (err) {
-      if (!(err instanceof BrowserGoneError) || Date.now() >= deadlineAt || req.signal.aborted) throw unwrap(err);
-      req.log.warn('browser died during the render; retrying once on its replacement');
+      const permit = await admission.admit({ costClass: costClass(req.options), deadlineAt, signal: req.signal });
+      const started = Date.now();
       try {
-        return await renderOnce(req, deadlineAt);
-      } catch (again) {
-        throw unwrap(again);
+        for (let attempt = 1; ; attempt++) {
+          lease ??= await takeLease();
+          try {
+            const result = await renderOn(lease, req, deadlineAt);
+            ok = true;
+            return result;
+          } catch (err) {
+            if (!(err instanceof RenderLostError)) throw err;
+            if (attempt >= 2 || Date.now() >= deadlineAt || req.signal.aborted) {
+              throw new ShotError('render_failed', 'the page crashed during the render and again on a fresh page; try again', { cause: err.message });
+            }
+            req.log.warn({ cause: err.message }, 'the render lost its page; retrying once on a fresh one');
+            lease.release(false);
+            lease = null;
+          }
+        }
+      } finally {
+        permit.done({ ok, renderMs: Date.now() - started });
       }
+    } finally {
+      lease?.release(ok);
     }
   }
 
-  async function renderOnce(req: ScreenshotRequest, deadlineAt: number) {
-    const lease = req.sessionId ? await sessions.checkout(req.sessionId, req.signal) : await poolLease(req.signal);
+  async function renderOn(lease: Lease, req: ScreenshotRequest, deadlineAt: number) {
+    const { slot } = lease;
+    // A session's page can have died while this request waited for its turn.
+    if (slot.broken || slot.crashed || slot.browser.dead) throw new RenderLostError('the page was already gone');
     const queueMs = Date.now() - req.arrivedAt;
     const renderStarted = Date.now();
-    let ok = false;
     try {
       const result = await withDeadline(
-        capture(lease.slot, req.options, { deadlineAt, maxPageHeight: deps.maxPageHeight, log: req.log }),
+        Promise.race([capture(slot, req.options, { deadlineAt, maxPageHeight: deps.maxPageHeight, log: req.log }), slot.gone]),
         deadlineAt,
         req.signal,
       );
-      ok = true;
       const renderMs = Date.now() - renderStarted;
       metrics.renderDuration.observe({ format: req.options.format }, renderMs / 1000);
       return { capture: result, timings: { queueMs, renderMs }, session: lease.session };
     } catch (err) {
       // The page's state is unknown (a stuck script, a half-done navigation): it is torn down, not reused.
-      if (!(err instanceof ShotError) || err.code === 'timeout') lease.slot.broken = true;
-      if (lease.slot.browser.dead || !lease.slot.browser.launched.browser.connected) throw new BrowserGoneError(err);
+      if (!(err instanceof ShotError) || err.code === 'timeout') slot.broken = true;
+      // A killed renderer fails the call in flight ("Internal error", "Not attached") a moment before Chromium
+      // reports the crash itself: give the report a moment before deciding what failed.
+      if (!(err instanceof ShotError) && !slot.crashed) await Promise.race([slot.gone.catch(() => undefined), sleep(1000)]);
+      if (slot.crashed || slot.browser.dead || !slot.browser.launched.browser.connected) {
+        throw new RenderLostError(err instanceof Error ? err.message : String(err));
+      }
       throw err;
-    } finally {
-      lease.release(ok);
     }
   }
 
-  async function poolLease(signal: AbortSignal): Promise<{ slot: PageSlot; session?: undefined; release(ok: boolean): void }> {
+  async function poolLease(signal: AbortSignal): Promise<Lease> {
     const slot = await pool.acquire(signal);
     return { slot, release: () => pool.release(slot) };
   }
@@ -169,23 +182,26 @@ export function createRenderService(deps: RenderServiceDeps) {
 
 export type RenderService = ReturnType<typeof createRenderService>;
 
-class BrowserGoneError extends Error {
-  constructor(readonly original: unknown) {
-    super('the browser went away during the render');
-  }
+interface Lease {
+  slot: PageSlot;
+  session?: 'new' | 'reused';
+  release(ok: boolean): void;
 }
 
-function unwrap(err: unknown): unknown {
-  if (err instanceof BrowserGoneError) {
-    return new ShotError('render_failed', 'the browser crashed during the render and again on retry; try again');
-  }
-  return err;
-}
+/** The page or its whole browser died under a render: a screenshot is idempotent, so it is tried again. */
+class RenderLostError extends Error {}
 
-/** Requests of one class take about as long; the admission's estimates are kept per class. */
-function costClass(options: RenderOptions): string {
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Requests of one class take about as long; the admission's estimates are kept per class. Classes are buckets
+ * (format, and device pixels rounded to a power of two), not the client's exact figures: a table keyed by any
+ * width, height and fractional deviceScaleFactor a client can send would grow without bound.
+ */
+export function costClass(options: RenderOptions): string {
   const v = options.viewport ?? { width: 1280, height: 800, deviceScaleFactor: 1 };
-  const size = options.fullPage ? 'full' : `${v.width}x${v.height}@${v.deviceScaleFactor}`;
+  const pixels = v.width * v.height * v.deviceScaleFactor ** 2;
+  const size = options.fullPage ? 'full' : `2^${Math.round(Math.log2(Math.max(1, pixels)))}px`;
   return `${options.format}${options.optimizeForSpeed ? '-fast' : ''}:${size}`;
 }
 
