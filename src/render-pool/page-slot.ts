@@ -125,6 +125,21 @@ function watchForCrash(slot: PageSlot): Promise<never> {
   return gone;
 }
 
+/**
+ * Whether the page's renderer answers: a round trip to it, raced against its crash report. When many renderers die
+ * at once (an OOM kill, a killed process group), Chromium reports each death a little apart, and an idle page can
+ * look healthy until its own report arrives.
+ */
+export async function answers(slot: PageSlot, timeoutMs = 2000): Promise<boolean> {
+  if (slot.crashed || slot.broken || slot.browser.dead) return false;
+  const probe = slot.cdp.send('Runtime.evaluate', { expression: '0' }).then(
+    () => true,
+    () => false,
+  );
+  const verdict = await Promise.race([probe, slot.gone.catch(() => false), new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs).unref())]);
+  return verdict && !slot.crashed;
+}
+
 /** Set once per page: dialogs dismissed, popups closed, downloads refused, every request vetted. */
 async function prepareGuards(slot: PageSlot, deps: SlotDeps): Promise<void> {
   const { page, context } = slot;

@@ -4,7 +4,7 @@ import type { Logger } from '../log/logger.js';
 import type { NodeMetrics } from '../metrics/node-metrics.js';
 import type { UrlPolicy } from '../policy/index.js';
 import type { PagePool } from '../render-pool/page-pool.js';
-import type { PageSlot } from '../render-pool/page-slot.js';
+import { answers, type PageSlot } from '../render-pool/page-slot.js';
 import type { SessionStore } from '../sessions/session-store.js';
 import type { Storage, StoredObject, UploadReservation } from '../storage/index.js';
 import { capture, type CaptureResult } from './capture.js';
@@ -109,7 +109,7 @@ export function createRenderService(deps: RenderServiceDeps) {
   /**
    * A session request first waits for the session's own earlier request (bounded by its deadline), holding no
    * admission permit meanwhile: a page it cannot use yet must not keep another client from a free one. Then
-   * admission, then the render; a render whose page or browser died under it is tried once more on a fresh page.
+   * admission, then the render; a render whose page or browser died under it is tried again on a fresh page.
    */
   async function render(req: ScreenshotRequest, deadlineAt: number) {
     const takeLease = (): Promise<Lease> =>
@@ -120,18 +120,32 @@ export function createRenderService(deps: RenderServiceDeps) {
       const permit = await admission.admit({ costClass: costClass(req.options), deadlineAt, signal: req.signal });
       const started = Date.now();
       try {
-        for (let attempt = 1; ; attempt++) {
+        for (let attempt = 1, skipped = 0; ; attempt++) {
           lease ??= await takeLease();
+          // A retry must run on a page that is alive: one caught by the same wave of deaths is swapped, not used.
+          if (attempt > 1 && skipped < 4 && !(await answers(lease.slot))) {
+            lease.slot.broken = true;
+            lease.release(false);
+            lease = null;
+            skipped++;
+            attempt--;
+            continue;
+          }
           try {
             const result = await renderOn(lease, req, deadlineAt);
             ok = true;
             return result;
           } catch (err) {
             if (!(err instanceof RenderLostError)) throw err;
-            if (attempt >= 2 || Date.now() >= deadlineAt || req.signal.aborted) {
-              throw new ShotError('render_failed', 'the page crashed during the render and again on a fresh page; try again', { cause: err.message });
+            // Renderers killed together (an OOM kill, a killed process group) are reported one by one, and
+            // Chromium's spare renderer can be among them: a retry can land on a process that is already dead.
+            // Three tries ride out such a wave; a page that crashes its renderer every time stops there.
+            if (attempt >= maxAttempts || Date.now() >= deadlineAt || req.signal.aborted) {
+              throw new ShotError('render_failed', `the page's renderer crashed ${attempt} times during this render; try again, or check the page`, {
+                cause: err.message,
+              });
             }
-            req.log.warn({ cause: err.message }, 'the render lost its page; retrying once on a fresh one');
+            req.log.warn({ cause: err.message, attempt }, 'the render lost its page; retrying on a fresh one');
             lease.release(false);
             lease = null;
           }
@@ -162,9 +176,10 @@ export function createRenderService(deps: RenderServiceDeps) {
     } catch (err) {
       // The page's state is unknown (a stuck script, a half-done navigation): it is torn down, not reused.
       if (!(err instanceof ShotError) || err.code === 'timeout') slot.broken = true;
-      // A killed renderer fails the call in flight ("Internal error", "Not attached") a moment before Chromium
-      // reports the crash itself: give the report a moment before deciding what failed.
-      if (!(err instanceof ShotError) && !slot.crashed) await Promise.race([slot.gone.catch(() => undefined), sleep(1000)]);
+      // A killed renderer fails the call in flight ("Internal error", "Not attached", a navigation net::ERR_ABORTED)
+      // a moment before Chromium reports the crash itself: ask the page before deciding what failed. A live page
+      // answers in a round trip; a stuck one past its deadline is not asked.
+      if (!slot.crashed && !(err instanceof ShotError && err.code === 'timeout')) await answers(slot, 1000);
       if (slot.crashed || slot.browser.dead || !slot.browser.launched.browser.connected) {
         throw new RenderLostError(err instanceof Error ? err.message : String(err));
       }
@@ -191,7 +206,8 @@ interface Lease {
 /** The page or its whole browser died under a render: a screenshot is idempotent, so it is tried again. */
 class RenderLostError extends Error {}
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Renders of one request, counting those lost with their page. */
+const maxAttempts = 3;
 
 /**
  * Requests of one class take about as long; the admission's estimates are kept per class. Classes are buckets

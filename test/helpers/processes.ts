@@ -84,7 +84,8 @@ export async function startShotfleet(
   });
 
   const path = readinessPath[command] ?? '/livez';
-  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  // Generous: a start on a loaded 2-core machine (tsx compiling, Chromium launching) has taken over 30 s.
+  const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
   for (;;) {
     if (proc.exitCode !== null || proc.signalCode !== null) {
       throw new Error(`${command} exited with ${proc.exitCode ?? proc.signalCode} before it was ready; stderr:\n${stderr}`);
