@@ -10,6 +10,8 @@ import type { Storage, StoredObject, UploadReservation } from '../storage/index.
 import { capture, type CaptureResult } from './capture.js';
 import { imageSize } from 'image-size';
 import type { RenderOptions } from './options.js';
+import { loadAdBlocker } from './ad-blocking.js';
+import type { RenderReport } from './best-effort.js';
 
 export interface Timings {
   queueMs: number;
@@ -17,7 +19,7 @@ export interface Timings {
   uploadMs?: number;
 }
 
-export type ScreenshotResult =
+export type ScreenshotResult = (
   | { kind: 'image'; image: Buffer; contentType: string; truncated: boolean; timings: Timings; session?: 'new' | 'reused' }
   | {
       kind: 'stored';
@@ -25,7 +27,9 @@ export type ScreenshotResult =
       truncated: boolean;
       timings: Timings;
       session?: 'new' | 'reused';
-    };
+    }
+) &
+  RenderReport;
 
 export interface ScreenshotRequest {
   options: RenderOptions;
@@ -68,11 +72,14 @@ export function createRenderService(deps: RenderServiceDeps) {
     const viewport = options.viewport ?? { width: 1280, height: 800, deviceScaleFactor: 1 };
     const pixels = viewport.width * viewport.height * viewport.deviceScaleFactor ** 2;
     const reservation: UploadReservation | null = options.store ? storage!.reserve(options.format, pixels) : null;
+    const report: RenderReport = { bestEffort: false };
     try {
       const permit = await admission.admit({ costClass: costClass(options), deadlineAt, signal: req.signal });
-      const rendered = await renderWithPermit(req, permit, deadlineAt);
+      const rendered = await renderWithPermit(req, permit, deadlineAt, report).catch((err: unknown) => {
+        throw withReportHeaders(err, report);
+      });
       if (!reservation) {
-        return { kind: 'image', ...rendered.capture, timings: rendered.timings, session: rendered.session };
+        return { kind: 'image', ...rendered.capture, timings: rendered.timings, session: rendered.session, ...report };
       }
       const size = imageSize(rendered.capture.image);
       const stored = await reservation.upload(
@@ -101,17 +108,18 @@ export function createRenderService(deps: RenderServiceDeps) {
         truncated: rendered.capture.truncated,
         timings,
         session: rendered.session,
+        ...report,
       };
     } finally {
       reservation?.release();
     }
   }
 
-  async function renderWithPermit(req: ScreenshotRequest, permit: Permit, deadlineAt: number) {
+  async function renderWithPermit(req: ScreenshotRequest, permit: Permit, deadlineAt: number, report: RenderReport) {
     const started = Date.now();
     let ok = false;
     try {
-      const result = await renderRetryingOnCrash(req, deadlineAt);
+      const result = await renderRetryingOnCrash(req, deadlineAt, report);
       ok = true;
       return result;
     } finally {
@@ -120,28 +128,29 @@ export function createRenderService(deps: RenderServiceDeps) {
   }
 
   /** A screenshot is idempotent: when the browser dies under it, try once more on the relaunched one. */
-  async function renderRetryingOnCrash(req: ScreenshotRequest, deadlineAt: number) {
+  async function renderRetryingOnCrash(req: ScreenshotRequest, deadlineAt: number, report: RenderReport) {
     try {
-      return await renderOnce(req, deadlineAt);
+      return await renderOnce(req, deadlineAt, report);
     } catch (err) {
       if (!(err instanceof BrowserGoneError) || Date.now() >= deadlineAt || req.signal.aborted) throw unwrap(err);
       req.log.warn('browser died during the render; retrying once on its replacement');
       try {
-        return await renderOnce(req, deadlineAt);
+        return await renderOnce(req, deadlineAt, report);
       } catch (again) {
         throw unwrap(again);
       }
     }
   }
 
-  async function renderOnce(req: ScreenshotRequest, deadlineAt: number) {
+  async function renderOnce(req: ScreenshotRequest, deadlineAt: number, report: RenderReport) {
+    const adBlocker = req.options.blockAds ? await loadAdBlocker() : null;
     const lease = req.sessionId ? await sessions.checkout(req.sessionId, req.signal) : await poolLease(req.signal);
     const queueMs = Date.now() - req.arrivedAt;
     const renderStarted = Date.now();
     let ok = false;
     try {
       const result = await withDeadline(
-        capture(lease.slot, req.options, { deadlineAt, maxPageHeight: deps.maxPageHeight, log: req.log }),
+        capture(lease.slot, req.options, { deadlineAt, maxPageHeight: deps.maxPageHeight, log: req.log, report, adBlocker }),
         deadlineAt,
         req.signal,
       );
@@ -173,6 +182,15 @@ class BrowserGoneError extends Error {
   constructor(readonly original: unknown) {
     super('the browser went away during the render');
   }
+}
+
+/**
+ * The target's status goes on every answer to a url render whose navigation got a response, errors included
+ * (a timeout, a missing selector, a refused status).
+ */
+function withReportHeaders(err: unknown, report: RenderReport): unknown {
+  if (!(err instanceof ShotError) || report.targetStatus === undefined) return err;
+  return new ShotError(err.code, err.message, err.details, { ...err.headers, 'X-Shotfleet-Target-Status': String(report.targetStatus) });
 }
 
 function unwrap(err: unknown): unknown {
