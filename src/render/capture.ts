@@ -6,7 +6,7 @@ import type { RenderOptions } from './options.js';
 import { navigate } from './navigate.js';
 import { allowBestEffort, waitBudget, type RenderReport } from './best-effort.js';
 import { emulateEnvironment, userAgentOverride } from './emulate-environment.js';
-import { runScripts, scrollThroughPage, waitForFonts } from './page-steps.js';
+import { hideBlockedElements, runScripts, scrollThroughPage, waitForFonts } from './page-steps.js';
 import { needsInterception, requestRules } from './request-rules.js';
 import { checkTargetStatus, watchDocumentStatus } from './target-status.js';
 import type { AdBlocker } from './ad-blocking.js';
@@ -38,7 +38,8 @@ export async function capture(slot: PageSlot, options: RenderOptions, ctx: Captu
   const remaining = () => Math.max(1, ctx.deadlineAt - Date.now());
   const report = ctx.report ?? { bestEffort: false };
   const waits = waitBudget(options, ctx);
-  slot.rules = requestRules(options, ctx.log, options.blockAds ? (ctx.adBlocker ?? null) : null);
+  const blockedAds = new Set<string>();
+  slot.rules = requestRules(options, ctx.log, options.blockAds ? (ctx.adBlocker ?? null) : null, blockedAds);
 
   await Promise.all([emulate(slot, options), emulateEnvironment(slot, options), setInterception(slot, needsInterception(slot.rules))]);
   const stopWatching = watchDocumentStatus(slot.page, (status) => (report.targetStatus = status));
@@ -61,6 +62,7 @@ export async function capture(slot: PageSlot, options: RenderOptions, ctx: Captu
   }
   if (options.scripts !== undefined) await runScripts(slot, options.scripts);
   if (options.scrollPage) await scrollThroughPage(slot, ctx.maxPageHeight, waits.scrollBudget());
+  if (blockedAds.size > 0) await hideBlockedElements(slot, blockedAds);
   const styles = [
     options.reducedMotion ? freezeMotionCss : '',
     options.hideSelectors?.length ? `${options.hideSelectors.join(',')}{visibility:hidden!important}` : '',

@@ -76,6 +76,20 @@ export async function scrollThroughPage(slot: PageSlot, maxHeight: number, budge
   });
 }
 
+/**
+ * Hides the frames, images and embeds whose source was a blocked ad: otherwise each leaves the browser's
+ * "blocked" placeholder in the image where the ad would have been.
+ */
+export async function hideBlockedElements(slot: PageSlot, blockedUrls: ReadonlySet<string>): Promise<void> {
+  await slot.page.evaluate((urls: string[]) => {
+    const blocked = new Set(urls);
+    for (const el of document.querySelectorAll<HTMLElement>('iframe, frame, img, embed, object')) {
+      const source = (el as HTMLIFrameElement).src || (el as HTMLObjectElement).data || '';
+      if (blocked.has(source)) el.style.setProperty('visibility', 'hidden', 'important');
+    }
+  }, [...blockedUrls]);
+}
+
 function withBudget<T>(work: Promise<T>, budgetMs: number, onTimeout: T): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<T>((resolve) => (timer = setTimeout(() => resolve(onTimeout), Math.max(0, budgetMs))));

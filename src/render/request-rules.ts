@@ -1,3 +1,4 @@
+import type { HTTPRequest } from 'puppeteer-core';
 import type { RequestRules } from '../render-pool/page-slot.js';
 import type { Logger } from '../log/logger.js';
 import type { RenderOptions } from './options.js';
@@ -7,13 +8,19 @@ import type { AdBlocker } from './ad-blocking.js';
  * What the render wants done with each request its page makes: resource types and ad/tracker requests refused,
  * and the client's headers and basic-auth credentials added to requests for the page URL's own origin only —
  * never to the CDNs, analytics or ad hosts the page also loads from, nor to a host it redirects to.
+ * Blocked ad URLs are collected in `blockedAds` so the frames and images that showed them can be hidden.
  */
-export function requestRules(options: RenderOptions, log: Logger, adBlocker: AdBlocker | null): RequestRules {
+export function requestRules(options: RenderOptions, log: Logger, adBlocker: AdBlocker | null, blockedAds: Set<string>): RequestRules {
   const scoped = scopedHeaders(options);
   const pageOrigin = options.url !== undefined ? originOf(options.url) : undefined;
+  const blocksAd = (request: HTTPRequest) => {
+    const blocked = adBlocker!.blocks(request, options.url);
+    if (blocked && blockedAds.size < 1000) blockedAds.add(request.url());
+    return blocked;
+  };
   return {
     blockResourceTypes: new Set(options.blockResourceTypes ?? []),
-    ...(adBlocker ? { blocks: (request) => adBlocker.blocks(request, options.url) } : {}),
+    ...(adBlocker ? { blocks: blocksAd } : {}),
     ...(scoped && pageOrigin ? { extraHeaders: (url) => (originOf(url) === pageOrigin ? scoped : undefined) } : {}),
     onRefused: (url, reason) => log.warn({ url: url.slice(0, 512), reason }, 'sub-resource refused by the URL policy'),
   };
