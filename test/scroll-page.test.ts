@@ -1,7 +1,7 @@
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodePng, near } from './helpers/images.js';
-import { page, startTestSite, type TestSite } from './helpers/pages.js';
+import { page, startTestSite, type Route, type TestSite } from './helpers/pages.js';
 import { startShotfleet, type RunningProcess } from './helpers/processes.js';
 import { ok, shoot } from './helpers/shots.js';
 
@@ -41,8 +41,12 @@ describe('scrollPage: lazy images and observer-revealed content in a fullPage ca
   let node: RunningProcess;
 
   beforeAll(async () => {
-    const routes: Record<string, string | { body: Buffer; type: string }> = { '/lazy': lazyPage };
-    for (let i = 0; i < images; i++) routes[`/img/${i}.png`] = { body: greenPng(), type: 'image/png' };
+    const routes: Record<string, Route> = { '/lazy': lazyPage };
+    // Answered a little late, as images over a network are: one first asked for during the capture cannot make it.
+    const image = greenPng();
+    for (let i = 0; i < images; i++) {
+      routes[`/img/${i}.png`] = (_req, res) => void setTimeout(() => res.writeHead(200, { 'content-type': 'image/png' }).end(image), 200);
+    }
     site = await startTestSite(routes);
     node = await startShotfleet('serve', { SHOTFLEET_PAGES: '1', SHOTFLEET_ALLOW_HOSTS: '127.0.0.1' });
   });

@@ -121,19 +121,19 @@ describe('target status, failOnHttpStatus, bestEffort and web fonts (a 1-page no
   });
 
   it('a page with a resource that never finishes: 504 by default (with the target status), an image with bestEffort', async () => {
-    const strict = await shoot(node.url, { url: `${site.url}/stuck`, timeout: 5000 });
+    const strict = await shoot(node.url, { url: `${site.url}/stuck`, timeout: 8000 });
     expect(strict.status).toBe(504);
     expect(strict.headers.get('x-shotfleet-target-status')).toBe('200');
     expect(strict.headers.get('x-shotfleet-best-effort')).toBeNull();
 
-    const loose = await shoot(node.url, { url: `${site.url}/stuck`, timeout: 5000, bestEffort: true });
+    const loose = await shoot(node.url, { url: `${site.url}/stuck`, timeout: 8000, bestEffort: true });
     assertColor(decodePng(ok(loose)), 5, 5, rgb(green));
     expect(loose.headers.get('x-shotfleet-best-effort')).toBe('true');
     expect(loose.headers.get('x-shotfleet-target-status')).toBe('200');
   });
 
   it('bestEffort covers waitForSelector too, and says nothing when every wait was met', async () => {
-    const missing = await shoot(node.url, { url: `${site.url}/ok`, waitForSelector: '#never', timeout: 5000, bestEffort: true });
+    const missing = await shoot(node.url, { url: `${site.url}/ok`, waitForSelector: '#never', timeout: 8000, bestEffort: true });
     assertColor(decodePng(ok(missing)), 5, 5, rgb(green));
     expect(missing.headers.get('x-shotfleet-best-effort')).toBe('true');
 
