@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { HTTPRequest } from 'puppeteer-core';
-import loadTrackerDBEngine, { AdblockerRequest } from '@ghostery/trackerdb';
 
 /** Decides which requests are ads or trackers. */
 export interface AdBlocker {
@@ -17,6 +16,8 @@ let loading: Promise<AdBlocker> | undefined;
  */
 export function loadAdBlocker(): Promise<AdBlocker> {
   loading ??= (async () => {
+    // Imported here, not at the top: nodes that never block ads do not load the engine's code at start.
+    const { default: loadTrackerDBEngine, AdblockerRequest } = await import('@ghostery/trackerdb');
     const require = createRequire(import.meta.url);
     const enginePath = require.resolve('@ghostery/trackerdb').replace(/dist\/cjs\/index\.js$/, 'dist/trackerdb.engine');
     const { engine } = await loadTrackerDBEngine(new Uint8Array(await readFile(enginePath)));
