@@ -23,7 +23,13 @@ export async function waitForFonts(slot: PageSlot, budgetMs: number): Promise<bo
  * promise; an exception (thrown or a rejected promise) is a 422 with its message.
  */
 export async function runScripts(slot: PageSlot, source: string): Promise<void> {
-  const result = await slot.cdp.send('Runtime.evaluate', { expression: source, awaitPromise: true, userGesture: true, silent: true });
+  const result = await slot.cdp
+    .send('Runtime.evaluate', { expression: source, awaitPromise: true, userGesture: true, silent: true })
+    .catch((err: unknown) => {
+      // The script navigated or reloaded the page: its promise went with the document it ran in.
+      const reason = String((err as Error)?.message ?? err).split('\n')[0];
+      throw new ShotError('script_failed', `scripts did not finish in the page (${reason}); a script must not navigate away`, { message: reason });
+    });
   if (!result.exceptionDetails) return;
   const details = result.exceptionDetails;
   const thrown = details.exception?.description ?? (details.exception?.value !== undefined ? String(details.exception.value) : details.text);
