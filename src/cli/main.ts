@@ -9,6 +9,7 @@ const commands: Record<string, { summary: string; load: () => Promise<CommandMod
   hub: { summary: 'run the registry that tracks nodes and keeps HAProxy in sync', load: () => import('../fleet/hub-command.js') },
   'haproxy-config': { summary: 'print an HAProxy config for --nodes or a --hub', load: () => import('../haproxy/config-command.js') },
   shoot: { summary: 'batch client: a file of URLs in, screenshots or S3 links out', load: () => import('../shoot/shoot-command.js') },
+  sign: { summary: 'print a signed GET /screenshot link (served without the token until it expires)', load: () => import('../signing/sign-command.js') },
 };
 
 function usage(): string {

@@ -6,6 +6,10 @@ import type { BrowserHandle } from './browser-manager.js';
 /** What the render in progress wants done with each request its page makes. */
 export interface RequestRules {
   blockResourceTypes: ReadonlySet<string>;
+  /** Another reason to refuse a request (ad and tracker lists), asked only while interception is on. */
+  blocks?(request: HTTPRequest): boolean;
+  /** Headers to add to a request (credentials scoped to one origin), asked only while interception is on. */
+  extraHeaders?(url: string): Record<string, string> | undefined;
   /** Called for every sub-request refused by the URL policy (logged, not fatal). */
   onRefused(url: string, reason: string): void;
 }
@@ -31,7 +35,9 @@ export interface PageSlot {
   /** Hosts the main frame navigated to (page and redirects) in the current render, and those the policy refused. */
   navigation: { hosts: Set<string>; refused: string[] };
   /** Page settings a render changed that the next reset must put back. */
-  dirty: Set<'userAgent' | 'headers' | 'media' | 'javascript' | 'background' | 'viewport' | 'interception'>;
+  dirty: Set<'userAgent' | 'media' | 'javascript' | 'background' | 'viewport' | 'interception'>;
+  /** Undo steps a render registered for settings of its own (time zone, locale, permissions…): run once at the next reset. */
+  undo: (() => Promise<unknown>)[];
   /** Request interception on: only while a render blocks resource types (see handleRequest). */
   intercepting: boolean;
   /** Set when the page can no longer be trusted (deadline passed mid-render, protocol error): destroy it. */
@@ -74,6 +80,7 @@ export async function openSlot(browser: BrowserHandle, deps: SlotDeps): Promise<
       documentOrigins: { top: new Set(), frames: new Set() },
       navigation: { hosts: new Set(), refused: [] },
       dirty: new Set(),
+      undo: [],
       intercepting: false,
       broken: false,
       crashed: false,
@@ -179,7 +186,8 @@ async function denyDownloads(slot: PageSlot): Promise<void> {
  * only while interception is on. The URL policy does not need it: when the policy is active every
  * http(s)/ws request goes through the slot's filtering proxy, which refuses what it must; non-network
  * schemes (file:, chrome:) Chromium itself refuses to web pages. Interception costs a round trip to
- * the node per request, so it is switched on only for renders with blockResourceTypes.
+ * the node per request, so it is switched on only for renders that need it (blockResourceTypes, blockAds,
+ * headers and authenticate, which go to one origin only).
  */
 export async function setInterception(slot: PageSlot, on: boolean): Promise<void> {
   if (slot.intercepting === on) return;
@@ -200,7 +208,7 @@ function handleRequest(slot: PageSlot, policy: UrlPolicy, request: HTTPRequest):
     if (intercepted) void request.abort('accessdenied').catch(() => undefined);
     return;
   }
-  if (intercepted && slot.rules?.blockResourceTypes.has(request.resourceType())) {
+  if (intercepted && (slot.rules?.blockResourceTypes.has(request.resourceType()) || slot.rules?.blocks?.(request))) {
     void request.abort('blockedbyclient').catch(() => undefined);
     return;
   }
@@ -213,7 +221,9 @@ function handleRequest(slot: PageSlot, policy: UrlPolicy, request: HTTPRequest):
       // unparsable URLs never reach the network anyway
     }
   }
-  if (intercepted) void request.continue().catch(() => undefined);
+  if (!intercepted) return;
+  const extra = slot.rules?.extraHeaders?.(url);
+  void request.continue(extra ? { headers: { ...request.headers(), ...extra } } : undefined).catch(() => undefined);
 }
 
 function hostOf(url: string): string {

@@ -10,6 +10,8 @@ import type { Storage, StoredObject, UploadReservation } from '../storage/index.
 import { capture, type CaptureResult } from './capture.js';
 import { imageSize } from 'image-size';
 import type { RenderOptions } from './options.js';
+import { loadAdBlocker, type AdBlocker } from './ad-blocking.js';
+import type { RenderReport } from './best-effort.js';
 
 export interface Timings {
   queueMs: number;
@@ -17,7 +19,7 @@ export interface Timings {
   uploadMs?: number;
 }
 
-export type ScreenshotResult =
+export type ScreenshotResult = (
   | { kind: 'image'; image: Buffer; contentType: string; truncated: boolean; timings: Timings; session?: 'new' | 'reused' }
   | {
       kind: 'stored';
@@ -25,7 +27,9 @@ export type ScreenshotResult =
       truncated: boolean;
       timings: Timings;
       session?: 'new' | 'reused';
-    };
+    }
+) &
+  RenderReport;
 
 export interface ScreenshotRequest {
   options: RenderOptions;
@@ -68,10 +72,13 @@ export function createRenderService(deps: RenderServiceDeps) {
     const viewport = options.viewport ?? { width: 1280, height: 800, deviceScaleFactor: 1 };
     const pixels = viewport.width * viewport.height * viewport.deviceScaleFactor ** 2;
     const reservation: UploadReservation | null = options.store ? storage!.reserve(options.format, pixels) : null;
+    const report: RenderReport = { bestEffort: false };
     try {
-      const rendered = await render(req, deadlineAt);
+      const rendered = await render(req, deadlineAt, report).catch((err: unknown) => {
+        throw withReportHeaders(err, report);
+      });
       if (!reservation) {
-        return { kind: 'image', ...rendered.capture, timings: rendered.timings, session: rendered.session };
+        return { kind: 'image', ...rendered.capture, timings: rendered.timings, session: rendered.session, ...report };
       }
       const size = imageSize(rendered.capture.image);
       const stored = await reservation.upload(
@@ -100,6 +107,7 @@ export function createRenderService(deps: RenderServiceDeps) {
         truncated: rendered.capture.truncated,
         timings,
         session: rendered.session,
+        ...report,
       };
     } finally {
       reservation?.release();
@@ -111,7 +119,9 @@ export function createRenderService(deps: RenderServiceDeps) {
    * admission permit meanwhile: a page it cannot use yet must not keep another client from a free one. Then
    * admission, then the render; a render whose page or browser died under it is tried again on a fresh page.
    */
-  async function render(req: ScreenshotRequest, deadlineAt: number) {
+  async function render(req: ScreenshotRequest, deadlineAt: number, report: RenderReport) {
+    // Loaded (once per process) before a page is taken, so no page waits on it.
+    const adBlocker = req.options.blockAds ? await loadAdBlocker() : null;
     const takeLease = (): Promise<Lease> =>
       req.sessionId ? sessions.checkout(req.sessionId, req.signal, deadlineAt) : poolLease(req.signal);
     let lease: Lease | null = req.sessionId ? await takeLease() : null;
@@ -132,7 +142,7 @@ export function createRenderService(deps: RenderServiceDeps) {
             continue;
           }
           try {
-            const result = await renderOn(lease, req, deadlineAt);
+            const result = await renderOn(lease, req, deadlineAt, report, adBlocker);
             ok = true;
             return result;
           } catch (err) {
@@ -158,7 +168,7 @@ export function createRenderService(deps: RenderServiceDeps) {
     }
   }
 
-  async function renderOn(lease: Lease, req: ScreenshotRequest, deadlineAt: number) {
+  async function renderOn(lease: Lease, req: ScreenshotRequest, deadlineAt: number, report: RenderReport, adBlocker: AdBlocker | null) {
     const { slot } = lease;
     // A session's page can have died while this request waited for its turn.
     if (slot.broken || slot.crashed || slot.browser.dead) throw new RenderLostError('the page was already gone');
@@ -166,7 +176,7 @@ export function createRenderService(deps: RenderServiceDeps) {
     const renderStarted = Date.now();
     try {
       const result = await withDeadline(
-        Promise.race([capture(slot, req.options, { deadlineAt, maxPageHeight: deps.maxPageHeight, log: req.log }), slot.gone]),
+        Promise.race([capture(slot, req.options, { deadlineAt, maxPageHeight: deps.maxPageHeight, log: req.log, report, adBlocker }), slot.gone]),
         deadlineAt,
         req.signal,
       );
@@ -205,6 +215,15 @@ interface Lease {
 
 /** The page or its whole browser died under a render: a screenshot is idempotent, so it is tried again. */
 class RenderLostError extends Error {}
+
+/**
+ * The target's status goes on every answer to a url render whose navigation got a response, errors included
+ * (a timeout, a missing selector, a refused status).
+ */
+function withReportHeaders(err: unknown, report: RenderReport): unknown {
+  if (!(err instanceof ShotError) || report.targetStatus === undefined) return err;
+  return new ShotError(err.code, err.message, err.details, { ...err.headers, 'X-Shotfleet-Target-Status': String(report.targetStatus) });
+}
 
 /** Renders of one request, counting those lost with their page. */
 const maxAttempts = 3;

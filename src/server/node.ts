@@ -130,6 +130,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     nodeId,
     token: config.TOKEN,
     metricsToken: config.METRICS_TOKEN,
+    signingKey: config.SIGNING_KEY,
     maxBodyBytes: config.MAX_BODY_BYTES,
     log,
     metrics,
