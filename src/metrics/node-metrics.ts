@@ -103,6 +103,11 @@ export function createNodeMetrics() {
       buckets: secondsBuckets,
       registers: [registry],
     }),
+    uploadFailures: new client.Counter({
+      name: 'shotfleet_upload_failures_total',
+      help: 'Uploads S3 did not confirm after the retries (answered 502 upload_failed); cancelled ones not counted',
+      registers: [registry],
+    }),
     browserRestarts: new client.Counter({
       name: 'shotfleet_browser_restarts_total',
       help: 'Browsers replaced, by reason (crash, recycle)',
