@@ -3,6 +3,9 @@ import { ConfigError, loadConfig } from '../src/config/load.js';
 import { createOptionsSchema, widestLimits } from '../src/render/options.js';
 import { queryParameters, queryToBody } from '../src/render/query-parameters.js';
 import { parseInput } from '../src/shoot/input.js';
+import { KnownDevices } from 'puppeteer-core';
+import { defaultViewport, effectiveViewport } from '../src/render/viewport.js';
+import { parseRenderOptions } from '../src/render/options.js';
 
 const schema = createOptionsSchema({ maxViewport: 4096, maxTimeoutMs: 60_000, defaultTimeoutMs: 30_000 });
 
@@ -67,5 +70,17 @@ describe("shoot's JSON lines are judged by the same schema", () => {
     expect(() => loadConfig('hub', {}, atMost)).not.toThrow();
     expect(() => loadConfig('hub', {}, { SHOTFLEET_MAX_VIEWPORT: String(widestLimits.maxViewport + 1) })).toThrow(ConfigError);
     expect(() => loadConfig('hub', {}, { SHOTFLEET_MAX_TIMEOUT_MS: String(widestLimits.maxTimeoutMs + 1) })).toThrow(ConfigError);
+  });
+});
+
+describe('the effective viewport, resolved once', () => {
+  it('is the default without viewport or device, the given fields over the default, or the device preset with its scale', () => {
+    const parsed = (body: Record<string, unknown>) => effectiveViewport(parseRenderOptions(schema, { url: 'https://a.test', ...body }));
+    expect(parsed({})).toMatchObject({ ...defaultViewport });
+    expect(parsed({ viewport: {} })).toMatchObject({ ...defaultViewport });
+    expect(parsed({ viewport: { width: 640 } })).toMatchObject({ width: 640, height: defaultViewport.height, deviceScaleFactor: 1 });
+    const phone = KnownDevices['iPhone 15'].viewport;
+    expect(parsed({ device: 'iPhone 15' })).toMatchObject({ width: phone.width, height: phone.height, deviceScaleFactor: phone.deviceScaleFactor, isMobile: true });
+    expect(phone.deviceScaleFactor).toBeGreaterThan(1);
   });
 });

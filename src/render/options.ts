@@ -1,6 +1,7 @@
 import { KnownDevices } from 'puppeteer-core';
 import { z } from 'zod';
 import { ShotError } from '../errors/shot-error.js';
+import { defaultViewport } from './viewport.js';
 
 /** The node's limits that bound a request; anything above them is a 400, never silently clamped. */
 export interface RenderLimits {
@@ -60,15 +61,15 @@ export function createOptionsSchema(limits: RenderLimits) {
         .meta({ description: 'jpeg/webp quality (80 when unset); a 400 with png.', examples: [80] }),
       viewport: z
         .strictObject({
-          width: px('viewport.width').default(1280).meta({ description: 'Width in CSS px, at most SHOTFLEET_MAX_VIEWPORT.', examples: [1280] }),
-          height: px('viewport.height').default(800).meta({ description: 'Height in CSS px, at most SHOTFLEET_MAX_VIEWPORT.', examples: [800] }),
+          width: px('viewport.width').default(defaultViewport.width).meta({ description: 'Width in CSS px, at most SHOTFLEET_MAX_VIEWPORT.', examples: [1280] }),
+          height: px('viewport.height').default(defaultViewport.height).meta({ description: 'Height in CSS px, at most SHOTFLEET_MAX_VIEWPORT.', examples: [800] }),
           deviceScaleFactor: z
             .number()
             .min(0.1, { error: 'deviceScaleFactor must be at least 0.1' })
             .max(4, { error: 'deviceScaleFactor must be at most 4' })
-            .default(1)
+            .default(defaultViewport.deviceScaleFactor)
             .meta({ description: 'Device pixels per CSS px (2 for a retina image).', examples: [2] }),
-          isMobile: z.boolean().default(false).meta({ description: 'Mobile emulation (meta viewport, touch).', examples: [true] }),
+          isMobile: z.boolean().default(defaultViewport.isMobile).meta({ description: 'Mobile emulation (meta viewport, touch).', examples: [true] }),
         })
         .optional()
         .meta({

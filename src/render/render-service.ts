@@ -10,6 +10,7 @@ import type { Storage, StoredObject, UploadReservation } from '../storage/index.
 import { capture, type CaptureResult } from './capture.js';
 import { imageSize } from 'image-size';
 import type { RenderOptions } from './options.js';
+import { effectiveViewport } from './viewport.js';
 
 export interface Timings {
   queueMs: number;
@@ -65,7 +66,7 @@ export function createRenderService(deps: RenderServiceDeps) {
     if (options.key !== undefined) storage!.validateKey(options.key);
     if (options.url !== undefined) await policy.checkPageUrl(options.url, 'url');
 
-    const viewport = options.viewport ?? { width: 1280, height: 800, deviceScaleFactor: 1 };
+    const viewport = effectiveViewport(options);
     const pixels = viewport.width * viewport.height * viewport.deviceScaleFactor ** 2;
     const reservation: UploadReservation | null = options.store ? storage!.reserve(options.format, pixels) : null;
     try {
@@ -184,7 +185,7 @@ function unwrap(err: unknown): unknown {
 
 /** Requests of one class take about as long; the admission's estimates are kept per class. */
 function costClass(options: RenderOptions): string {
-  const v = options.viewport ?? { width: 1280, height: 800, deviceScaleFactor: 1 };
+  const v = effectiveViewport(options);
   const size = options.fullPage ? 'full' : `${v.width}x${v.height}@${v.deviceScaleFactor}`;
   return `${options.format}${options.optimizeForSpeed ? '-fast' : ''}:${size}`;
 }
