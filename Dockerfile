@@ -22,6 +22,9 @@ COPY package.json ./
 USER shotfleet
 ENV NODE_ENV=production SHOTFLEET_CHROME_PATH=/usr/lib/chromium/chromium
 EXPOSE 3000
+# Liveness only (/livez): /status is 503 while starting and draining, which is readiness, not a reason to restart.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.SHOTFLEET_PORT || 3000) + '/livez', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # tini reaps Chromium's zombies; node itself gets SIGTERM and drains (not npm, which would swallow it).
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["node", "dist/src/cli/main.js", "serve"]

@@ -100,7 +100,8 @@ describe('shotfleet shoot against a real node', () => {
     const b = await batch([
       `${pageBase}/mixed/good-1`, // 1: ok
       'this is not a url', // 2: invalid line
-      JSON.stringify({ url: `${pageBase}/mixed/png-quality`, format: 'png', quality: 50 }), // 3: 400 from the node
+      // 3: 400 from the node: above its SHOTFLEET_MAX_VIEWPORT (4096), which shoot cannot know beforehand
+      JSON.stringify({ url: `${pageBase}/mixed/too-wide`, viewport: { width: 5000, height: 300 } }),
       '# a comment', // 4: skipped
       JSON.stringify({ url: `${pageBase}/mixed/no-such-element`, selector: '#missing' }), // 5: 422
       `${pageBase}/mixed/good-2`, // 6: ok

@@ -10,6 +10,7 @@ const commands: Record<string, { summary: string; load: () => Promise<CommandMod
   'haproxy-config': { summary: 'print an HAProxy config for --nodes or a --hub', load: () => import('../haproxy/config-command.js') },
   shoot: { summary: 'batch client: a file of URLs in, screenshots or S3 links out', load: () => import('../shoot/shoot-command.js') },
   sign: { summary: 'print a signed GET /screenshot link (served without the token until it expires)', load: () => import('../signing/sign-command.js') },
+  demo: { summary: 'a local fleet to try: hub, two nodes, HAProxy, local S3; Ctrl-C stops it', load: () => import('../demo/demo-command.js') },
 };
 
 function usage(): string {

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
-import { chromeCandidates, defaultPages, settingNames, settingsSchema, type Settings } from './schema.js';
+import { chromeCandidates, defaultPages, settingNames, settingsSchema, usableMemoryBytes, type Settings } from './schema.js';
 
 export type Role = 'serve' | 'hub';
 
@@ -66,17 +66,33 @@ function resolveDefaults(role: Role, s: Settings, env: NodeJS.ProcessEnv): Confi
   }
   return {
     ...s,
+    TOKEN: s.TOKEN_FILE ? readTokenFile(s.TOKEN, s.TOKEN_FILE) : s.TOKEN,
     ROLE: role,
     PORT: port,
     PAGES: pages,
     QUEUE_MAX: s.QUEUE_MAX ?? 2 * pages,
-    MAX_MEMORY_BYTES: s.MAX_MEMORY_BYTES ?? Math.floor(os.totalmem() * 0.8),
+    MAX_MEMORY_BYTES: s.MAX_MEMORY_BYTES ?? Math.floor(usableMemoryBytes() * 0.8),
     MAX_SESSIONS: s.MAX_SESSIONS ?? 2 * pages,
     NODE_ID: s.NODE_ID ?? `${os.hostname()}:${port}`,
     CHROME_PATH: role === 'serve' ? findChrome(s.CHROME_PATH) : '',
     S3_PREFIX: s.S3_PREFIX.replace(/^\/+|\/+$/g, ''),
     env,
   };
+}
+
+function readTokenFile(token: string | undefined, path: string): string {
+  if (token) {
+    throw new ConfigError('invalid configuration:\n  SHOTFLEET_TOKEN_FILE (--token-file): give it or SHOTFLEET_TOKEN (--token), not both');
+  }
+  let text: string;
+  try {
+    text = fs.readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`invalid configuration:\n  SHOTFLEET_TOKEN_FILE (--token-file): cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? err}); mount the secret there or fix the path`);
+  }
+  const fromFile = text.trim();
+  if (!fromFile) throw new ConfigError(`invalid configuration:\n  SHOTFLEET_TOKEN_FILE (--token-file): ${path} is empty; write the token into it`);
+  return fromFile;
 }
 
 function findChrome(configured: string | undefined): string {

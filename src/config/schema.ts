@@ -62,6 +62,8 @@ export const settingsSchema = z.object({
   S3_PRESIGN_TTL_S: int(1, 604800).default(3600),
   S3_PUBLIC_URL: httpUrl.optional(),
   TOKEN: optionalString,
+  /** A file holding the token (a mounted Kubernetes or Docker secret), read once at start; excludes TOKEN. */
+  TOKEN_FILE: optionalString,
   METRICS_TOKEN: optionalString,
   SIGNING_KEY: optionalString,
   ALLOW_PRIVATE: bool.default(false),
@@ -105,9 +107,18 @@ export const chromeCandidates = [
   '/usr/bin/google-chrome',
 ];
 
+/**
+ * The memory this process may use: its cgroup limit when it has one (a container's), else the machine's RAM.
+ * In a pod, RAM is the host's: shedding at 80 % of it would never fire before the OOM killer does.
+ * Node 20 reports "no limit" as 0, undefined or 2^64, so anything not below RAM counts as none.
+ */
+export function usableMemoryBytes(constrained = process.constrainedMemory?.(), total = os.totalmem()): number {
+  return constrained !== undefined && constrained > 0 && constrained < total ? constrained : total;
+}
+
 /** One page per core, at least 2, and no more than memory allows at ~300 MB a page. */
-export function defaultPages(): number {
+export function defaultPages(memoryBytes = usableMemoryBytes()): number {
   const byCpu = Math.max(2, os.availableParallelism());
-  const byMemory = Math.max(1, Math.floor(os.totalmem() / (300 * 1024 * 1024)));
+  const byMemory = Math.max(1, Math.floor(memoryBytes / (300 * 1024 * 1024)));
   return Math.min(byCpu, byMemory);
 }

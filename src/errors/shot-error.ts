@@ -20,7 +20,8 @@ export const errorStatus = {
 
 export type ErrorCode = keyof typeof errorStatus;
 
-export type ShedReason = 'queue_full' | 'queue_timeout' | 'deadline' | 'upload_backlog' | 'memory' | 'draining';
+export const shedReasons = ['queue_full', 'queue_timeout', 'deadline', 'upload_backlog', 'memory', 'draining'] as const;
+export type ShedReason = (typeof shedReasons)[number];
 
 /** An error meant for the client: its message is safe to show and says what to do next. */
 export class ShotError extends Error {
@@ -51,3 +52,24 @@ export function shed(reason: ShedReason, retryAfterSeconds: number, message?: st
 export function errorBody(err: ShotError) {
   return { error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } };
 }
+
+/** When each code is answered: the API description (GET /openapi.json, /docs) is generated from this. */
+export const errorMeanings: Record<ErrorCode, string> = {
+  invalid_request:
+    'Bad JSON, an unknown, contradictory or out-of-range field, a value above a configured maximum (never clamped), a URL that is not http(s), or an image known in advance to be too large; details.fields names each field.',
+  unauthorized: 'A token is configured and the request lacks it: send "Authorization: Bearer <token>" or a "token" header.',
+  url_forbidden: 'The URL policy refused the page or a redirect (private, loopback, link-local… addresses, or a denied host).',
+  not_found: 'No such route.',
+  payload_too_large: 'The body is over SHOTFLEET_MAX_BODY_BYTES.',
+  unsupported_media_type: 'A POST whose Content-Type is not application/json.',
+  selector_not_found: 'selector matched no element, or one of zero size.',
+  script_failed: 'The scripts option threw, rejected or did not parse; details.message has its message.',
+  target_http_error: "failOnHttpStatus matched the status of the page's own document (after redirects); details.status has it. Nothing was stored.",
+  storage_not_configured: 'store: true on a node without SHOTFLEET_S3_BUCKET.',
+  navigation_failed: 'The target page could not be reached.',
+  upload_failed: 'S3 did not confirm the upload after retries; nothing was stored.',
+  saturated: 'Shed before any work (queue_full, queue_timeout, deadline, upload_backlog, memory): retry after Retry-After seconds or on another node.',
+  draining: 'The node is shutting down: retry on another node.',
+  timeout: 'The request deadline (timeout) passed; the page work was torn down.',
+  render_failed: 'Anything else; the node logged the cause under the request id. Never a stack trace.',
+};

@@ -1,4 +1,5 @@
 import client from 'prom-client';
+import { registerBuildInfo } from '../metrics/build-info.js';
 import { collectDefaultMetricsPromtoolSafe } from '../metrics/node-metrics.js';
 import { fleetLoad } from './demand.js';
 import { nodeStates, type NodeRecord } from './registry.js';
@@ -7,6 +8,7 @@ import { nodeStates, type NodeRecord } from './registry.js';
 export function createHubMetrics(nodes: () => readonly NodeRecord[], targetSaturation: number): client.Registry {
   const registry = new client.Registry();
   collectDefaultMetricsPromtoolSafe(registry);
+  registerBuildInfo(registry, 'hub');
   new client.Gauge({
     name: 'shotfleet_hub_nodes',
     help: 'Registered nodes by state (up, suspect, draining)',

@@ -1,4 +1,5 @@
 import client from 'prom-client';
+import { registerBuildInfo } from './build-info.js';
 
 /** Live figures the gauges read at scrape time; each part of the node supplies its own. */
 export interface GaugeSources {
@@ -43,6 +44,7 @@ const secondsBuckets = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
 export function createNodeMetrics() {
   const registry = new client.Registry();
   collectDefaultMetricsPromtoolSafe(registry);
+  registerBuildInfo(registry, 'node');
   let sources = zeroSources;
   const gauge = (name: string, help: string, read: (s: GaugeSources) => number) =>
     new client.Gauge({
@@ -99,6 +101,11 @@ export function createNodeMetrics() {
       name: 'shotfleet_upload_duration_seconds',
       help: 'Time an upload took, retries included',
       buckets: secondsBuckets,
+      registers: [registry],
+    }),
+    uploadFailures: new client.Counter({
+      name: 'shotfleet_upload_failures_total',
+      help: 'Uploads S3 did not confirm after the retries (answered 502 upload_failed); cancelled ones not counted',
       registers: [registry],
     }),
     browserRestarts: new client.Counter({

@@ -11,6 +11,7 @@ import { needsInterception, requestRules } from './request-rules.js';
 import { checkTargetStatus, watchDocumentStatus } from './target-status.js';
 import type { AdBlocker } from './ad-blocking.js';
 import { consentBannerCss } from './consent-banners.js';
+import { effectiveViewport } from './viewport.js';
 
 export interface CaptureResult {
   image: Buffer;
@@ -126,13 +127,7 @@ async function checkSelectors(slot: PageSlot, options: RenderOptions): Promise<v
 async function emulate(slot: PageSlot, options: RenderOptions): Promise<void> {
   const { page, cdp } = slot;
   const device = options.device ? KnownDevices[options.device as keyof typeof KnownDevices] : undefined;
-  const viewport: Viewport = device?.viewport ?? {
-    width: options.viewport?.width ?? 1280,
-    height: options.viewport?.height ?? 800,
-    deviceScaleFactor: options.viewport?.deviceScaleFactor ?? 1,
-    isMobile: options.viewport?.isMobile ?? false,
-    hasTouch: options.viewport?.isMobile ?? false,
-  };
+  const viewport = effectiveViewport(options);
   const tasks: Promise<unknown>[] = [];
   if (!sameViewport(page.viewport(), viewport)) {
     slot.dirty.add('viewport');

@@ -2,6 +2,7 @@ import { KnownDevices } from 'puppeteer-core';
 import { z } from 'zod';
 import { ShotError } from '../errors/shot-error.js';
 import { checkUserFacingConflicts, userFacingOptions } from './user-options.js';
+import { defaultViewport } from './viewport.js';
 
 /** The node's limits that bound a request; anything above them is a 400, never silently clamped. */
 export interface RenderLimits {
@@ -9,6 +10,13 @@ export interface RenderLimits {
   maxTimeoutMs: number;
   defaultTimeoutMs: number;
 }
+
+/**
+ * The largest limits any node can be configured with (the maxima of SHOTFLEET_MAX_VIEWPORT and
+ * SHOTFLEET_MAX_TIMEOUT_MS in src/config/schema.ts): what a client checks a request against before it knows
+ * the node's own limits. Only the node's limits decide; these let a client catch every other mistake early.
+ */
+export const widestLimits: RenderLimits = { maxViewport: 16384, maxTimeoutMs: 3_600_000, defaultTimeoutMs: 30_000 };
 
 const resourceTypes = [
   'document', 'stylesheet', 'image', 'media', 'font', 'script', 'texttrack', 'xhr', 'fetch', 'prefetch',
@@ -35,38 +43,92 @@ export function createOptionsSchema(limits: RenderLimits) {
 
   return z
     .strictObject({
-      url: z.string().max(8192, { error: 'url is longer than 8192 characters' }).optional(),
-      html: z.string().optional(),
-      format: z.enum(['png', 'jpeg', 'webp']).default('png'),
-      quality: z.number().int({ error: 'quality must be a whole number' }).min(1).max(100).optional(),
+      url: z
+        .string()
+        .max(8192, { error: 'url is longer than 8192 characters' })
+        .optional()
+        .meta({ description: 'The http(s) page to capture. Give exactly one of url or html.', examples: ['https://example.com'] }),
+      html: z
+        .string()
+        .optional()
+        .meta({ description: 'Markup to render instead of a URL; its sub-resources obey the same URL policy.', examples: ['<h1 style="color:teal">Hello</h1>'] }),
+      format: z.enum(['png', 'jpeg', 'webp']).default('png').meta({ description: 'Image type.', examples: ['jpeg'] }),
+      quality: z
+        .number()
+        .int({ error: 'quality must be a whole number' })
+        .min(1)
+        .max(100)
+        .optional()
+        .meta({ description: 'jpeg/webp quality (80 when unset); a 400 with png.', examples: [80] }),
       viewport: z
         .strictObject({
-          width: px('viewport.width').default(1280),
-          height: px('viewport.height').default(800),
-          deviceScaleFactor: z.number().min(0.1, { error: 'deviceScaleFactor must be at least 0.1' }).max(4, { error: 'deviceScaleFactor must be at most 4' }).default(1),
-          isMobile: z.boolean().default(false),
+          width: px('viewport.width').default(defaultViewport.width).meta({ description: 'Width in CSS px, at most SHOTFLEET_MAX_VIEWPORT.', examples: [1280] }),
+          height: px('viewport.height').default(defaultViewport.height).meta({ description: 'Height in CSS px, at most SHOTFLEET_MAX_VIEWPORT.', examples: [800] }),
+          deviceScaleFactor: z
+            .number()
+            .min(0.1, { error: 'deviceScaleFactor must be at least 0.1' })
+            .max(4, { error: 'deviceScaleFactor must be at most 4' })
+            .default(defaultViewport.deviceScaleFactor)
+            .meta({ description: 'Device pixels per CSS px (2 for a retina image).', examples: [2] }),
+          isMobile: z.boolean().default(defaultViewport.isMobile).meta({ description: 'Mobile emulation (meta viewport, touch).', examples: [true] }),
         })
-        .optional(),
+        .optional()
+        .meta({
+          description: 'The browser window: 1280×800 at scale 1 when neither viewport nor device is given. Conflicts with device.',
+          examples: [{ width: 1024, height: 768, deviceScaleFactor: 2 }],
+        }),
       device: z
         .string()
         .refine((name) => Object.hasOwn(KnownDevices, name), { error: 'device must be one of puppeteer\'s KnownDevices names, e.g. "iPhone 15"' })
-        .optional(),
-      fullPage: z.boolean().default(false),
+        .optional()
+        .meta({ description: 'A puppeteer KnownDevices name: its viewport and user agent. Conflicts with viewport.', examples: ['iPhone 15', 'Pixel 7'] }),
+      fullPage: z
+        .boolean()
+        .default(false)
+        .meta({
+          description: 'The whole scrollable page, up to SHOTFLEET_MAX_PAGE_HEIGHT px; a cut image has the header X-Shotfleet-Truncated: true.',
+          examples: [true],
+        }),
       clip: z
         .strictObject({ x: coord('clip.x'), y: coord('clip.y'), width: px('clip.width'), height: px('clip.height') })
-        .optional(),
-      selector: z.string().min(1).max(1024).optional(),
-      omitBackground: z.boolean().default(false),
-      optimizeForSpeed: z.boolean().default(false),
-      waitUntil: z.enum(waitUntil).default('load'),
-      waitForSelector: z.string().min(1).max(1024).optional(),
-      delay: z.number().int().min(0).max(10_000, { error: 'delay must be at most 10000 ms' }).default(0),
+        .optional()
+        .meta({ description: 'A region in CSS px of the document. Conflicts with fullPage and selector.', examples: [{ x: 0, y: 0, width: 600, height: 400 }] }),
+      selector: z
+        .string()
+        .min(1)
+        .max(1024)
+        .optional()
+        .meta({ description: 'Capture the element this CSS selector matches; 422 selector_not_found when absent or of zero size.', examples: ['#main'] }),
+      omitBackground: z.boolean().default(false).meta({ description: 'Transparent background (png/webp; a 400 with jpeg).', examples: [true] }),
+      optimizeForSpeed: z
+        .boolean()
+        .default(false)
+        .meta({ description: 'Faster PNG encoding (about 3×) at about twice the bytes; png only.', examples: [true] }),
+      waitUntil: z.enum(waitUntil).default('load').meta({ description: 'When navigation counts as done.', examples: ['networkidle2'] }),
+      waitForSelector: z
+        .string()
+        .min(1)
+        .max(1024)
+        .optional()
+        .meta({ description: 'Wait for this CSS selector before capturing (504 if it never shows within timeout).', examples: ['.chart svg'] }),
+      delay: z
+        .number()
+        .int()
+        .min(0)
+        .max(10_000, { error: 'delay must be at most 10000 ms' })
+        .default(0)
+        .meta({ description: 'Extra wait before the capture, in ms.', examples: [500] }),
       timeout: z
         .number()
         .int()
         .min(100, { error: 'timeout must be at least 100 ms' })
         .max(limits.maxTimeoutMs, { error: `timeout must be at most ${limits.maxTimeoutMs} ms (SHOTFLEET_MAX_TIMEOUT_MS)` })
-        .default(limits.defaultTimeoutMs),
+        .default(limits.defaultTimeoutMs)
+        .meta({
+          description:
+            'Whole-request deadline in ms, counted from arrival (queue wait included); default SHOTFLEET_TIMEOUT_MS, at most SHOTFLEET_MAX_TIMEOUT_MS.',
+          examples: [15000],
+        }),
       headers: z
         .record(
           z
@@ -75,7 +137,8 @@ export function createOptionsSchema(limits: RenderLimits) {
             .refine(settableHeader, { error: 'Host, Connection, Content-Length, Transfer-Encoding, Proxy-* and other connection headers cannot be set' }),
           z.string().max(8192).regex(fieldValue, { error: 'header values must not contain control characters (CR, LF, NUL…)' }),
         )
-        .optional(),
+        .optional()
+        .meta({ description: "Extra request headers for the page's own requests (its URL's origin only).", examples: [{ 'Accept-Language': 'de' }] }),
       cookies: z
         .array(
           z.strictObject({
@@ -86,18 +149,47 @@ export function createOptionsSchema(limits: RenderLimits) {
           }),
         )
         .max(100)
-        .optional(),
-      userAgent: z.string().min(1).max(1024).regex(fieldValue, { error: 'userAgent must not contain control characters' }).optional(),
-      colorScheme: z.enum(['light', 'dark']).optional(),
-      reducedMotion: z.boolean().default(false),
-      mediaType: z.enum(['screen', 'print']).optional(),
-      javascript: z.boolean().default(true),
-      hideSelectors: z.array(z.string().min(1).max(1024)).max(100).optional(),
-      css: z.string().max(1_000_000).optional(),
-      blockResourceTypes: z.array(z.enum(resourceTypes)).optional(),
+        .optional()
+        .meta({
+          description: "Cookies set before navigation (without domain, for the page's URL; html input needs a domain).",
+          examples: [[{ name: 'consent', value: 'yes' }]],
+        }),
+      userAgent: z
+        .string()
+        .min(1)
+        .max(1024)
+        .regex(fieldValue, { error: 'userAgent must not contain control characters' })
+        .optional()
+        .meta({ description: 'The User-Agent the page sees.', examples: ['Mozilla/5.0 (compatible; shotfleet)'] }),
+      colorScheme: z.enum(['light', 'dark']).optional().meta({ description: 'prefers-color-scheme.', examples: ['dark'] }),
+      reducedMotion: z
+        .boolean()
+        .default(false)
+        .meta({ description: 'prefers-reduced-motion: reduce, and CSS animations and transitions stopped at their end state.', examples: [true] }),
+      mediaType: z.enum(['screen', 'print']).optional().meta({ description: 'CSS media type.', examples: ['print'] }),
+      javascript: z.boolean().default(true).meta({ description: 'Run the page\'s JavaScript.', examples: [false] }),
+      hideSelectors: z
+        .array(z.string().min(1).max(1024))
+        .max(100)
+        .optional()
+        .meta({ description: 'Elements hidden (visibility: hidden) before the capture.', examples: [['.cookie-banner', '#chat']] }),
+      css: z.string().max(1_000_000).optional().meta({ description: 'A stylesheet injected before the capture.', examples: ['body { background: white }'] }),
+      blockResourceTypes: z
+        .array(z.enum(resourceTypes))
+        .optional()
+        .meta({ description: 'puppeteer resource types whose requests are aborted.', examples: [['image', 'font', 'media']] }),
       ...userFacingOptions(),
-      store: z.boolean().default(false),
-      key: z.string().optional(),
+      store: z
+        .boolean()
+        .default(false)
+        .meta({ description: 'Upload to S3 and answer JSON (bucket, key, url…) instead of the image; needs SHOTFLEET_S3_BUCKET.', examples: [true] }),
+      key: z
+        .string()
+        .optional()
+        .meta({
+          description: "S3 key for store, under SHOTFLEET_S3_PREFIX: no '..', no leading '/', at most 512 bytes of letters, digits and / ! _ . * ' ( ) -.",
+          examples: ['reports/home.webp'],
+        }),
     })
     .superRefine((o, ctx) => {
       const conflict = (message: string, path: string) => ctx.addIssue({ code: 'custom', message, path: [path] });
@@ -129,48 +221,4 @@ export function parseRenderOptions(schema: ReturnType<typeof createOptionsSchema
     message: issue.code === 'unrecognized_keys' ? `unknown field(s): ${issue.keys.join(', ')}` : issue.message,
   }));
   throw new ShotError('invalid_request', fields.map((f) => `${f.field}: ${f.message}`).join('; '), { fields });
-}
-
-const numberParams = new Set(['quality', 'delay', 'timeout']);
-const boolParams = new Set(['fullPage', 'omitBackground', 'optimizeForSpeed', 'reducedMotion', 'javascript', 'blockAds', 'blockCookieBanners', 'scrollPage', 'bestEffort']);
-const stringParams = new Set(['url', 'format', 'device', 'selector', 'waitUntil', 'waitForSelector', 'userAgent', 'colorScheme', 'mediaType', 'timezone', 'locale']);
-/** Carried by signed links and checked by auth before the route runs (see src/server/signed-links.ts). */
-const authParams = new Set(['token', 'expires', 'signature']);
-const viewportParams = new Set(['width', 'height', 'deviceScaleFactor', 'isMobile']);
-
-/** GET /screenshot: flat query parameters for the scalar options, turned into a body for the same schema. */
-export function queryToBody(query: Record<string, string>): Record<string, unknown> {
-  const body: Record<string, unknown> = {};
-  const viewport: Record<string, unknown> = {};
-  for (const [name, raw] of Object.entries(query)) {
-    if (authParams.has(name)) continue;
-    if (numberParams.has(name)) body[name] = toNumber(name, raw);
-    else if (name === 'failOnHttpStatus') body[name] = toStatusList(raw);
-    else if (boolParams.has(name)) body[name] = toBool(name, raw);
-    else if (stringParams.has(name)) body[name] = raw;
-    else if (viewportParams.has(name)) viewport[name] = name === 'isMobile' ? toBool(name, raw) : toNumber(name, raw);
-    else throw new ShotError('invalid_request', `unknown query parameter "${name}"`, { fields: [{ field: name, message: 'unknown parameter' }] });
-  }
-  if (Object.keys(viewport).length > 0) body.viewport = viewport;
-  return body;
-}
-
-function toNumber(name: string, raw: string): number {
-  const n = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(n)) {
-    throw new ShotError('invalid_request', `${name} must be a number`, { fields: [{ field: name, message: 'must be a number' }] });
-  }
-  return n;
-}
-
-function toBool(name: string, raw: string): boolean {
-  if (raw === 'true' || raw === '1' || raw === '') return true;
-  if (raw === 'false' || raw === '0') return false;
-  throw new ShotError('invalid_request', `${name} must be true or false`, { fields: [{ field: name, message: 'must be true or false' }] });
-}
-
-/** failOnHttpStatus in a query: true/false, or a comma list of statuses such as `404,500`. */
-function toStatusList(raw: string): boolean | number[] {
-  if (!/^\d/.test(raw)) return toBool('failOnHttpStatus', raw);
-  return raw.split(',').map((part) => toNumber('failOnHttpStatus', part));
 }

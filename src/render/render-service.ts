@@ -12,6 +12,7 @@ import { imageSize } from 'image-size';
 import type { RenderOptions } from './options.js';
 import { loadAdBlocker, type AdBlocker } from './ad-blocking.js';
 import type { RenderReport } from './best-effort.js';
+import { effectiveViewport } from './viewport.js';
 
 export interface Timings {
   queueMs: number;
@@ -69,7 +70,7 @@ export function createRenderService(deps: RenderServiceDeps) {
     if (options.key !== undefined) storage!.validateKey(options.key);
     if (options.url !== undefined) await policy.checkPageUrl(options.url, 'url');
 
-    const viewport = options.viewport ?? { width: 1280, height: 800, deviceScaleFactor: 1 };
+    const viewport = effectiveViewport(options);
     const pixels = viewport.width * viewport.height * viewport.deviceScaleFactor ** 2;
     const reservation: UploadReservation | null = options.store ? storage!.reserve(options.format, pixels) : null;
     const report: RenderReport = { bestEffort: false };
@@ -234,7 +235,7 @@ const maxAttempts = 3;
  * width, height and fractional deviceScaleFactor a client can send would grow without bound.
  */
 export function costClass(options: RenderOptions): string {
-  const v = options.viewport ?? { width: 1280, height: 800, deviceScaleFactor: 1 };
+  const v = effectiveViewport(options);
   const pixels = v.width * v.height * v.deviceScaleFactor ** 2;
   const size = options.fullPage ? 'full' : `2^${Math.round(Math.log2(Math.max(1, pixels)))}px`;
   return `${options.format}${options.optimizeForSpeed ? '-fast' : ''}:${size}`;

@@ -5,6 +5,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { errorBody, ShotError } from '../errors/shot-error.js';
 import type { Logger } from '../log/logger.js';
 import type { NodeMetrics } from '../metrics/node-metrics.js';
+import { apiDescriptionPaths, apiRoutes } from './api-routes.js';
 import { requireToken } from './auth.js';
 import { healthRoutes, type HealthSource } from './health-routes.js';
 import { screenshotRoutes, type ScreenshotRouteDeps } from './screenshot-routes.js';
@@ -41,7 +42,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     }
   });
 
-  app.use(requireToken({ token: deps.token, metricsToken: deps.metricsToken, signingKey: deps.signingKey, open: ['/status', '/livez'] }));
+  app.use(requireToken({ token: deps.token, metricsToken: deps.metricsToken, signingKey: deps.signingKey, open: ['/status', '/livez', ...apiDescriptionPaths] }));
   app.use(
     '/screenshot',
     bodyLimit({
@@ -60,9 +61,10 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   app.route('/', healthRoutes(deps));
   app.route('/', screenshotRoutes(deps));
+  app.route('/', apiRoutes(deps));
 
   app.notFound(() => {
-    throw new ShotError('not_found', 'no such route: see the README for POST /screenshot, /status, /livez, /metrics');
+    throw new ShotError('not_found', 'no such route: see GET /docs or /openapi.json for POST /screenshot, /status, /livez, /metrics');
   });
   app.onError((err, c) => {
     const shotError = toShotError(err);

@@ -1,7 +1,8 @@
 import { Hono, type Context } from 'hono';
 import { getCookie } from 'hono/cookie';
 import { ShotError } from '../errors/shot-error.js';
-import { createOptionsSchema, parseRenderOptions, queryToBody, type RenderLimits } from '../render/options.js';
+import { createOptionsSchema, parseRenderOptions, type RenderLimits } from '../render/options.js';
+import { queryParameters, queryToBody } from '../render/query-parameters.js';
 import type { RenderService, ScreenshotResult, Timings } from '../render/render-service.js';
 import type { AppEnv } from './app.js';
 
@@ -18,6 +19,7 @@ export interface ScreenshotRouteDeps {
 
 export function screenshotRoutes(deps: ScreenshotRouteDeps) {
   const schema = createOptionsSchema(deps.limits);
+  const getParameters = queryParameters(schema);
   const app = new Hono<AppEnv>();
 
   app.post('/screenshot', async (c) => {
@@ -39,7 +41,7 @@ export function screenshotRoutes(deps: ScreenshotRouteDeps) {
   app.get('/screenshot', (c) => {
     const arrivedAt = Date.now();
     refuseIfSaturated();
-    return shoot(c, queryToBody(c.req.query()), arrivedAt);
+    return shoot(c, queryToBody(getParameters, c.req.query()), arrivedAt);
   });
 
   function refuseIfSaturated(): void {

@@ -1,3 +1,6 @@
+import { ShotError } from '../errors/shot-error.js';
+import { createOptionsSchema, parseRenderOptions, widestLimits } from '../render/options.js';
+
 /**
  * The batch file: one URL per line, or JSON Lines of POST /screenshot bodies. `#` comments and blank
  * lines are skipped; a line that is neither a URL nor a usable body is reported, never fatal.
@@ -33,8 +36,14 @@ export function parseInput(text: string, defaults: RequestBody): ParsedInput {
     const trimmed = raw.trim();
     if (trimmed === '' || trimmed.startsWith('#')) return;
     const parsed = trimmed.startsWith('{') ? parseJsonLine(trimmed) : parseUrlLine(trimmed);
-    if ('reason' in parsed) invalid.push({ line, url: parsed.url, reason: parsed.reason });
-    else items.push({ line, url: parsed.url, body: applyDefaults(defaults, parsed.body) });
+    if ('reason' in parsed) {
+      invalid.push({ line, url: parsed.url, reason: parsed.reason });
+      return;
+    }
+    const body = applyDefaults(defaults, parsed.body);
+    const problem = requestProblem(body);
+    if (problem) invalid.push({ line, url: parsed.url, reason: problem });
+    else items.push({ line, url: parsed.url, body });
   });
   return { items, invalid };
 }
@@ -68,6 +77,19 @@ function parseJsonLine(text: string): LineResult {
     return { url, reason: '"html" must be a string' };
   }
   return { url, body };
+}
+
+/** The node's own request schema (with the widest limits a node may have) judges each request before it is sent. */
+const requestSchema = createOptionsSchema(widestLimits);
+
+function requestProblem(body: RequestBody): string | undefined {
+  try {
+    parseRenderOptions(requestSchema, body);
+    return undefined;
+  } catch (err) {
+    if (err instanceof ShotError) return `not a valid request: ${err.message}`;
+    throw err;
+  }
 }
 
 function httpUrlProblem(text: string): string | undefined {

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { parseArgs } from '../cli/args.js';
 import type { RequestBody } from './input.js';
+import { defaultViewport } from '../render/viewport.js';
 
 export interface ShootOptions {
   /** The input file, or `-` for stdin. */
@@ -129,7 +130,7 @@ export function parseShootOptions(argv: string[], env: NodeJS.ProcessEnv): Shoot
   const defaults: RequestBody = compact({
     format: text('format'),
     quality: int('quality', 1, 100),
-    viewport: width ?? height ?? scale ? compact({ width: width ?? 1280, height: height ?? 800, deviceScaleFactor: scale }) : undefined,
+    viewport: width ?? height ?? scale ? compact({ width: width ?? defaultViewport.width, height: height ?? defaultViewport.height, deviceScaleFactor: scale }) : undefined,
     device: text('device'),
     fullPage: bool('full-page'),
     waitUntil: text('wait-until'),
