@@ -122,7 +122,7 @@ const mix: Mix = {
   sessionShare: 0.2,
   hostileShare: 0.05,
   timeoutMs: 15_000,
-  hostileTimeoutMs: 2000,
+  hostileTimeoutMs: 3000,
   sessionCookie: 'shot_session',
   seed: 10,
 };

@@ -115,7 +115,7 @@ export function startChaos(ctx: ChaosContext, durationMs: number): { events: Cha
     killPids(victims);
     event.killed = victims.length;
     await new Promise((r) => setTimeout(r, 2000));
-    const orphans = await killOrphans(ctx.nodes);
+    const orphans = killOrphans(ctx.nodes);
     event.orphansAfter2s = orphans.length;
     event.orphanTypes = orphans.map(processKind);
     ctx.log(`chaos ${kind} on ${target.id}: killed ${victims.length} process(es); ${orphans.length} orphaned Chromium after 2 s ${orphans.length ? `(${event.orphanTypes.join(', ')})` : ''}`);
@@ -175,11 +175,15 @@ const belongsTo = (p: FoundProcess, nodePid: number) => p.cmd.includes(`shotflee
 
 export const processKind = (p: FoundProcess) => /--type=(\S+)/.exec(p.cmd)?.[1] ?? p.cmd.split(' ')[0].split('/').pop()!;
 
-/** Kills Chromium processes of ours that no live node has in its tree any more; returns them. */
-async function killOrphans(nodes: NodeSlot[]): Promise<FoundProcess[]> {
-  const alive = new Set<number>();
-  for (const n of nodes) if (n.child.proc.exitCode === null) for (const c of await chromiumTree(n.child.pid)) alive.add(c.pid);
-  const orphans = leftoverChromium().filter((p) => !alive.has(p.pid));
+/**
+ * Kills Chromium processes of ours whose parent is neither a live node nor another of our Chromium processes
+ * (orphans: reparented once what started them died); returns them. A tree walk would race with processes
+ * being forked and miss some, and killing a live one would be chaos of the bench's own making.
+ */
+function killOrphans(nodes: NodeSlot[]): FoundProcess[] {
+  const ours = leftoverChromium();
+  const parents = new Set([...ours.map((p) => p.pid), ...nodes.filter((n) => n.child.proc.exitCode === null && n.child.proc.signalCode === null).map((n) => n.child.pid)]);
+  const orphans = ours.filter((p) => !parents.has(p.ppid));
   killPids(orphans.map((p) => p.pid));
   return orphans;
 }

@@ -86,6 +86,8 @@ function killGroup(pid: number): void {
 
 export interface FoundProcess {
   pid: number;
+  /** Its parent: 1 (or a subreaper) once what started it is gone. */
+  ppid: number;
   cmd: string;
 }
 
@@ -101,7 +103,11 @@ export function leftoverChromium(): FoundProcess[] {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const cmd = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
-      if (/chrom/i.test(cmd) && markers.some((m) => cmd.includes(m))) found.push({ pid: Number(entry), cmd });
+      if (!/chrom/i.test(cmd) || !markers.some((m) => cmd.includes(m))) continue;
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // Field 4 (parent pid) follows "pid (comm) state": comm may hold spaces, so count from its ")".
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      found.push({ pid: Number(entry), ppid, cmd });
     } catch {
       // ended while we looked
     }

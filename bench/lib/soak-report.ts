@@ -163,38 +163,34 @@ export function timelineSvg(title: string, outcomes: SoakOutcome[], samples: Pro
     }
     return counts.map((c) => c / (bucketMs / 1000));
   };
-  const chaosMarks = (kind: string) => {
-    const marks: (number | null)[] = Array.from({ length: buckets }, () => null);
-    for (const e of events.filter((x) => x.kind === kind)) {
-      const b = Math.floor((e.at - start) / bucketMs);
-      if (b >= 0 && b < buckets) marks[b] = 0;
-    }
-    return marks;
-  };
   const colors = ['#1f77b4', '#ff7f0e', '#9467bd', '#8c564b'];
-  const memory = nodeIds.map((id, k) => ({
-    name: `${id} node + Chromium MB`,
-    color: colors[k % colors.length],
-    values: Array.from({ length: buckets }, (_, b) => {
-      const s = samples.filter((x) => x.node === id && x.at - start >= b * bucketMs && x.at - start < (b + 1) * bucketMs);
-      return s.length ? mb(mean(s.map((x) => x.nodeRss + x.chromiumPrivate))) : null;
-    }),
-  }));
-  return lineChartsSvg(title, labels, [
+  const perNode = (pick: (x: ProcessSample) => number, unit: string) =>
+    nodeIds.map((id, k) => ({
+      name: `${id} node + Chromium ${unit}`,
+      color: colors[k % colors.length],
+      values: Array.from({ length: buckets }, (_, b) => {
+        const s = samples.filter((x) => x.node === id && x.at - start >= b * bucketMs && x.at - start < (b + 1) * bucketMs);
+        return s.length ? mean(s.map(pick)) : null;
+      }),
+    }));
+  const restarts = events.filter((e) => e.restart).map((e) => `${e.node} ${fmtTime(e.at - start)}`);
+  const browsers = events.filter((e) => e.kind === 'browser').map((e) => fmtTime(e.at - start));
+  return lineChartsSvg(`${title}; restarts: ${restarts.join(', ') || 'none'}; browser kills: ${browsers.join(', ') || 'none'}`, labels, [
     {
       title: 'answers',
       unit: '/s',
       series: [
         { name: '200', color: '#2ca02c', values: per((o) => o.status === 200) },
         { name: 'unexpected (not 200, not a hostile 504)', color: '#d62728', values: per((o) => !expected(o)) },
-        { name: 'restart (dot)', color: '#000000', values: chaosMarks('restart') },
-        { name: 'browser kill (dot)', color: '#7f7f7f', values: chaosMarks('browser') },
       ],
     },
     { title: '503s waited out', unit: '/s', series: [{ name: '503 retried', color: '#bcbd22', values: shedPerBucket(outcomes, start, bucketMs, buckets) }] },
-    { title: 'memory', unit: 'MB', series: memory },
+    { title: 'memory', unit: 'MB', series: perNode((x) => mb(x.nodeRss + x.chromiumPrivate), 'MB') },
+    { title: 'open fds', unit: 'count', series: perNode((x) => x.nodeFds + x.chromiumFds, 'fds') },
   ]);
 }
+
+const fmtTime = (ms: number) => `${Math.floor(ms / 60_000)}:${String(Math.floor((ms % 60_000) / 1000)).padStart(2, '0')}`;
 
 function shedPerBucket(outcomes: SoakOutcome[], start: number, bucketMs: number, buckets: number): number[] {
   const counts = Array.from({ length: buckets }, () => 0);
