@@ -177,12 +177,15 @@ const loadAverages: number[] = [];
 const loadTimer = setInterval(() => loadAverages.push(round(os.loadavg()[0], 2)!), 60_000);
 const sent = await client.done;
 const sendEnd = Date.now();
-clearInterval(progress);
+log(`sent ${sent}; every answer in after ${Math.round((sendEnd - start) / 1000)} s`);
 clearInterval(loadTimer);
-await chaos.stop();
+// Bounded: a restart under way may take its node's drain and start; nothing after the run may hang the bench.
+await bounded(chaos.stop(), 200_000, 'the chaos still under way');
+log('chaos over');
 sampling = false;
-await sampler;
-log(`sent ${sent}; every answer in after ${Math.round((sendEnd - start) / 1000)} s; stopping the fleet`);
+await bounded(sampler, 20_000, 'the last process sample');
+clearInterval(progress);
+log('stopping the fleet');
 
 const problems = Object.fromEntries(nodes.map((n) => [n.id, n.child.problems.slice(-20).map((p) => ({ msg: p.msg, err: p.err, code: p.code }))]));
 const nodeMessages = Object.fromEntries(nodes.map((n) => [n.id, Object.fromEntries([...n.child.messages].filter(([m]) => m !== 'request').sort((a, b) => b[1] - a[1]).slice(0, 25))]));
@@ -276,6 +279,18 @@ const restartTable = markdownTable(
 console.log(`\n${targetTable}\n\nunexpected answers: ${JSON.stringify(summary.unexpectedByCode)}\nby kind: ${JSON.stringify(summary.byKind, null, 1)}\nsession answers: ${JSON.stringify(summary.sessionAnswers)}\nchaos: ${chaosCounts('renderers').length} renderer kills (${chaosCounts('renderers').reduce((a, e) => a + (e.killed ?? 0), 0)} processes), ${chaosCounts('browser').length} browser kills, ${restarts.length} restarts; orphaned Chromium after kills: ${chaos.events.reduce((a, e) => a + (e.orphansAfter2s ?? 0), 0)}\n\n${minuteTable}\n\n${restartTable}\n`);
 console.log(`load average (1 min) per minute: ${loadAverages.join(', ')}; wrote ${flags.out}.json and ${flags.out}.svg`);
 process.exit(0);
+
+async function bounded(p: Promise<unknown>, ms: number, what: string): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      log(`gave up waiting for ${what} after ${ms / 1000} s`);
+      resolve();
+    }, ms);
+  });
+  await Promise.race([p, late]);
+  clearTimeout(timer);
+}
 
 function fmtShare(x: number | null | undefined): string {
   return x === null || x === undefined ? '–' : `${x >= 0 ? '+' : ''}${(100 * x).toFixed(1)} %`;
