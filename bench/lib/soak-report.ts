@@ -164,9 +164,9 @@ export function timelineSvg(title: string, outcomes: SoakOutcome[], samples: Pro
     return counts.map((c) => c / (bucketMs / 1000));
   };
   const colors = ['#1f77b4', '#ff7f0e', '#9467bd', '#8c564b'];
-  const perNode = (pick: (x: ProcessSample) => number, unit: string) =>
+  const perNode = (pick: (x: ProcessSample) => number) =>
     nodeIds.map((id, k) => ({
-      name: `${id} node + Chromium ${unit}`,
+      name: `${id}: node + its Chromium`,
       color: colors[k % colors.length],
       values: Array.from({ length: buckets }, (_, b) => {
         const s = samples.filter((x) => x.node === id && x.at - start >= b * bucketMs && x.at - start < (b + 1) * bucketMs);
@@ -181,12 +181,12 @@ export function timelineSvg(title: string, outcomes: SoakOutcome[], samples: Pro
       unit: '/s',
       series: [
         { name: '200', color: '#2ca02c', values: per((o) => o.status === 200) },
-        { name: 'unexpected (not 200, not a hostile 504)', color: '#d62728', values: per((o) => !expected(o)) },
+        { name: 'unexpected answers', color: '#d62728', values: per((o) => !expected(o)) },
       ],
     },
     { title: '503s waited out', unit: '/s', series: [{ name: '503 retried', color: '#bcbd22', values: shedPerBucket(outcomes, start, bucketMs, buckets) }] },
-    { title: 'memory', unit: 'MB', series: perNode((x) => mb(x.nodeRss + x.chromiumPrivate), 'MB') },
-    { title: 'open fds', unit: 'count', series: perNode((x) => x.nodeFds + x.chromiumFds, 'fds') },
+    { title: 'memory', unit: 'MB', series: perNode((x) => mb(x.nodeRss + x.chromiumPrivate)) },
+    { title: 'open fds', unit: 'count', series: perNode((x) => x.nodeFds + x.chromiumFds) },
   ]);
 }
 
