@@ -25,7 +25,7 @@ import { startHostilePages } from './lib/hostile-pages.js';
 import { processFigures } from './lib/proc-stats.js';
 import { startSoakClient, type Mix, type SoakOutcome } from './lib/soak-client.js';
 import { freePort, nodeSlot, repoRoot, startHaproxy, startHub, startNodeProcess, until, type Haproxy, type Hub, type NodeSlot } from './lib/soak-fleet.js';
-import { drift, markdownTable, perMinute, restartWindows, summarize, timelineSvg, type ProcessSample } from './lib/soak-report.js';
+import { drift, markdownTable, perMinute, restartWindows, summarize, timelineSvg, unexpectedBesideChaos, type ProcessSample } from './lib/soak-report.js';
 import { round } from './lib/stats.js';
 
 const { values: flags } = parseArgs({
@@ -187,8 +187,23 @@ await bounded(sampler, 20_000, 'the last process sample');
 clearInterval(progress);
 log('stopping the fleet');
 
-const problems = Object.fromEntries(nodes.map((n) => [n.id, n.child.problems.slice(-20).map((p) => ({ msg: p.msg, err: p.err, code: p.code }))]));
-const nodeMessages = Object.fromEntries(nodes.map((n) => [n.id, Object.fromEntries([...n.child.messages].filter(([m]) => m !== 'request').sort((a, b) => b[1] - a[1]).slice(0, 25))]));
+/** Warnings and errors of every process that served each node (the last 40), with their messages only. */
+const problems = Object.fromEntries(
+  nodes.map((n) => [
+    n.id,
+    n.children.flatMap((c, g) =>
+      c.problems.map((p) => ({ generation: g + 1, at: p.time, msg: p.msg, err: typeof p.err === 'object' && p.err ? (p.err as { message?: string }).message : p.err })),
+    ).slice(-40),
+  ]),
+);
+/** How often each log message came, over every process of each node (request lines left out). */
+const nodeMessages = Object.fromEntries(
+  nodes.map((n) => {
+    const counts = new Map<string, number>();
+    for (const c of n.children) for (const [m, k] of c.messages) if (m !== 'request') counts.set(m, (counts.get(m) ?? 0) + k);
+    return [n.id, Object.fromEntries([...counts].sort((a, b) => b[1] - a[1]).slice(0, 25))];
+  }),
+);
 const ends = await stopAll();
 await new Promise((r) => setTimeout(r, 1000));
 const leftover = leftoverChromium();
@@ -232,6 +247,7 @@ const report = {
     browserKills: chaosCounts('browser').map((e) => ({ atS: Math.round((e.at - start) / 1000), node: e.node, killed: e.killed, orphansAfter2s: e.orphansAfter2s, orphanTypes: e.orphanTypes, skipped: e.skipped })),
     restarts,
   },
+  unexpected: unexpectedBesideChaos(outcomes, chaos.events, start),
   perMinute: rows,
   drift: drifts,
   nodeEnds: ends,
@@ -277,6 +293,12 @@ const restartTable = markdownTable(
   restarts.map((r) => [r.atS, r.node, r.drainMs, `${r.exitCode ?? r.exitSignal}${r.killedAfterGrace ? ' (SIGKILL)' : ''}`, `${r.leftoverChromiumAfter1s}${r.leftoverTypes.length ? ` (${r.leftoverTypes.join(', ')})` : ''}`, r.readyMs, r.hubUpMs, r.haproxyRoutesMs, r.firstAnswerMs, r.error ?? '']),
 );
 console.log(`\n${targetTable}\n\nunexpected answers: ${JSON.stringify(summary.unexpectedByCode)}\nby kind: ${JSON.stringify(summary.byKind, null, 1)}\nsession answers: ${JSON.stringify(summary.sessionAnswers)}\nchaos: ${chaosCounts('renderers').length} renderer kills (${chaosCounts('renderers').reduce((a, e) => a + (e.killed ?? 0), 0)} processes), ${chaosCounts('browser').length} browser kills, ${restarts.length} restarts; orphaned Chromium after kills: ${chaos.events.reduce((a, e) => a + (e.orphansAfter2s ?? 0), 0)}\n\n${minuteTable}\n\n${restartTable}\n`);
+const fiveHundreds = report.unexpected.filter((u) => u.answer.startsWith('500'));
+if (fiveHundreds.length > 0) {
+  console.log(
+    `500s beside the chaos before them: ${fiveHundreds.map((u) => `${u.doneS} s on ${u.node}${u.lastChaos ? ` (${u.lastChaos.kind} of ${u.lastChaos.node} ${u.lastChaos.secondsBeforeAnswer} s before)` : ' (no chaos in the 30 s before it was sent)'}`).join('; ')}`,
+  );
+}
 console.log(`load average (1 min) per minute: ${loadAverages.join(', ')}; wrote ${flags.out}.json and ${flags.out}.svg`);
 process.exit(0);
 

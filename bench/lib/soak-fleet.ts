@@ -92,6 +92,8 @@ export interface NodeSlot {
   url: string;
   env: Record<string, string>;
   child: Child;
+  /** Every process that served it, oldest first (their logs outlive a restart). */
+  children: Child[];
   /** How many times it was started (1 for the first process). */
   generation: number;
   /** False from a SIGTERM until the restarted process's first /status 200. */
@@ -99,13 +101,23 @@ export interface NodeSlot {
 }
 
 export function nodeSlot(id: string, host: string, port: number, env: Record<string, string>): Omit<NodeSlot, 'child'> & { child?: Child } {
-  return { id, host, port, url: `http://${host}:${port}`, env: { ...baseEnv(), ...env, SHOTFLEET_NODE_ID: id, SHOTFLEET_HOST: host, SHOTFLEET_PORT: String(port) }, generation: 0, up: false };
+  return {
+    id,
+    host,
+    port,
+    url: `http://${host}:${port}`,
+    env: { ...baseEnv(), ...env, SHOTFLEET_NODE_ID: id, SHOTFLEET_HOST: host, SHOTFLEET_PORT: String(port) },
+    children: [],
+    generation: 0,
+    up: false,
+  };
 }
 
 /** Starts the slot's process; resolves with the ms to its first /status 200 (a log line does not count). */
 export async function startNodeProcess(slot: Omit<NodeSlot, 'child'> & { child?: Child }, timeoutMs = 120_000): Promise<number> {
   const child = startChild(process.execPath, ['--import', 'tsx', cliEntry, 'serve'], slot.env, { cwd: repoRoot, shotfleet: true });
   slot.child = child;
+  slot.children.push(child);
   slot.generation++;
   let exited = false;
   void child.exited.then(() => (exited = true));

@@ -151,6 +151,27 @@ export function summarize(outcomes: SoakOutcome[], windows: Window[]) {
   };
 }
 
+/**
+ * Each unexpected answer beside the chaos that last struck the node that gave it (or, without a node header,
+ * any node): is a 500 the work of a renderer kill a second earlier?
+ */
+export function unexpectedBesideChaos(outcomes: SoakOutcome[], events: ChaosEvent[], start: number) {
+  return outcomes
+    .filter((o) => !expected(o))
+    .sort((a, b) => a.doneAt - b.doneAt)
+    .map((o) => {
+      const before = events.filter((e) => e.at <= o.doneAt && e.at >= o.dueAt - 30_000 && (!o.node || e.node === o.node)).at(-1);
+      return {
+        dueS: round((o.dueAt - start) / 1000, 1),
+        doneS: round((o.doneAt - start) / 1000, 1),
+        kind: o.kind,
+        answer: codeOf(o),
+        node: o.node ?? null,
+        lastChaos: before ? { kind: before.kind, node: before.node, secondsBeforeAnswer: round((o.doneAt - before.at) / 1000, 1) } : null,
+      };
+    });
+}
+
 /** Throughput, errors and memory over time, in `bucketMs` steps, as an SVG. */
 export function timelineSvg(title: string, outcomes: SoakOutcome[], samples: ProcessSample[], events: ChaosEvent[], start: number, durationMs: number, nodeIds: string[], bucketMs = 10_000): string {
   const buckets = Math.ceil(durationMs / bucketMs);
