@@ -14,16 +14,23 @@ export interface Panel {
 
 const panelWidth = 360;
 const panelHeight = 240;
-const margin = { top: 36, right: 16, bottom: 40, left: 56 };
+const margin = { top: 48, right: 16, bottom: 40, left: 56 };
+const legendEntryWidth = 220;
 
 /** Line charts side by side over the same categorical x axis, as a standalone SVG document. */
 export function lineChartsSvg(title: string, xLabels: string[], panels: Panel[]): string {
   const width = panels.length * panelWidth;
-  const height = panelHeight + 60;
-  const parts = panels.map((p, i) => panelSvg(p, xLabels, i * panelWidth));
   const names = [...new Map(panels.flatMap((p) => p.series).map((s) => [s.name, s.color])).entries()];
+  // The legend wraps: as many 220 px entries a row as the panels are wide.
+  const perRow = Math.max(1, Math.floor((width - 16) / legendEntryWidth));
+  const height = panelHeight + 40 + Math.ceil(names.length / perRow) * 20;
+  const parts = panels.map((p, i) => panelSvg(p, xLabels, i * panelWidth));
   const legend = names
-    .map(([name, color], i) => `<g transform="translate(${16 + i * 220},${panelHeight + 36})"><rect width="14" height="4" y="-4" fill="${color}"/><text x="20" font-size="12">${escape(name)}</text></g>`)
+    .map(([name, color], i) => {
+      const x = 16 + (i % perRow) * legendEntryWidth;
+      const y = panelHeight + 36 + Math.floor(i / perRow) * 20;
+      return `<g transform="translate(${x},${y})"><rect width="14" height="4" y="-4" fill="${color}"/><text x="20" font-size="12">${escape(name)}</text></g>`;
+    })
     .join('');
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">
 <rect width="100%" height="100%" fill="white"/>
