@@ -30,7 +30,7 @@ export function createRuntimeApi(socket: string, timeoutMs = 5000): RuntimeApi {
   const connectOptions = (): net.NetConnectOpts => {
     if (socket.includes('/')) return { path: socket };
     const colon = socket.lastIndexOf(':');
-    return { host: socket.slice(0, colon).replace(/^ipv4@/, ''), port: Number(socket.slice(colon + 1)) };
+    return { host: socket.slice(0, colon).replace(/^ipv[46]@/, '').replace(/^\[|\]$/g, ''), port: Number(socket.slice(colon + 1)) };
   };
 
   async function run(commands: string[]): Promise<string[]> {

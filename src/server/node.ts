@@ -153,7 +153,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
   const membership: Membership | null = config.HUB_URL
     ? (await import('../fleet/membership.js')).startMembership({
         hubUrl: config.HUB_URL,
-        token: config.TOKEN,
+        token: config.HUB_TOKEN,
         nodeId,
         advertiseUrl,
         capacity: config.PAGES,
