@@ -87,7 +87,7 @@ describe('the hub pings and routes only the address it checked', () => {
     node = await startFakeNode('real-node', 0, '127.0.0.1');
     // Same port on another loopback address: where a rebinding name would send a second lookup.
     impostor = await startFakeNode('impostor', node.port, '127.0.0.2');
-    const config = loadConfig('hub', {}, { SHOTFLEET_HOST: '127.0.0.1', SHOTFLEET_PORT: '0', SHOTFLEET_HUB_TOKEN: token, SHOTFLEET_PING_INTERVAL_MS: '100' });
+    const config = loadConfig('hub', {}, { SHOTFLEET_HOST: '127.0.0.1', SHOTFLEET_PORT: '0', SHOTFLEET_HUB_TOKEN: token, SHOTFLEET_PING_INTERVAL_MS: '100', SHOTFLEET_PING_FAILURES: '1000' });
     // A rebinding name: the first answer is the node, every later one another address.
     const lookup = async (host: string) => {
       lookups.push(host);
@@ -170,7 +170,7 @@ describe('a node\'s /status figures are checked before they reach HAProxy', () =
 
   it('a node reporting pages.max 1e21 or 0.5 stays out of the config, which still passes haproxy -c', async () => {
     const token = 'figures-token';
-    const hub = await startShotfleet('hub', { SHOTFLEET_HUB_TOKEN: token, SHOTFLEET_PING_INTERVAL_MS: '100', SHOTFLEET_PING_FAILURES: '1000' });
+    const hub = await startShotfleet('hub', { SHOTFLEET_HUB_TOKEN: token, SHOTFLEET_PING_INTERVAL_MS: '250', SHOTFLEET_PING_FAILURES: '1000' });
     const nodes: FakeNode[] = [];
     try {
       for (const [id, pagesMax] of [['good', 3], ['huge', 1e21], ['half', 0.5]] as const) {
