@@ -137,7 +137,7 @@ function launchHub(env: Record<string, string>): Promise<Proc> {
 function startHaproxy(config: string, dir: string, socket: string): Promise<{ proc: ChildProcess; stop(): Promise<void> }> {
   const file = path.join(dir, `haproxy-${Date.now()}.cfg`);
   fs.writeFileSync(file, config);
-  const proc = spawn('haproxy', ['-db', '-f', file], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const proc = spawn('haproxy', ['-db', '-f', file], { stdio: 'ignore' });
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   const stop = async () => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
@@ -282,7 +282,7 @@ async function main() {
       const now = Date.now();
       for (const n of burst) if (!routableAt.has(n.id) && live.get(`127.0.0.1:${n.port}`)?.running) routableAt.set(n.id, now);
       return routableAt.size === burst.length;
-    }, 120_000, 50);
+    }, 180_000, 250);
     const fromRegistration = burst.map((n) => routableAt.get(n.id)! - n.registeredAt);
     const fromFirstPing = burst.map((n) => routableAt.get(n.id)! - n.firstHubPingAt);
     results.joinBurst = {
@@ -312,7 +312,7 @@ async function main() {
         if (!emptiedAt.has(v.id) && !s) emptiedAt.set(v.id, now);
       }
       return emptiedAt.size === victims.length;
-    }, 120_000, 100);
+    }, 120_000, 250);
     nodes.splice(nodes.length - 50, 50);
     const down = [...downAt.values()].map((t) => t - killedAt);
     const emptied = [...emptiedAt.values()].map((t) => t - killedAt);

@@ -74,16 +74,25 @@ export function createRuntimeSync(api: RuntimeApi, slotCount: number, log: Logge
     if (actual.length === 0) throw new Error('HAProxy has none of the shotfleet slots; start it from the hub\'s /haproxy.cfg');
     const commands = planSlotCommands(desired, actual, slotCount, keep);
     if (commands.length === 0) return { commands: 0, refused: 0 };
-    const answers = await api.run(commands);
+    // A server's commands stay together and in order (address before state); servers go in parallel.
+    const byServer = new Map<string, string[]>();
+    for (const command of commands) {
+      const server = /(shotfleet_\w+\/s\d+)/.exec(command)?.[1] ?? command;
+      byServer.set(server, [...(byServer.get(server) ?? []), command]);
+    }
+    const groups = [...byServer.values()];
+    const answers = await api.runGroups(groups);
     let refused = 0;
-    commands.forEach((command, i) => {
-      const answer = answers[i] ?? '';
-      // HAProxy answers successful "set server addr" with a description of the change; anything else is an error.
-      if (answer !== '' && !/changed|no need to change/i.test(answer)) {
-        refused++;
-        log.warn({ command, answer }, 'HAProxy refused a runtime command');
-      }
-    });
+    groups.forEach((group, g) =>
+      group.forEach((command, i) => {
+        const answer = answers[g][i] ?? '';
+        // HAProxy answers successful "set server addr" with a description of the change; anything else is an error.
+        if (answer !== '' && !/changed|no need to change/i.test(answer)) {
+          refused++;
+          log.warn({ command, answer }, 'HAProxy refused a runtime command');
+        }
+      }),
+    );
     log.debug({ commands: commands.length }, 'haproxy updated');
     return { commands: commands.length, refused };
   }
