@@ -5,6 +5,7 @@
  * The hub runs as a real process, HAProxy as a real process synced through its Runtime API.
  *
  *   node --import tsx bench/fleet-scale.ts [--nodes 300] [--cpu-at 100,300] [--window-s 20] [--slots N]
+ *   node --import tsx bench/fleet-scale.ts --cpu-only --cpu-at 1000      (the hub at rest only; fleet-scale-cpu.json)
  *
  * Measures: hub CPU and memory at each fleet size of --cpu-at; session movement through HAProxy when one node
  * joins or leaves a fleet of 100; join → routable for a burst of 100 joins; the time to drop 50 nodes killed at
@@ -31,6 +32,7 @@ const flag = (name: string, fallback: string) => (args.includes(`--${name}`) ? a
 const fleetSize = Number(flag('nodes', '300'));
 const cpuAt = flag('cpu-at', '100,300').split(',').map(Number).sort((a, b) => a - b);
 const windowS = Number(flag('window-s', '20'));
+const cpuOnly = args.includes('--cpu-only');
 const largest = Math.max(fleetSize + 100, ...cpuAt);
 const slots = Number(flag('slots', String(Math.max(1024, largest))));
 const token = 'bench-fleet-scale-token';
@@ -246,6 +248,17 @@ async function main() {
       cpu.push(row);
     };
 
+    if (cpuOnly) {
+      for (const n of cpuAt) {
+        await grow(n, `n${n}`);
+        await measureCpu(n);
+      }
+      results.hubAtRest = cpu;
+      results.machine = { cpus: os.availableParallelism(), node: process.version, loadAverageAtEnd: loadAverage() };
+      console.log(JSON.stringify(results, null, 2));
+      fs.writeFileSync(path.join(repoRoot, 'bench/results/fleet-scale-cpu.json'), `${JSON.stringify(results, null, 2)}\n`);
+      return;
+    }
     await grow(100, 'base');
     if (cpuAt.includes(100)) await measureCpu(100);
 
