@@ -249,6 +249,7 @@ async function main() {
     };
 
     if (cpuOnly) {
+      delete results.fleetSize;
       for (const n of cpuAt) {
         await grow(n, `n${n}`);
         await measureCpu(n);

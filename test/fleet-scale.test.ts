@@ -109,6 +109,10 @@ describe('fleet at scale (stand-in nodes, real hubs and HAProxy)', () => {
     // The live HAProxy starts from the hub's config for its socket, with no node yet.
     const cfgLive = await (await fetch(`${hub.url}/haproxy.cfg?bind=127.0.0.1:${frontLive}&stats=&socket=${encodeURIComponent(live)}`, { headers: auth })).text();
     expect(cfgLive).toContain(`stats socket ${live} `);
+    expect(cfgLive).not.toContain(late);
+    const unknown = await fetch(`${hub.url}/haproxy.cfg?socket=${encodeURIComponent('/tmp/not-a-hub-socket.sock')}`, { headers: auth });
+    expect(unknown.status).toBe(400);
+    expect(((await unknown.json()) as { error: { code: string; details: { field: string } } }).error).toMatchObject({ code: 'invalid_request', details: { field: 'socket' } });
     fs.mkdirSync(path.join(dir, 'live'));
     proxies.push(await startHaproxy(cfgLive, frontLive, path.join(dir, 'live')));
 
