@@ -63,7 +63,9 @@ const badValues: Record<string, string> = {
   MAX_SESSIONS: '-3',
   AGENT_PORT: '65536',
   SHUTDOWN_GRACE_MS: '-1',
-  HUB_URL: 'hub:4000',
+  HUB_URL: 'http://hub:4000,hub:4001',
+  HAPROXY_SOCKET: '0.0.0.0:9999',
+  HAPROXY_SLOTS: '0',
   ADVERTISE_URL: 'file:///x',
   PING_INTERVAL_MS: '1',
   PING_FAILURES: '0',
@@ -89,7 +91,7 @@ describe('configuration (loadConfig)', () => {
   });
 
   it('covers every setting of the schema with a bad value except free-form strings', () => {
-    const freeForm = ['HOST', 'CHROME_PATH', 'S3_BUCKET', 'S3_REGION', 'S3_PREFIX', 'TOKEN', 'METRICS_TOKEN', 'SIGNING_KEY', 'ALLOW_HOSTS', 'DENY_HOSTS', 'NODE_ID', 'HAPROXY_SOCKET'];
+    const freeForm = ['HOST', 'CHROME_PATH', 'S3_BUCKET', 'S3_REGION', 'S3_PREFIX', 'TOKEN', 'METRICS_TOKEN', 'SIGNING_KEY', 'ALLOW_HOSTS', 'DENY_HOSTS', 'NODE_ID', 'HUB_TOKEN'];
     expect(settingNames.filter((k) => !(k in badValues) && !freeForm.includes(k))).toEqual([]);
   });
 

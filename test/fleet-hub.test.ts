@@ -16,7 +16,7 @@ const hubEnv = (port: number) => ({
   SHOTFLEET_TARGET_SATURATION: '0.7',
 });
 
-type NodeView = { id: string; url: string; state: string; saturation: number; lastSeen: string; failures: number };
+type NodeView = { id: string; url: string; state: string; saturation: number; lastSeen: string; failures: number; slot: number | null; routed: boolean };
 
 describe('shotfleet hub with stand-in nodes', () => {
   let hubPort: number;
@@ -63,8 +63,8 @@ describe('shotfleet hub with stand-in nodes', () => {
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ id: 'alpha', pingIntervalMs: 200, heartbeatIntervalMs: heartbeatMs });
     const listed = await waitFor('alpha up', async () => (await listNodes()).find((n) => n.id === 'alpha' && n.state === 'up'));
-    expect(Object.keys(listed).sort()).toEqual(['failures', 'id', 'lastSeen', 'saturation', 'state', 'url']);
-    expect(listed).toMatchObject({ url: node.url, saturation: 0.5, failures: 0 });
+    expect(Object.keys(listed).sort()).toEqual(['failures', 'id', 'lastSeen', 'routed', 'saturation', 'slot', 'state', 'url']);
+    expect(listed).toMatchObject({ url: node.url, saturation: 0.5, failures: 0, routed: true });
     expect(Number.isNaN(Date.parse(listed.lastSeen))).toBe(false);
     expect(node.hits).toContain('GET /status');
   });

@@ -77,7 +77,28 @@ describe('startMembership', () => {
     const { log, lines } = capturingLogger();
     start(port, log);
     await waitFor('two attempts', () => hub.requests.length >= 2, 5000, 10);
-    expect(lines.some((l) => /SHOTFLEET_TOKEN/.test(String(l.err)))).toBe(true);
+    expect(lines.some((l) => /SHOTFLEET_HUB_TOKEN/.test(String(l.err)))).toBe(true);
+  });
+
+  it('registers with every hub of a comma list; one that is down delays no other', async () => {
+    const [upPort, downPort, secondPort] = [await freePort(), await freePort(), await freePort()];
+    const up = await fakeHub(upPort);
+    const second = await fakeHub(secondPort);
+    cleanups.push(up.close, second.close);
+    const m = startMembership({
+      hubUrl: `http://127.0.0.1:${upPort}, http://127.0.0.1:${downPort}/,http://127.0.0.1:${secondPort}`,
+      token: 'tok',
+      nodeId: 'n1',
+      advertiseUrl: 'http://127.0.0.1:3999',
+      capacity: 3,
+      heartbeatIntervalMs: 200,
+      log: capturingLogger().log,
+    });
+    cleanups.push(() => m.stop());
+    for (const hub of [up, second]) await waitFor('three heartbeats at each live hub', () => hub.requests.filter((r) => r.method === 'POST').length >= 3, 5000, 10);
+    for (const hub of [up, second]) expect(hub.requests[0]).toMatchObject({ method: 'POST', url: '/nodes', auth: 'Bearer tok' });
+    await m.stop();
+    for (const hub of [up, second]) expect(hub.requests.at(-1)).toMatchObject({ method: 'DELETE', url: '/nodes/n1', auth: 'Bearer tok' });
   });
 
   it('stops in bounded time and without throwing when the hub is unreachable', async () => {

@@ -1,17 +1,17 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { renderHaproxyConfig, type SlotServer } from '../src/haproxy/config.js';
-import { preferredSlot, SlotTable } from '../src/haproxy/slots.js';
+import { assignSlots, preferredSlot, SlotTable } from '../src/haproxy/slots.js';
 import { cliEntry, repoRoot } from './helpers/processes.js';
 import { checkHaproxyConfig } from './helpers/haproxy.js';
 
 const base = { bind: ':8080', statsBind: '127.0.0.1:8404', sessionCookie: 'shot_session', defaultMaxconn: 2 };
 
 function servers(n: number, slots = 64): SlotServer[] {
-  const table = new SlotTable(slots);
+  const placed = assignSlots(Array.from({ length: n }, (_, i) => `node-${i}:3000`), slots);
   return Array.from({ length: n }, (_, i) => {
     const id = `node-${i}:3000`;
-    return { slot: table.assign(id)!, host: `10.0.${Math.floor(i / 250)}.${(i % 250) + 1}`, port: 3000, maxconn: 4, id };
+    return { slot: placed.get(id) ?? 0, host: `10.0.${Math.floor(i / 250)}.${(i % 250) + 1}`, port: 3000, maxconn: 4, id };
   });
 }
 
@@ -75,36 +75,51 @@ describe('renderHaproxyConfig', () => {
   });
 });
 
-describe('SlotTable', () => {
-  it('gives a node the same slot every time, whatever the order others arrive in', () => {
-    const ids = Array.from({ length: 20 }, (_, i) => `host-${i}:3000`);
-    const a = new SlotTable(64);
-    const b = new SlotTable(64);
-    const slotsA = new Map(ids.map((id) => [id, a.assign(id)]));
-    const slotsB = new Map([...ids].reverse().map((id) => [id, b.assign(id)]));
-    const noCollision = ids.filter((id) => ids.every((o) => o === id || preferredSlot(o, 64) !== preferredSlot(id, 64)));
-    expect(noCollision.length).toBeGreaterThan(5);
-    for (const id of noCollision) expect(slotsA.get(id)).toBe(slotsB.get(id));
-    expect(new Set(slotsA.values()).size).toBe(ids.length);
+describe('slot placement (assignSlots, SlotTable)', () => {
+  const shuffled = <T>(items: T[], seed: number) => {
+    const out = [...items];
+    for (let i = out.length - 1; i > 0; i--) {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      const j = seed % (i + 1);
+      [out[i], out[j]] = [out[j], out[i]];
+    }
+    return out;
+  };
+
+  it('depends on the set of ids alone: any arrival order gives the same map, collisions included', () => {
+    const ids = Array.from({ length: 40 }, (_, i) => `host-${i}:3000`);
+    const colliding = ids.filter((id) => ids.some((o) => o !== id && preferredSlot(o, 64) === preferredSlot(id, 64)));
+    expect(colliding.length).toBeGreaterThan(4); // 40 ids in 64 slots: the collisions are what this test is about
+    const reference = assignSlots(ids, 64);
+    expect(new Set(reference.values()).size).toBe(ids.length);
+    for (let seed = 1; seed <= 20; seed++) expect(assignSlots(shuffled(ids, seed), 64)).toEqual(reference);
   });
 
-  it('keeps a slot while the node lives, frees it when it leaves, and runs out gracefully', () => {
-    const t = new SlotTable(2);
-    const first = t.assign('a')!;
-    expect(t.assign('a')).toBe(first);
-    const second = t.assign('b')!;
-    expect(second).not.toBe(first);
-    expect(t.assign('c')).toBeUndefined();
-    t.release('a');
-    expect(t.assign('c')).toBe(first);
+  it('a node joining moves nobody unless it outranks a node on its probe path; a node leaving frees its slot', () => {
+    const ids = Array.from({ length: 10 }, (_, i) => `n${i}`);
+    const before = assignSlots(ids, 1024);
+    const after = assignSlots([...ids, 'newcomer'], 1024);
+    for (const id of ids) expect(after.get(id)).toBe(before.get(id));
+    expect(assignSlots(ids.slice(1), 1024)).toEqual(new Map(ids.slice(1).map((id) => [id, before.get(id)])));
   });
 
-  it('hands an adopted slot to the node at that address, and keeps it from others', () => {
+  it('with more nodes than slots, the same nodes go unrouted whatever the order', () => {
+    const ids = Array.from({ length: 70 }, (_, i) => `node-${i}`);
+    const a = assignSlots(ids, 64);
+    const b = assignSlots(shuffled(ids, 7), 64);
+    expect(b).toEqual(a);
+    const unrouted = [...a].filter(([, slot]) => slot === undefined);
+    expect(unrouted).toHaveLength(6);
+    expect(new Set([...a.values()].filter((s) => s !== undefined)).size).toBe(64);
+  });
+
+  it('keeps an adopted slot for the node at that address, and from others until adoptions end', () => {
     const t = new SlotTable(8);
     const wanted = preferredSlot('newcomer', 8);
     t.adopt('10.0.0.9:3000', wanted);
-    expect(t.assign('newcomer', '10.0.0.1:3000')).not.toBe(wanted);
-    expect(t.assign('returning', '10.0.0.9:3000')).toBe(wanted);
+    expect(t.place([{ id: 'newcomer', endpoint: '10.0.0.1:3000' }]).get('newcomer')).not.toBe(wanted);
+    t.forgetAdoptions();
+    expect(t.place([{ id: 'newcomer', endpoint: '10.0.0.1:3000' }]).get('newcomer')).toBe(wanted);
   });
 });
 

@@ -13,6 +13,8 @@ export interface Config extends Settings {
   MAX_MEMORY_BYTES: number;
   MAX_SESSIONS: number;
   NODE_ID: string;
+  /** SHOTFLEET_HUB_TOKEN, or SHOTFLEET_TOKEN when it is not set. */
+  HUB_TOKEN: string | undefined;
   /** Resolved browser binary; empty for the hub, which needs none. */
   CHROME_PATH: string;
   /** The environment as given, for collaborators that read their own (the AWS SDK's credential chain). */
@@ -74,6 +76,7 @@ function resolveDefaults(role: Role, s: Settings, env: NodeJS.ProcessEnv): Confi
     MAX_MEMORY_BYTES: s.MAX_MEMORY_BYTES ?? Math.floor(usableMemoryBytes() * 0.8),
     MAX_SESSIONS: s.MAX_SESSIONS ?? 2 * pages,
     NODE_ID: s.NODE_ID ?? `${os.hostname()}:${port}`,
+    HUB_TOKEN: s.HUB_TOKEN ?? s.TOKEN,
     CHROME_PATH: role === 'serve' ? findChrome(s.CHROME_PATH) : '',
     S3_PREFIX: s.S3_PREFIX.replace(/^\/+|\/+$/g, ''),
     env,

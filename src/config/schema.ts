@@ -38,6 +38,50 @@ const httpUrl = z
 
 const optionalString = z.string().trim().min(1).optional();
 
+/** A comma list of http(s) URLs, kept as the list. */
+const httpUrlList = z
+  .string()
+  .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+  .refine((urls) => urls.length > 0 && urls.every((u) => /^https?:\/\/[^/]/i.test(u) && URL.canParse(u)), {
+    error: 'expected an http(s) URL, or a comma list of them',
+  });
+
+/**
+ * HAProxy Runtime API sockets (a comma list): a unix socket path, or host:port on loopback. The admin socket
+ * can change where HAProxy sends every request and has no authentication, so it never listens on a network.
+ */
+const haproxySockets = z
+  .string()
+  .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+  .superRefine((sockets, ctx) => {
+    if (sockets.length === 0) ctx.addIssue({ code: 'custom', message: 'expected a unix socket path or a loopback host:port' });
+    for (const socket of sockets) {
+      const problem = runtimeSocketProblem(socket);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    }
+  });
+
+/** Why a Runtime API socket address is refused, or undefined when it is a unix path or a loopback host:port. */
+export function runtimeSocketProblem(socket: string): string | undefined {
+  if (socket.includes('/')) return /[\s;#]/.test(socket) ? `"${socket}": a socket path must not hold spaces, ";" or "#"` : undefined;
+  const m = /^(?:\[([^\]]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(socket);
+  const host = m?.[1] ?? m?.[2];
+  const port = Number(m?.[3]);
+  if (!m || !host || port < 1 || port > 65535) return `"${socket}" is neither a unix socket path nor host:port`;
+  if (!isLoopbackHost(host)) {
+    return `"${socket}" is not on loopback: HAProxy's admin socket has no authentication; use a unix socket path or 127.0.0.1:PORT`;
+  }
+  return undefined;
+}
+
+/** 127.0.0.0/8, ::1 and localhost: addresses no other machine can reach. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (h === 'localhost' || h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
+  const v4 = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(h);
+  return v4 !== null && v4.slice(1).every((octet) => Number(octet) <= 255);
+}
+
 export const settingsSchema = z.object({
   HOST: z.string().default('0.0.0.0'),
   PORT: int(0, 65535).optional(),
@@ -78,12 +122,15 @@ export const settingsSchema = z.object({
   AGENT_PORT: int(0, 65535).optional(),
   SHUTDOWN_GRACE_MS: int(0, 3600000).default(30000),
   NODE_ID: optionalString,
-  HUB_URL: httpUrl.optional(),
+  HUB_URL: httpUrlList.optional(),
+  /** Defaults to TOKEN (filled in by resolveDefaults). */
+  HUB_TOKEN: optionalString,
   ADVERTISE_URL: httpUrl.optional(),
   PING_INTERVAL_MS: int(100).default(4000),
   PING_FAILURES: int(1, 1000).default(5),
   HEARTBEAT_INTERVAL_MS: int(100).default(10000),
-  HAPROXY_SOCKET: optionalString,
+  HAPROXY_SOCKET: haproxySockets.optional(),
+  HAPROXY_SLOTS: int(1, 100000).default(64),
   TARGET_SATURATION: ratio.default(0.7),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /**

@@ -4,6 +4,7 @@ import type client from 'prom-client';
 import { ShotError, errorBody } from '../errors/shot-error.js';
 import type { Logger } from '../log/logger.js';
 import { renderHaproxyConfig } from '../haproxy/config.js';
+import { maxNodePages } from '../haproxy/layout.js';
 import type { Fleet } from './fleet.js';
 import { parseNodeUrl } from './node-url.js';
 import { requireToken } from '../server/auth.js';
@@ -16,7 +17,8 @@ export interface HubSettings {
   slots: number;
   sessionCookie: string;
   agentPort?: number;
-  haproxySocket?: string;
+  /** SHOTFLEET_HAPROXY_SOCKET: /haproxy.cfg names one of them (the first unless ?socket= picks another). */
+  haproxySockets: readonly string[];
 }
 
 const nodeIdPattern = /^[A-Za-z0-9._:@-]{1,200}$/;
@@ -63,7 +65,7 @@ export function createHubApp(fleet: Fleet, metrics: client.Registry, s: HubSetti
         throw new ShotError('invalid_request', 'id must be 1–200 characters of letters, digits and . _ : @ -', { field: 'id' });
       }
       const capacity = body.capacity ?? 1;
-      if (!Number.isInteger(capacity) || capacity < 1 || capacity > 100_000) {
+      if (!Number.isInteger(capacity) || capacity < 1 || capacity > maxNodePages) {
         throw new ShotError('invalid_request', 'capacity must be a whole number of pages ≥ 1', { field: 'capacity' });
       }
       try {
@@ -92,11 +94,19 @@ export function createHubApp(fleet: Fleet, metrics: client.Registry, s: HubSetti
         saturation: n.status?.saturation ?? 0,
         lastSeen: new Date(n.lastSeen).toISOString(),
         failures: n.failures,
+        // null: more nodes than SHOTFLEET_HAPROXY_SLOTS, and HAProxy does not route to this one.
+        slot: n.slot ?? null,
+        routed: n.slot !== undefined,
       })),
     ),
   );
 
   app.get('/haproxy.cfg', (c) => {
+    // Each HAProxy gets its own admin socket line; only sockets the hub syncs can be named.
+    const socket = c.req.query('socket') ?? s.haproxySockets[0];
+    if (socket !== undefined && !s.haproxySockets.includes(socket)) {
+      throw new ShotError('invalid_request', `socket must be one of the hub's SHOTFLEET_HAPROXY_SOCKET entries: ${s.haproxySockets.join(', ') || '(none set)'}`, { field: 'socket' });
+    }
     try {
       const text = renderHaproxyConfig({
         slots: s.slots,
@@ -105,7 +115,7 @@ export function createHubApp(fleet: Fleet, metrics: client.Registry, s: HubSetti
         statsBind: c.req.query('stats') ?? '127.0.0.1:8404',
         sessionCookie: s.sessionCookie,
         agentPort: s.agentPort,
-        runtimeSocket: s.haproxySocket,
+        runtimeSocket: socket,
         defaultMaxconn: 2,
       });
       return c.body(text, 200, { 'Content-Type': 'text/plain; charset=utf-8' });

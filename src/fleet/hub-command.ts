@@ -7,11 +7,13 @@ const help = `usage: shotfleet hub [options]
 
 Runs the registry: nodes register with it (POST /nodes), it pings their /status, drops the ones that stop
 answering, serves an HAProxy config for the fleet (GET /haproxy.cfg) and, with --haproxy-socket, keeps a
-running HAProxy in step through its Runtime API. Listens on port 4000 unless told otherwise.
+running HAProxy in step through its Runtime API (a comma list: every HAProxy listed). Listens on port 4000
+unless told otherwise. Its routes need --hub-token (default: --token); on an address other than loopback it
+refuses to start without one.
 
-The settings a hub uses: --host, --port, --token, --metrics-token, --ping-interval-ms, --ping-failures,
---heartbeat-interval-ms, --haproxy-socket, --target-saturation, --session-cookie, --agent-port (the nodes'
-agent port, for the generated config), --log-level.
+The settings a hub uses: --host, --port, --hub-token, --token, --metrics-token, --ping-interval-ms,
+--ping-failures, --heartbeat-interval-ms, --haproxy-socket, --haproxy-slots, --target-saturation,
+--session-cookie, --agent-port (the nodes' agent port, for the generated config), --log-level.
 
 every option (flag / env var):
 ${describeSettings()}`;
@@ -31,7 +33,14 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
     return 2;
   }
   const log = createLogger(config.LOG_LEVEL, { role: 'hub' });
-  const hub = await startHub(config, log);
+  let hub;
+  try {
+    hub = await startHub(config, log);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`shotfleet hub: ${err.message}`);
+    return 2;
+  }
   log.info({ url: hub.url }, 'listening');
 
   await new Promise<void>((resolve) => {

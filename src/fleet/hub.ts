@@ -1,9 +1,9 @@
 import { serve, type ServerType } from '@hono/node-server';
 import type { AddressInfo } from 'node:net';
-import type { Config } from '../config/load.js';
+import { ConfigError, type Config } from '../config/load.js';
+import { isLoopbackHost } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
-import { defaultSlotCount } from '../haproxy/layout.js';
-import { createFleet } from './fleet.js';
+import { createFleet, type FleetOptions } from './fleet.js';
 import { createHubApp } from './hub-app.js';
 import { createHubMetrics } from './hub-metrics.js';
 
@@ -12,36 +12,52 @@ export interface RunningHub {
   stop(): Promise<void>;
 }
 
-type HubConfig = Pick<
+export type HubConfig = Pick<
   Config,
-  | 'HOST' | 'PORT' | 'TOKEN' | 'METRICS_TOKEN' | 'PING_INTERVAL_MS' | 'PING_FAILURES' | 'HEARTBEAT_INTERVAL_MS'
-  | 'HAPROXY_SOCKET' | 'TARGET_SATURATION' | 'SESSION_COOKIE' | 'AGENT_PORT'
+  | 'HOST' | 'PORT' | 'HUB_TOKEN' | 'METRICS_TOKEN' | 'PING_INTERVAL_MS' | 'PING_FAILURES' | 'HEARTBEAT_INTERVAL_MS'
+  | 'HAPROXY_SOCKET' | 'HAPROXY_SLOTS' | 'TARGET_SATURATION' | 'SESSION_COOKIE' | 'AGENT_PORT'
 >;
 
+/**
+ * Anyone who can POST /nodes decides where HAProxy sends clients' requests (with their cookies and tokens),
+ * so a hub reachable from the network must have a token.
+ */
+export function checkHubExposure(config: Pick<HubConfig, 'HOST' | 'HUB_TOKEN'>): void {
+  if (config.HUB_TOKEN || isLoopbackHost(config.HOST)) return;
+  throw new ConfigError(
+    `the hub would listen on ${config.HOST} with no token: anyone who reaches it could add a backend to HAProxy.\n` +
+      '  Set SHOTFLEET_HUB_TOKEN (--hub-token) or SHOTFLEET_TOKEN (--token), or listen on loopback only with SHOTFLEET_HOST=127.0.0.1 (--host).',
+  );
+}
+
 /** Starts the registry, its ping rounds, the HAProxy sync and the HTTP API; resolves once listening. */
-export async function startHub(config: HubConfig, log: Logger, slots = defaultSlotCount): Promise<RunningHub> {
+export async function startHub(config: HubConfig, log: Logger, test: Pick<FleetOptions, 'lookup'> = {}): Promise<RunningHub> {
+  checkHubExposure(config);
+  let metrics: ReturnType<typeof createHubMetrics> | undefined;
   const fleet = createFleet({
     pingIntervalMs: config.PING_INTERVAL_MS,
     pingFailures: config.PING_FAILURES,
     heartbeatIntervalMs: config.HEARTBEAT_INTERVAL_MS,
-    slots,
-    haproxySocket: config.HAPROXY_SOCKET,
+    slots: config.HAPROXY_SLOTS,
+    haproxySockets: config.HAPROXY_SOCKET,
+    onSync: (socket, outcome) => metrics?.recordSync(socket, outcome),
+    lookup: test.lookup,
     log,
   });
+  metrics = createHubMetrics(() => fleet.registry.list(), config.TARGET_SATURATION);
   await fleet.start();
-  const metrics = createHubMetrics(() => fleet.registry.list(), config.TARGET_SATURATION);
   const app = createHubApp(
     fleet,
-    metrics,
+    metrics.registry,
     {
-      token: config.TOKEN,
+      token: config.HUB_TOKEN,
       metricsToken: config.METRICS_TOKEN,
       pingIntervalMs: config.PING_INTERVAL_MS,
       heartbeatIntervalMs: config.HEARTBEAT_INTERVAL_MS,
-      slots,
+      slots: config.HAPROXY_SLOTS,
       sessionCookie: config.SESSION_COOKIE,
       agentPort: config.AGENT_PORT,
-      haproxySocket: config.HAPROXY_SOCKET,
+      haproxySockets: config.HAPROXY_SOCKET ?? [],
     },
     log,
   );

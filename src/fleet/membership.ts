@@ -1,12 +1,14 @@
 import type { Logger } from '../log/logger.js';
 
 export interface Membership {
-  /** Stops heartbeats and deregisters (DELETE /nodes/:id), in bounded time; never throws. */
+  /** Stops heartbeats and deregisters from every hub (DELETE /nodes/:id), in bounded time; never throws. */
   stop(): Promise<void>;
 }
 
 export interface MembershipOptions {
-  hubUrl: string;
+  /** SHOTFLEET_HUB_URL: one hub, or several (a list, or a comma list in one string). */
+  hubUrl: string | readonly string[];
+  /** SHOTFLEET_HUB_TOKEN (which defaults to SHOTFLEET_TOKEN): the hubs refuse a registration without it. */
   token?: string;
   nodeId: string;
   advertiseUrl: string;
@@ -18,11 +20,24 @@ export interface MembershipOptions {
 const deregisterTimeoutMs = 2000;
 
 /**
- * Keeps this node registered with its hub: registers at once, re-posts every heartbeat (a restarted hub
- * relearns the fleet that way), and retries a hub that is down with backoff. Nothing here can stop the node.
+ * Keeps this node registered with every hub in its list, each on its own schedule: a hub that is down or slow
+ * delays no other. Hubs keep no state a heartbeat cannot rebuild, so any number can run side by side.
  */
 export function startMembership(o: MembershipOptions): Membership {
-  const base = o.hubUrl.replace(/\/+$/, '');
+  const hubs = (typeof o.hubUrl === 'string' ? o.hubUrl.split(',') : o.hubUrl).map((u) => u.trim().replace(/\/+$/, '')).filter(Boolean);
+  const members = [...new Set(hubs)].map((base) => startHubMembership(base, o));
+  return {
+    async stop() {
+      await Promise.all(members.map((m) => m.stop()));
+    },
+  };
+}
+
+/**
+ * One hub: registers at once, re-posts every heartbeat (a restarted hub relearns the fleet that way), and
+ * retries a hub that is down with backoff. Nothing here can stop the node.
+ */
+function startHubMembership(base: string, o: MembershipOptions): Membership {
   const headers: Record<string, string> = { 'Content-Type': 'application/json' };
   if (o.token) headers.Authorization = `Bearer ${o.token}`;
   const body = JSON.stringify({ url: o.advertiseUrl, id: o.nodeId, capacity: o.capacity });
@@ -33,6 +48,7 @@ export function startMembership(o: MembershipOptions): Membership {
   let timer: NodeJS.Timeout | undefined;
   let inFlight: AbortController | undefined;
   let failures = 0;
+  let registeredOnce = false;
 
   async function announce(): Promise<void> {
     inFlight = new AbortController();
@@ -41,7 +57,11 @@ export function startMembership(o: MembershipOptions): Membership {
     try {
       const res = await fetch(`${base}/nodes`, { method: 'POST', headers, body, signal });
       await res.body?.cancel();
-      if (!res.ok) throw new Error(res.status === 401 ? 'the hub refused our token (401): set the same SHOTFLEET_TOKEN on node and hub' : `hub answered HTTP ${res.status}`);
+      if (!res.ok) {
+        throw new Error(
+          res.status === 401 ? 'the hub refused our token (401): give node and hub the same SHOTFLEET_HUB_TOKEN (or SHOTFLEET_TOKEN)' : `hub answered HTTP ${res.status}`,
+        );
+      }
       if (failures > 0) o.log.info({ hub: base, after: failures }, 'registered with the hub again');
       else if (!registeredOnce) o.log.info({ hub: base, id: o.nodeId, url: o.advertiseUrl }, 'registered with the hub');
       registeredOnce = true;
@@ -62,7 +82,6 @@ export function startMembership(o: MembershipOptions): Membership {
     }
   }
 
-  let registeredOnce = false;
   void announce();
 
   return {

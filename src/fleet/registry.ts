@@ -51,6 +51,7 @@ export class NodeRegistry {
       if (moved) {
         known.verified = false;
         known.state = 'suspect';
+        this.placeSlots();
         this.onChange();
       }
       return known;
@@ -64,19 +65,31 @@ export class NodeRegistry {
       verified: false,
       failures: 0,
       lastSeen: this.now(),
-      slot: this.slots.assign(r.id, `${r.address}:${r.endpoint.port}`),
+      slot: undefined,
       status: undefined,
     };
     this.nodes.set(r.id, record);
+    this.placeSlots();
     this.onChange();
     return record;
   }
 
   remove(id: string): boolean {
     if (!this.nodes.delete(id)) return false;
-    this.slots.release(id);
+    this.placeSlots();
     this.onChange();
     return true;
+  }
+
+  /** Nodes tracked without a slot: HAProxy does not route to them. */
+  unrouted(): NodeRecord[] {
+    return this.list().filter((n) => n.slot === undefined);
+  }
+
+  /** Recomputes every node's slot from the current set (adopted slots reserved); call after the set changes. */
+  placeSlots(): void {
+    const placed = this.slots.place(this.list().map((n) => ({ id: n.id, endpoint: `${n.address}:${n.port}` })));
+    for (const node of this.nodes.values()) node.slot = placed.get(node.id);
   }
 
   get(id: string): NodeRecord | undefined {

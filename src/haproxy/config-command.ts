@@ -2,8 +2,8 @@ import { parseArgs } from '../cli/args.js';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { parseNodeUrl } from '../fleet/node-url.js';
 import { renderHaproxyConfig, type SlotServer } from './config.js';
-import { defaultSlotCount } from './layout.js';
-import { SlotTable } from './slots.js';
+import { maxNodePages } from './layout.js';
+import { assignSlots } from './slots.js';
 
 const help = `usage: shotfleet haproxy-config (--nodes URL,URL,… | --hub URL) [options]
 
@@ -13,18 +13,21 @@ on GET /status and a stats page. Nodes sit in fixed slots so a hub can change th
 
   --nodes URL,URL,…        node base URLs; each node's /status is read (2 s) for its id and page count
   --hub URL                fetch the config from a hub's GET /haproxy.cfg instead (uses --token)
-  --token T                the hub's token (or SHOTFLEET_TOKEN)
-  --slots N                server slots per backend (default ${defaultSlotCount}, at least the node count)
+  --hub-token T            the hub's token (or SHOTFLEET_HUB_TOKEN, else --token / SHOTFLEET_TOKEN)
+  --haproxy-slots N        server slots per backend (or SHOTFLEET_HAPROXY_SLOTS; default 64, at least the
+                           node count); --slots N is the same
+  --socket PATH            with --hub: which of the hub's HAProxy sockets the config names (default its first)
   --maxconn N              per-node maxconn when a node's /status cannot be read (default 2)
   --agent-port P           the nodes' SHOTFLEET_AGENT_PORT: adds agent-check to the session-less backend
   --bind ADDR              client listener (default :8080)
   --stats-bind ADDR        stats page listener (default 127.0.0.1:8404; "" for none)
   --session-cookie NAME    session cookie (default shot_session, or SHOTFLEET_SESSION_COOKIE)
-  --haproxy-socket PATH    adds "stats socket PATH level admin" for a hub's Runtime API sync
+  --haproxy-socket PATH    adds "stats socket PATH level admin" for a hub's Runtime API sync (a unix socket
+                           path or a loopback host:port; with a comma list, the first)
 
 Check the result with: haproxy -c -f <file>`;
 
-const ownFlags = new Set(['nodes', 'hub', 'slots', 'maxconn', 'bind', 'stats-bind']);
+const ownFlags = new Set(['nodes', 'hub', 'slots', 'socket', 'maxconn', 'bind', 'stats-bind']);
 
 export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const args = parseArgs(argv);
@@ -63,13 +66,15 @@ async function generate(flags: Record<string, string | boolean>, env: NodeJS.Pro
   if (flags.hub !== undefined) {
     if (flags.nodes !== undefined) throw new UsageError('give --nodes or --hub, not both');
     const hub = text('hub', '').replace(/\/+$/, '');
-    const url = `${hub}/haproxy.cfg?${new URLSearchParams({ bind, stats: statsBind })}`;
+    const query = new URLSearchParams({ bind, stats: statsBind });
+    if (flags.socket !== undefined) query.set('socket', text('socket', ''));
+    const url = `${hub}/haproxy.cfg?${query}`;
     const res = await fetch(url, {
-      headers: config.TOKEN ? { Authorization: `Bearer ${config.TOKEN}` } : {},
+      headers: config.HUB_TOKEN ? { Authorization: `Bearer ${config.HUB_TOKEN}` } : {},
       signal: AbortSignal.timeout(10_000),
     });
     const body = await res.text();
-    if (!res.ok) throw new Error(`the hub answered ${res.status}${res.status === 401 ? ' (pass its token with --token)' : ''}: ${body}`);
+    if (!res.ok) throw new Error(`the hub answered ${res.status}${res.status === 401 ? ' (pass its token with --hub-token or --token)' : ''}: ${body}`);
     return body;
   }
 
@@ -82,18 +87,20 @@ async function generate(flags: Record<string, string | boolean>, env: NodeJS.Pro
       throw new UsageError(`--nodes: ${(err as Error).message}`);
     }
   });
-  const slots = count('slots', Math.max(defaultSlotCount, endpoints.length));
+  const slots = count('slots', Math.max(config.HAPROXY_SLOTS, endpoints.length));
   if (endpoints.length > slots) throw new UsageError(`${endpoints.length} nodes do not fit in --slots ${slots}`);
   const fallbackMaxconn = count('maxconn', 2);
   const explicitMaxconn = flags.maxconn !== undefined;
 
   const described = await Promise.all(endpoints.map((e) => describeNode(e.url)));
-  const table = new SlotTable(slots);
+  const ids = endpoints.map((e, i) => described[i]?.id ?? `${e.host}:${e.port}`);
+  // The hub's own placement, so this file and a hub's agree on every node's slot.
+  const placed = assignSlots(ids, slots);
   const servers: SlotServer[] = endpoints.map((e, i) => {
-    const id = described[i]?.id ?? `${e.host}:${e.port}`;
+    const id = ids[i];
     if (!described[i] && !explicitMaxconn) console.error(`note: ${e.url}/status did not answer; maxconn ${fallbackMaxconn} for it`);
     return {
-      slot: table.assign(id)!,
+      slot: placed.get(id)!,
       host: e.host,
       port: e.port,
       id,
@@ -107,7 +114,7 @@ async function generate(flags: Record<string, string | boolean>, env: NodeJS.Pro
     statsBind,
     sessionCookie: config.SESSION_COOKIE,
     agentPort: config.AGENT_PORT,
-    runtimeSocket: config.HAPROXY_SOCKET,
+    runtimeSocket: config.HAPROXY_SOCKET?.[0],
     defaultMaxconn: fallbackMaxconn,
   });
 }
@@ -118,9 +125,10 @@ async function describeNode(url: string): Promise<{ id?: string; pages?: number 
     const res = await fetch(`${url}/status`, { signal: AbortSignal.timeout(2000) });
     const body = (await res.json()) as { node?: unknown; pages?: { max?: unknown } };
     const pages = Number(body.pages?.max);
+    // The figure becomes maxconn: only a sane whole number of pages is taken.
     return {
       id: typeof body.node === 'string' && body.node ? body.node : undefined,
-      pages: Number.isInteger(pages) && pages > 0 ? pages : undefined,
+      pages: Number.isInteger(pages) && pages > 0 && pages <= maxNodePages ? pages : undefined,
     };
   } catch {
     return undefined;

@@ -1,4 +1,4 @@
-import { emptySlotAddress, sessionBackend, sessionlessBackend, slotServerName } from './layout.js';
+import { emptySlotAddress, maxNodePages, sessionBackend, sessionlessBackend, slotServerName } from './layout.js';
 
 /** A node placed in a slot of the generated config. */
 export interface SlotServer {
@@ -46,6 +46,9 @@ export function renderHaproxyConfig(o: HaproxyLayoutOptions): string {
   for (const server of o.servers) {
     if (!safeToken.test(server.host)) throw new Error(`node host "${server.host}" is not a host name or IP address`);
     if (server.slot < 1 || server.slot > o.slots || bySlot.has(server.slot)) throw new Error(`slot ${server.slot} is out of range or used twice`);
+    if (!isWholeIn(server.maxconn, 1, maxNodePages) || !isWholeIn(server.port, 1, 65535)) {
+      throw new Error(`node ${server.id ?? server.host}: maxconn ${server.maxconn} and port ${server.port} must be whole numbers in range`);
+    }
     bySlot.set(server.slot, server);
   }
   const cookie = o.sessionCookie;
@@ -127,13 +130,17 @@ export function renderHaproxyConfig(o: HaproxyLayoutOptions): string {
 // HTTP/1.1 with a Host header: the node's server answers an HTTP/1.0 check without one with 400.
 const healthCheck = ['  option httpchk GET /status HTTP/1.1', '  http-check send hdr Host shotfleet'];
 
+const isWholeIn = (v: number, min: number, max: number) => Number.isInteger(v) && v >= min && v <= max;
+
 export function hostPort(host: string, port: number): string {
   return `${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 /** A path stays a path; host:port becomes HAProxy's TCP syntax. */
 function socketAddress(socket: string): string {
-  return socket.includes('/') ? socket : `ipv4@${socket}`;
+  if (socket.includes('/')) return socket;
+  const v6 = /^\[(.+)\]:(\d+)$/.exec(socket);
+  return v6 ? `ipv6@${v6[1]}:${v6[2]}` : `ipv4@${socket}`;
 }
 
 function commentSafe(text: string): string {

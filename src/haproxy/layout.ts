@@ -6,8 +6,8 @@ export const sessionBackend = 'shotfleet_sessions';
 export const sessionlessBackend = 'shotfleet_nodes';
 export const fleetBackends = [sessionBackend, sessionlessBackend] as const;
 
-/** Slots a hub keeps when nothing says otherwise; an empty slot costs HAProxy next to nothing. */
-export const defaultSlotCount = 64;
+/** The most pages a node may claim: the figure becomes its server's maxconn. */
+export const maxNodePages = 100_000;
 
 export const slotServerName = (slot: number) => `s${slot}`;
 

@@ -4,6 +4,12 @@ import net from 'node:net';
 export interface RuntimeApi {
   /** Runs the commands in one connection; resolves with HAProxy's answer to each, in order. */
   run(commands: string[]): Promise<string[]>;
+  /**
+   * Runs groups of commands over up to `connections` connections at once, each group whole and in order on one
+   * connection; resolves with the answers in the groups' order. HAProxy answers one command per turn of its
+   * event loop, so on a busy machine one connection is the bottleneck of a large sync.
+   */
+  runGroups(groups: string[][], connections?: number): Promise<string[][]>;
   /** Slot servers as HAProxy sees them now. */
   servers(backend: string): Promise<ServerState[]>;
 }
@@ -30,7 +36,7 @@ export function createRuntimeApi(socket: string, timeoutMs = 5000): RuntimeApi {
   const connectOptions = (): net.NetConnectOpts => {
     if (socket.includes('/')) return { path: socket };
     const colon = socket.lastIndexOf(':');
-    return { host: socket.slice(0, colon).replace(/^ipv4@/, ''), port: Number(socket.slice(colon + 1)) };
+    return { host: socket.slice(0, colon).replace(/^ipv[46]@/, '').replace(/^\[|\]$/g, ''), port: Number(socket.slice(colon + 1)) };
   };
 
   async function run(commands: string[]): Promise<string[]> {
@@ -47,6 +53,28 @@ export function createRuntimeApi(socket: string, timeoutMs = 5000): RuntimeApi {
 
   return {
     run,
+    async runGroups(groups, connections = 4) {
+      const lanes = Array.from({ length: Math.max(1, Math.min(connections, groups.length)) }, () => [] as number[]);
+      // Round-robin by group, balanced by command count.
+      const sizes = lanes.map(() => 0);
+      groups.forEach((g, i) => {
+        const lane = sizes.indexOf(Math.min(...sizes));
+        lanes[lane].push(i);
+        sizes[lane] += g.length;
+      });
+      const answers: string[][] = groups.map(() => []);
+      await Promise.all(
+        lanes.map(async (indexes) => {
+          const flat = await run(indexes.flatMap((i) => groups[i]));
+          let at = 0;
+          for (const i of indexes) {
+            answers[i] = flat.slice(at, at + groups[i].length);
+            at += groups[i].length;
+          }
+        }),
+      );
+      return answers;
+    },
     async servers(backend) {
       const [answer] = await run([`show servers state ${backend}`]);
       return parseServersState(answer ?? '');

@@ -52,38 +52,67 @@ export interface RuntimeSync {
   sync(desired: DesiredSlot[], keep?: ReadonlySet<number>): Promise<void>;
   /** Slots HAProxy routes to now ("address:port" → slot), so a restarted hub keeps nodes where they are. */
   occupiedSlots(): Promise<Map<string, number>>;
+  /** Resolves once no pass is running. */
+  idle(): Promise<void>;
 }
 
-export function createRuntimeSync(api: RuntimeApi, slotCount: number, log: Logger): RuntimeSync {
+/** One pass against one HAProxy: whether it ended in step, how long it took, how many commands it sent. */
+export interface SyncOutcome {
+  ok: boolean;
+  seconds: number;
+  commands: number;
+}
+
+export function createRuntimeSync(api: RuntimeApi, slotCount: number, log: Logger, report: (outcome: SyncOutcome) => void = () => undefined): RuntimeSync {
   let running: Promise<void> | undefined;
   let pending: { desired: DesiredSlot[]; keep: ReadonlySet<number> } | undefined;
+  let failing = false;
 
-  async function pass({ desired, keep }: { desired: DesiredSlot[]; keep: ReadonlySet<number> }): Promise<void> {
+  /** Sends what differs; returns the number of commands and of refused ones. */
+  async function pass({ desired, keep }: { desired: DesiredSlot[]; keep: ReadonlySet<number> }): Promise<{ commands: number; refused: number }> {
     const actual = (await Promise.all(fleetBackends.map((b) => api.servers(b)))).flat();
-    if (actual.length === 0) {
-      log.warn({ backends: fleetBackends }, 'HAProxy has none of the shotfleet slots; start it from the hub\'s /haproxy.cfg');
-      return;
-    }
+    if (actual.length === 0) throw new Error('HAProxy has none of the shotfleet slots; start it from the hub\'s /haproxy.cfg');
     const commands = planSlotCommands(desired, actual, slotCount, keep);
-    if (commands.length === 0) return;
-    const answers = await api.run(commands);
-    commands.forEach((command, i) => {
-      const answer = answers[i] ?? '';
-      // HAProxy answers successful "set server addr" with a description of the change; anything else is an error.
-      const failed = answer !== '' && !/changed|no need to change/i.test(answer);
-      if (failed) log.warn({ command, answer }, 'HAProxy refused a runtime command');
-      else log.info({ command }, 'haproxy updated');
-    });
+    if (commands.length === 0) return { commands: 0, refused: 0 };
+    // A server's commands stay together and in order (address before state); servers go in parallel.
+    const byServer = new Map<string, string[]>();
+    for (const command of commands) {
+      const server = /(shotfleet_\w+\/s\d+)/.exec(command)?.[1] ?? command;
+      byServer.set(server, [...(byServer.get(server) ?? []), command]);
+    }
+    const groups = [...byServer.values()];
+    const answers = await api.runGroups(groups);
+    let refused = 0;
+    groups.forEach((group, g) =>
+      group.forEach((command, i) => {
+        const answer = answers[g][i] ?? '';
+        // HAProxy answers successful "set server addr" with a description of the change; anything else is an error.
+        if (answer !== '' && !/changed|no need to change/i.test(answer)) {
+          refused++;
+          log.warn({ command, answer }, 'HAProxy refused a runtime command');
+        }
+      }),
+    );
+    log.debug({ commands: commands.length }, 'haproxy updated');
+    return { commands: commands.length, refused };
   }
 
   async function loop(): Promise<void> {
     while (pending) {
       const desired = pending;
       pending = undefined;
+      const started = process.hrtime.bigint();
+      const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
       try {
-        await pass(desired);
+        const { commands, refused } = await pass(desired);
+        report({ ok: refused === 0, seconds: seconds(), commands });
+        if (failing) log.info('HAProxy is in step again');
+        failing = false;
       } catch (err) {
-        log.warn({ err: (err as Error).message }, 'could not sync HAProxy; retrying on the next change or ping round');
+        report({ ok: false, seconds: seconds(), commands: 0 });
+        // Once per outage at warn: the ping rounds retry every few seconds.
+        (failing ? log.debug.bind(log) : log.warn.bind(log))({ err: (err as Error).message }, 'could not sync HAProxy; retrying every ping round');
+        failing = true;
       }
     }
   }
@@ -102,6 +131,9 @@ export function createRuntimeSync(api: RuntimeApi, slotCount: number, log: Logge
         if (!s.maintenance && Number.isInteger(slot)) slots.set(`${s.address}:${s.port}`, slot);
       }
       return slots;
+    },
+    async idle() {
+      while (running) await running;
     },
   };
 }

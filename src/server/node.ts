@@ -184,7 +184,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     if (config.HUB_URL) {
       membership = (await import('../fleet/membership.js')).startMembership({
         hubUrl: config.HUB_URL,
-        token: config.TOKEN,
+        token: config.HUB_TOKEN,
         nodeId,
         advertiseUrl,
         capacity: config.PAGES,

@@ -93,6 +93,8 @@ export interface FakeNode {
   port: number;
   /** Requests seen (method and path), /status included. */
   hits: string[];
+  /** The Host header of each request, in order. */
+  hosts: string[];
   /** What GET /status reports; change it to simulate load or draining. */
   status: { status: string; saturation: number; pagesMax: number; shedPerSecond: number; renderSecondsAvg: number };
   /** When set, every non-/status request is answered 503 saturated. */
@@ -104,18 +106,20 @@ export interface FakeNode {
  * A tiny HTTP stand-in for a node: /status in the node's shape, anything else answers 200 with the node id
  * in X-Shotfleet-Node (or 503 while `saturated`).
  */
-export async function startFakeNode(id: string, port = 0): Promise<FakeNode> {
+export async function startFakeNode(id: string, port = 0, host = '127.0.0.1'): Promise<FakeNode> {
   const node: FakeNode = {
     id,
     url: '',
     port: 0,
     hits: [],
+    hosts: [],
     status: { status: 'ready', saturation: 0, pagesMax: 2, shedPerSecond: 0, renderSecondsAvg: 0 },
     saturated: false,
     close: async () => undefined,
   };
   const server = http.createServer((req, res) => {
     node.hits.push(`${req.method} ${req.url}`);
+    node.hosts.push(req.headers.host ?? '');
     res.setHeader('X-Shotfleet-Node', id);
     if (!req.headers.host) {
       // Like the real node (Hono's Node adapter): no Host header, no request. HAProxy checks must send one.
@@ -151,9 +155,9 @@ export async function startFakeNode(id: string, port = 0): Promise<FakeNode> {
       }
     });
   });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(port, host, resolve));
   node.port = (server.address() as net.AddressInfo).port;
-  node.url = `http://127.0.0.1:${node.port}`;
+  node.url = `http://${host}:${node.port}`;
   node.close = () =>
     new Promise<void>((resolve) => {
       server.close(() => resolve());
