@@ -54,7 +54,7 @@ describe('shotfleet_build_info', () => {
 
   it('node and hub export it as 1 with the package version, Node version and role', async () => {
     const node = await createNodeMetrics().registry.metrics();
-    const hub = await createHubMetrics(() => [], 0.7).metrics();
+    const hub = await createHubMetrics(() => [], 0.7).registry.metrics();
     expect(node).toContain(`shotfleet_build_info{version="${version}",node_version="${process.version}",role="node"} 1`);
     expect(hub).toContain(`shotfleet_build_info{version="${version}",node_version="${process.version}",role="hub"} 1`);
   });

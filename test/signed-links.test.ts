@@ -2,7 +2,11 @@ import { execFile } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { queryToBody } from '../src/render/options.js';
+import { createOptionsSchema } from '../src/render/options.js';
+import { queryParameters, queryToBody as toBody } from '../src/render/query-parameters.js';
+
+const getParameters = queryParameters(createOptionsSchema({ maxViewport: 4096, maxTimeoutMs: 60_000, defaultTimeoutMs: 30_000 }));
+const queryToBody = (query: Record<string, string>) => toBody(getParameters, query);
 import { canonicalQuery, signLink, verifySignedQuery } from '../src/signing/signature.js';
 import { assertColor, decodePng } from './helpers/images.js';
 import { page, startTestSite, type TestSite } from './helpers/pages.js';
