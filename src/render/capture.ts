@@ -1,4 +1,5 @@
 import { KnownDevices, type Viewport } from 'puppeteer-core';
+import { urlForLog } from '../log/cap-url.js';
 import type { Logger } from '../log/logger.js';
 import { ShotError } from '../errors/shot-error.js';
 import { setInterception, type PageSlot } from '../render-pool/page-slot.js';
@@ -28,7 +29,7 @@ export async function capture(slot: PageSlot, options: RenderOptions, ctx: Captu
   const remaining = () => Math.max(1, ctx.deadlineAt - Date.now());
   slot.rules = {
     blockResourceTypes: new Set(options.blockResourceTypes ?? []),
-    onRefused: (url, reason) => ctx.log.warn({ url, reason }, 'sub-resource refused by the URL policy'),
+    onRefused: (url, reason) => ctx.log.warn({ ...urlForLog(url), reason }, 'sub-resource refused by the URL policy'),
   };
 
   await Promise.all([emulate(slot, options), setInterception(slot, slot.rules.blockResourceTypes.size > 0)]);

@@ -15,6 +15,7 @@ import { createRenderService } from '../render/render-service.js';
 import { createSessionStore } from '../sessions/session-store.js';
 import { createStorage } from '../storage/index.js';
 import { createApp } from './app.js';
+import { capConnections, httpServerOptions } from './http-limits.js';
 import type { NodeStatus } from './health-routes.js';
 
 export interface RunningNode {
@@ -27,10 +28,12 @@ export interface RunningNode {
 /** The composition root of a node: builds each part from the one Config and wires them together. */
 export async function startNode(config: Config, log: Logger): Promise<RunningNode> {
   let handler: ((req: Request) => Response | Promise<Response>) | null = null;
+  const httpLimits = { headersTimeoutMs: config.HEADERS_TIMEOUT_MS, requestTimeoutMs: config.REQUEST_TIMEOUT_MS, maxConnections: config.MAX_CONNECTIONS };
   const server = createAdaptorServer({
     fetch: (req: Request) => (handler ? handler(req) : Response.json({ status: 'starting' }, { status: 503 })),
+    serverOptions: httpServerOptions(httpLimits),
   }) as http.Server;
-  server.keepAliveTimeout = 65_000; // longer than HAProxy's default http-keep-alive, so HAProxy closes first
+  capConnections(server, httpLimits);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(new Error(`cannot listen on ${config.HOST}:${config.PORT} (${err.code ?? err.message}); set SHOTFLEET_PORT to a free port`)),
