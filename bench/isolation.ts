@@ -18,7 +18,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../src/log/logger.js';
-import { createUrlPolicy } from '../src/policy/index.js';
+import { chromeEnvironment, createUrlPolicy } from '../src/policy/index.js';
 import { capture } from '../src/render/capture.js';
 import { createOptionsSchema, parseRenderOptions } from '../src/render/options.js';
 import type { BrowserHandle } from '../src/render-pool/browser-manager.js';
@@ -93,7 +93,7 @@ async function measure(phase: Phase, work: () => Promise<unknown>, record: boole
 }
 
 const corpus = await startCorpus(3, { assets: true });
-const launched = await launchBrowser(flags['chrome-path']);
+const launched = await launchBrowser(flags['chrome-path'], { sandbox: false, env: chromeEnvironment(process.env) });
 try {
   const browser: BrowserHandle = { launched, generation: 1, renders: 0, openPages: 0, dead: false, retired: false };
   const log = createLogger('silent');

@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import type { Browser, CDPSession, Page } from 'puppeteer-core';
 import { launchBrowser, type LaunchedBrowser } from '../src/render-pool/launch.js';
 import { createLogger } from '../src/log/logger.js';
-import { createUrlPolicy } from '../src/policy/index.js';
+import { chromeEnvironment, createUrlPolicy } from '../src/policy/index.js';
 import { capture } from '../src/render/capture.js';
 import { createOptionsSchema, parseRenderOptions } from '../src/render/options.js';
 import type { BrowserHandle } from '../src/render-pool/browser-manager.js';
@@ -122,7 +122,7 @@ interface Bare {
 
 /** (a): the same Chromium and flags as the node, windows opened once, nothing wiped, no proxy, no HTTP. */
 async function startBare(): Promise<Bare> {
-  const launched: LaunchedBrowser = await launchBrowser(flags['chrome-path']);
+  const launched: LaunchedBrowser = await launchBrowser(flags['chrome-path'], { sandbox: false, env: chromeEnvironment(process.env) });
   const browser: Browser = launched.browser;
   const idle: { page: Page; cdp: CDPSession }[] = [];
   for (let i = 0; i < pages; i++) {
@@ -158,7 +158,7 @@ async function startBare(): Promise<Bare> {
  * HTTP, no admission, no URL policy. bare → wiped is what isolation costs; wiped → node is the server around it.
  */
 async function startWiped(): Promise<Bare> {
-  const launched = await launchBrowser(flags['chrome-path']);
+  const launched = await launchBrowser(flags['chrome-path'], { sandbox: false, env: chromeEnvironment(process.env) });
   const browser: BrowserHandle = { launched, generation: 1, renders: 0, openPages: 0, dead: false, retired: false };
   const policy = createUrlPolicy({ allowPrivate: true, allowHosts: [], denyHosts: [] });
   const log = createLogger('silent');

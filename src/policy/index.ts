@@ -1,3 +1,3 @@
 export { createUrlPolicy, systemResolver, type Resolver, type UrlPolicy, type UrlPolicyOptions } from './url-policy.js';
 export { startPolicyProxy, refusedHeader, type PolicyProxy } from './proxy.js';
-export { policyBrowserArgs } from './browser-args.js';
+export { chromeEnvironment, policyBrowserArgs, sandboxArgs } from './browser-args.js';

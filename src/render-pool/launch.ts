@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import puppeteer, { type Browser } from 'puppeteer-core';
-import { policyBrowserArgs } from '../policy/index.js';
+import { policyBrowserArgs, sandboxArgs } from '../policy/index.js';
 
 /**
  * Flags for a headless Chromium on a server with no internet: the background-networking family stops
@@ -10,7 +10,6 @@ import { policyBrowserArgs } from '../policy/index.js';
  * isolation from spawning a process per iframe origin beyond what 2 cores can carry.
  */
 export const chromeArgs = [
-  '--no-sandbox',
   '--disable-gpu',
   '--disable-dev-shm-usage',
   '--disable-background-networking',
@@ -38,18 +37,26 @@ export interface LaunchedBrowser {
   close(): Promise<void>;
 }
 
+export interface LaunchOptions {
+  /** Chromium's own sandbox (see sandbox.ts for when it can run). */
+  sandbox: boolean;
+  /** Chromium's whole environment: without it, it would inherit the node's, secrets included (chromeEnvironment). */
+  env: Record<string, string>;
+}
+
 /**
  * Launches Chromium over a pipe, not a websocket: when the node dies, even by SIGKILL, the pipe
  * closes and Chromium exits on its own, so no browser outlives the node.
  */
-export async function launchBrowser(chromePath: string): Promise<LaunchedBrowser> {
+export async function launchBrowser(chromePath: string, opts: LaunchOptions): Promise<LaunchedBrowser> {
   const userDataDir = await fs.mkdtemp(path.join(os.tmpdir(), `shotfleet-chrome-${process.pid}-`));
   const browser = await puppeteer.launch({
     executablePath: chromePath,
     headless: true,
     pipe: true,
     userDataDir,
-    args: [...chromeArgs, ...policyBrowserArgs],
+    args: [...chromeArgs, ...sandboxArgs(opts.sandbox), ...policyBrowserArgs],
+    env: opts.env,
     // puppeteer turns Chromium's popup blocker off; a page clicking target=_blank links in a loop then
     // opens windows faster than they can be closed and starves every render in the browser.
     ignoreDefaultArgs: ['--disable-popup-blocking'],

@@ -9,8 +9,9 @@ import type { ShedReason } from '../errors/shot-error.js';
 import type { Membership } from '../fleet/membership.js';
 import type { Logger } from '../log/logger.js';
 import { createNodeMetrics } from '../metrics/node-metrics.js';
-import { createUrlPolicy, startPolicyProxy } from '../policy/index.js';
+import { chromeEnvironment, createUrlPolicy, startPolicyProxy } from '../policy/index.js';
 import { createPagePool } from '../render-pool/page-pool.js';
+import { decideSandbox } from '../render-pool/sandbox.js';
 import { createRenderService } from '../render/render-service.js';
 import { createSessionStore } from '../sessions/session-store.js';
 import { createStorage } from '../storage/index.js';
@@ -27,6 +28,10 @@ export interface RunningNode {
 
 /** The composition root of a node: builds each part from the one Config and wires them together. */
 export async function startNode(config: Config, log: Logger): Promise<RunningNode> {
+  const chromeEnv = chromeEnvironment(config.env);
+  const sandbox = await decideSandbox(config.CHROME_SANDBOX, { chromePath: config.CHROME_PATH, env: chromeEnv, uid: process.getuid?.() ?? -1 }, log);
+  if (sandbox.on) log.info({ sandbox: true }, 'Chromium runs in its sandbox');
+  else log.warn({ sandbox: false, reason: sandbox.reason }, 'Chromium runs WITHOUT its sandbox: a renderer exploit gets the node user\'s rights (see the README, Security)');
   let handler: ((req: Request) => Response | Promise<Response>) | null = null;
   const httpLimits = { headersTimeoutMs: config.HEADERS_TIMEOUT_MS, requestTimeoutMs: config.REQUEST_TIMEOUT_MS, maxConnections: config.MAX_CONNECTIONS };
   const server = createAdaptorServer({
@@ -51,6 +56,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     chromePath: config.CHROME_PATH,
     pages: config.PAGES,
     recycleAfter: config.RECYCLE_AFTER,
+    launch: { sandbox: sandbox.on, env: chromeEnv },
     policy,
     startProxy: () => startPolicyProxy(policy, log),
     log,
@@ -103,6 +109,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
       sessions: sessions.active(),
       shedPerSecond: a.shedPerSecond,
       renderSecondsAvg: a.renderSecondsAvg,
+      chrome: { sandbox: sandbox.on },
     };
   }
 
@@ -164,7 +171,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
         log,
       })
     : null;
-  log.info({ url, nodeId, pages: config.PAGES, queueMax: config.QUEUE_MAX, agentPort: agent?.port }, 'listening');
+  log.info({ url, nodeId, pages: config.PAGES, queueMax: config.QUEUE_MAX, agentPort: agent?.port, chromeSandbox: sandbox.on }, 'listening');
 
   let shuttingDown: Promise<void> | null = null;
   return {

@@ -30,7 +30,7 @@ process.once('exit', () => {
 export async function startShotfleet(
   command: string,
   env: Record<string, string>,
-  opts: { args?: string[]; timeoutMs?: number } = {},
+  opts: { args?: string[]; timeoutMs?: number; uid?: number; gid?: number } = {},
 ): Promise<RunningProcess> {
   const proc = spawn(process.execPath, ['--import', 'tsx', cliEntry, command, ...(opts.args ?? [])], {
     cwd: repoRoot,
@@ -44,6 +44,8 @@ export async function startShotfleet(
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
+    uid: opts.uid,
+    gid: opts.gid,
   });
   const logs: Record<string, unknown>[] = [];
   let stderr = '';
