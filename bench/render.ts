@@ -163,7 +163,7 @@ async function startWiped(): Promise<Bare> {
   const policy = createUrlPolicy({ allowPrivate: true, allowHosts: [], denyHosts: [] });
   const log = createLogger('silent');
   const startProxy = () => Promise.reject(new Error('no proxy: the policy is off'));
-  const schema = createOptionsSchema({ maxViewport: 4096, maxTimeoutMs: 60_000, defaultTimeoutMs: 30_000 });
+  const schema = createOptionsSchema({ maxViewport: 4096, maxTimeoutMs: 60_000, defaultTimeoutMs: 30_000, maxPixels: 100_000_000 });
   const idle: PageSlot[] = [];
   const waiting: ((slot: PageSlot) => void)[] = [];
   const giveBack = (slot: PageSlot) => (waiting.length > 0 ? waiting.shift()!(slot) : idle.push(slot));
@@ -173,7 +173,7 @@ async function startWiped(): Promise<Bare> {
       const slot = idle.pop() ?? (await new Promise<PageSlot>((resolve) => waiting.push(resolve)));
       const options = parseRenderOptions(schema, { url, format, ...(format === 'jpeg' ? { quality: jpegQuality } : {}) });
       try {
-        const result = await capture(slot, options, { deadlineAt: Date.now() + 30_000, maxPageHeight: 20_000, log });
+        const result = await capture(slot, options, { deadlineAt: Date.now() + 30_000, maxPageHeight: 20_000, budget: { maxPixels: 100_000_000 }, log });
         return result.image;
       } finally {
         void resetSlot(slot).then(() => giveBack(slot));

@@ -1,12 +1,15 @@
 import { KnownDevices } from 'puppeteer-core';
 import { z } from 'zod';
 import { ShotError } from '../errors/shot-error.js';
+import { knownSizeIssues } from './pixel-budget.js';
 
 /** The node's limits that bound a request; anything above them is a 400, never silently clamped. */
 export interface RenderLimits {
   maxViewport: number;
   maxTimeoutMs: number;
   defaultTimeoutMs: number;
+  /** SHOTFLEET_MAX_PIXELS: an image known in advance to be larger is a 400 (pixel-budget.ts). */
+  maxPixels: number;
 }
 
 const resourceTypes = [
@@ -109,6 +112,7 @@ export function createOptionsSchema(limits: RenderLimits) {
       if (o.selector && o.fullPage) conflict('selector conflicts with fullPage', 'selector');
       if (o.key !== undefined && !o.store) conflict('key needs store: true', 'key');
       if (o.html !== undefined && o.cookies?.some((c) => !c.domain)) conflict('cookies for html input need a domain: there is no url to take it from', 'cookies');
+      for (const issue of knownSizeIssues(o, limits)) conflict(issue.message, issue.path);
     });
 }
 

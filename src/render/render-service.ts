@@ -45,6 +45,7 @@ export interface RenderServiceDeps {
   sessions: SessionStore;
   metrics: NodeMetrics;
   maxPageHeight: number;
+  maxPixels: number;
   nodeId: string;
 }
 
@@ -141,7 +142,7 @@ export function createRenderService(deps: RenderServiceDeps) {
     let ok = false;
     try {
       const result = await withDeadline(
-        capture(lease.slot, req.options, { deadlineAt, maxPageHeight: deps.maxPageHeight, log: req.log }),
+        capture(lease.slot, req.options, { deadlineAt, maxPageHeight: deps.maxPageHeight, budget: { maxPixels: deps.maxPixels }, log: req.log }),
         deadlineAt,
         req.signal,
       );

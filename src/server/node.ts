@@ -93,6 +93,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     sessions,
     metrics,
     maxPageHeight: config.MAX_PAGE_HEIGHT,
+    maxPixels: config.MAX_PIXELS,
     nodeId,
   });
 
@@ -122,7 +123,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     metrics,
     health: { status },
     render,
-    limits: { maxViewport: config.MAX_VIEWPORT, maxTimeoutMs: config.MAX_TIMEOUT_MS, defaultTimeoutMs: config.TIMEOUT_MS },
+    limits: { maxViewport: config.MAX_VIEWPORT, maxTimeoutMs: config.MAX_TIMEOUT_MS, defaultTimeoutMs: config.TIMEOUT_MS, maxPixels: config.MAX_PIXELS },
     sessionCookie: config.SESSION_COOKIE,
     // Draining is admission's too (startDraining below), so one question covers every refusal.
     refusalForAnyRequest: () => admission.refusalForAnyRequest(),
