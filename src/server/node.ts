@@ -9,7 +9,7 @@ import type { ShedReason } from '../errors/shot-error.js';
 import type { Membership } from '../fleet/membership.js';
 import type { Logger } from '../log/logger.js';
 import { createNodeMetrics } from '../metrics/node-metrics.js';
-import { chromeEnvironment, createUrlPolicy, startPolicyProxy } from '../policy/index.js';
+import { chromeEnvironment, createBoundedResolver, createUrlPolicy, startPolicyProxy } from '../policy/index.js';
 import { createPagePool } from '../render-pool/page-pool.js';
 import { decideSandbox } from '../render-pool/sandbox.js';
 import { createRenderService } from '../render/render-service.js';
@@ -51,14 +51,16 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
   const url = `http://${urlHost}:${port}`;
 
   const metrics = createNodeMetrics();
-  const policy = createUrlPolicy({ allowPrivate: config.ALLOW_PRIVATE, allowHosts: config.ALLOW_HOSTS, denyHosts: config.DENY_HOSTS });
+  const dns = createBoundedResolver({ servers: config.DNS_SERVERS, timeoutMs: config.DNS_TIMEOUT_MS });
+  const policy = createUrlPolicy({ allowPrivate: config.ALLOW_PRIVATE, allowHosts: config.ALLOW_HOSTS, denyHosts: config.DENY_HOSTS }, dns.resolve);
+  const lookupLimits = { lookupsInFlight: config.DNS_LOOKUPS_PER_PAGE, lookupTimeoutMs: config.DNS_TIMEOUT_MS };
   const pool = createPagePool({
     chromePath: config.CHROME_PATH,
     pages: config.PAGES,
     recycleAfter: config.RECYCLE_AFTER,
     launch: { sandbox: sandbox.on, env: chromeEnv },
     policy,
-    startProxy: () => startPolicyProxy(policy, log),
+    startProxy: () => startPolicyProxy(policy, log, lookupLimits),
     log,
     metrics,
   });
@@ -195,6 +197,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
         memory.stop();
         await sessions.close();
         await pool.close();
+        dns.close();
         log.info('stopped');
       })();
       return shuttingDown;
