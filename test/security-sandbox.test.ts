@@ -1,4 +1,4 @@
-import { chmod, chown, mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
+import { chmod, chown, mkdtemp, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -140,3 +140,48 @@ describe('as nobody: Chromium runs in its sandbox', () => {
     expect(await expectNoSecrets(node.proc.pid!)).toBeGreaterThan(0);
   });
 });
+
+describe('as nobody where the sandbox cannot start', () => {
+  let dir: string;
+
+  beforeAll(async () => {
+    // A stand-in for a kernel or container that refuses user namespaces: Chromium itself, but failing the way it
+    // does there whenever it is asked to sandbox (it exits before its zygote starts).
+    dir = await mkdtemp(path.join(os.tmpdir(), 'shotfleet-nosandbox-'));
+    const wrapper = path.join(dir, 'chromium');
+    await writeFile(
+      wrapper,
+      `#!/bin/sh
+case " $* " in *" --no-sandbox "*) exec /usr/lib/chromium/chromium "$@" ;; esac
+echo "FATAL:zygote_host_impl_linux.cc] No usable sandbox! Update your kernel or see https://chromium.googlesource.com/chromium/src/+/main/docs/linux/suid_sandbox_development.md" >&2
+exit 1
+`,
+    );
+    await chmod(wrapper, 0o755);
+    await chown(dir, nobody.uid, nobody.gid);
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('auto runs without it, warning with the reason, and /status says so', async () => {
+    const node = await startShotfleet('serve', { SHOTFLEET_PAGES: '1', SHOTFLEET_CHROME_PATH: path.join(dir, 'chromium'), HOME: dir }, nobody);
+    try {
+      expect((await request(`${node.url}/status`)).json?.chrome).toEqual({ sandbox: false });
+      const warning = node.logs.find((l) => l.sandbox === false && l.level === 40);
+      expect(String(warning?.reason)).toMatch(/No usable sandbox/);
+    } finally {
+      await node.stop();
+    }
+  });
+
+  it('on refuses to start, saying what the machine needs', async () => {
+    const started = startShotfleet(
+      'serve',
+      { SHOTFLEET_PAGES: '1', SHOTFLEET_CHROME_PATH: path.join(dir, 'chromium'), SHOTFLEET_CHROME_SANDBOX: 'on', HOME: dir },
+      { ...nobody, timeoutMs: 30_000 },
+    );
+    await expect(started).rejects.toThrow(/exited with [1-9].*SHOTFLEET_CHROME_SANDBOX=on.*No usable sandbox.*user namespaces/s);
+  });
+});
+

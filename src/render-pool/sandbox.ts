@@ -1,3 +1,7 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import type { Logger } from '../log/logger.js';
 import { launchBrowser } from './launch.js';
 
@@ -39,9 +43,41 @@ export async function decideSandbox(mode: SandboxMode, probe: SandboxProbe, log:
     await browser.close();
     return { on: true, reason: 'a sandboxed Chromium started' };
   } catch (err) {
-    const cause = (err instanceof Error ? err.message : String(err)).split('\n').find((l) => /sandbox|namespace/i.test(l)) ?? String(err).split('\n')[0];
     log.debug({ err }, 'sandboxed Chromium did not start');
-    if (mode === 'on') throw refused(cause.trim());
-    return { on: false, reason: `a sandboxed Chromium did not start (${cause.trim()})` };
+    const cause = (await chromiumComplaint(probe)) ?? (err instanceof Error ? err.message : String(err)).split('\n')[0];
+    if (mode === 'on') throw refused(cause);
+    return { on: false, reason: `a sandboxed Chromium did not start (${cause})` };
   }
+}
+
+/**
+ * Over a pipe puppeteer only sees the browser go away; Chromium says why on stderr ("No usable sandbox!",
+ * "Failed to move to new namespace"…). Started once more on its own, its sandbox complaint is the reason to log.
+ */
+async function chromiumComplaint(probe: SandboxProbe): Promise<string | undefined> {
+  const profile = await fs.mkdtemp(path.join(os.tmpdir(), `shotfleet-sandbox-probe-${process.pid}-`));
+  try {
+    return await complaintOf(probe, profile);
+  } finally {
+    await fs.rm(profile, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+function complaintOf(probe: SandboxProbe, profile: string): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    let stderr = '';
+    const child = spawn(probe.chromePath, ['--headless', '--disable-gpu', '--no-first-run', `--user-data-dir=${profile}`, '--dump-dom', 'about:blank'], {
+      env: probe.env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.stderr.on('data', (d) => (stderr += d));
+    const done = () => {
+      clearTimeout(timer);
+      const line = stderr.split('\n').find((l) => /sandbox|namespace/i.test(l));
+      resolve(line?.replace(/^\[[^\]]*\]\s*/, '').trim().slice(0, 300));
+    };
+    child.on('error', done);
+    child.on('close', done);
+  });
 }
