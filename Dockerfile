@@ -19,8 +19,13 @@ WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
+# Never root: as root Chromium cannot use its sandbox. With SHOTFLEET_CHROME_SANDBOX=auto the node launches a
+# sandboxed Chromium once at start and keeps the sandbox when it comes up; that needs the container to allow
+# unprivileged user namespaces (Docker's default seccomp profile does not: see the README, Security). Where it
+# is refused the node runs without the sandbox and logs a warning; set SHOTFLEET_CHROME_SANDBOX=on to refuse
+# to start instead. Chromium gets only PATH, HOME, locale, time zone, font and XDG variables, never secrets.
 USER shotfleet
-ENV NODE_ENV=production SHOTFLEET_CHROME_PATH=/usr/lib/chromium/chromium
+ENV NODE_ENV=production SHOTFLEET_CHROME_PATH=/usr/lib/chromium/chromium SHOTFLEET_CHROME_SANDBOX=auto
 EXPOSE 3000
 # Liveness only (/livez): /status is 503 while starting and draining, which is readiness, not a reason to restart.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \

@@ -18,7 +18,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../src/log/logger.js';
-import { createUrlPolicy } from '../src/policy/index.js';
+import { chromeEnvironment, createUrlPolicy } from '../src/policy/index.js';
 import { capture } from '../src/render/capture.js';
 import { createOptionsSchema, parseRenderOptions } from '../src/render/options.js';
 import type { BrowserHandle } from '../src/render-pool/browser-manager.js';
@@ -93,7 +93,7 @@ async function measure(phase: Phase, work: () => Promise<unknown>, record: boole
 }
 
 const corpus = await startCorpus(3, { assets: true });
-const launched = await launchBrowser(flags['chrome-path']);
+const launched = await launchBrowser(flags['chrome-path'], { sandbox: false, env: chromeEnvironment(process.env) });
 try {
   const browser: BrowserHandle = { launched, generation: 1, renders: 0, openPages: 0, dead: false, retired: false };
   const log = createLogger('silent');
@@ -102,7 +102,7 @@ try {
     startProxy: () => Promise.reject(new Error('no proxy: the policy is off')),
     log,
   });
-  const schema = createOptionsSchema({ maxViewport: 4096, maxTimeoutMs: 60_000, defaultTimeoutMs: 30_000 });
+  const schema = createOptionsSchema({ maxViewport: 4096, maxTimeoutMs: 60_000, defaultTimeoutMs: 30_000, maxPixels: 100_000_000 });
   const bare = await launched.browser.newPage({ type: 'window', windowBounds: { width: 1280, height: 800 } });
   await bare.setViewport({ width: 1280, height: 800 });
   const bareCdp = await bare.createCDPSession();
@@ -115,7 +115,7 @@ try {
       await bareCdp.send('Page.captureScreenshot', { format: 'png', fromSurface: true });
     }, record);
     const options = parseRenderOptions(schema, { url, format: 'png' });
-    await measure('render', () => capture(slot, options, { deadlineAt: Date.now() + 30_000, maxPageHeight: 20_000, log }), record);
+    await measure('render', () => capture(slot, options, { deadlineAt: Date.now() + 30_000, maxPageHeight: 20_000, budget: { maxPixels: 100_000_000 }, log }), record);
     await measure('leave', () => leavePage(slot), record);
     await measure('clear', () => clearLeftovers(slot), record);
   }

@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import type { Browser, CDPSession, Page } from 'puppeteer-core';
 import { launchBrowser, type LaunchedBrowser } from '../src/render-pool/launch.js';
 import { createLogger } from '../src/log/logger.js';
-import { createUrlPolicy } from '../src/policy/index.js';
+import { chromeEnvironment, createUrlPolicy } from '../src/policy/index.js';
 import { capture } from '../src/render/capture.js';
 import { createOptionsSchema, parseRenderOptions } from '../src/render/options.js';
 import type { BrowserHandle } from '../src/render-pool/browser-manager.js';
@@ -122,7 +122,7 @@ interface Bare {
 
 /** (a): the same Chromium and flags as the node, windows opened once, nothing wiped, no proxy, no HTTP. */
 async function startBare(): Promise<Bare> {
-  const launched: LaunchedBrowser = await launchBrowser(flags['chrome-path']);
+  const launched: LaunchedBrowser = await launchBrowser(flags['chrome-path'], { sandbox: false, env: chromeEnvironment(process.env) });
   const browser: Browser = launched.browser;
   const idle: { page: Page; cdp: CDPSession }[] = [];
   for (let i = 0; i < pages; i++) {
@@ -158,12 +158,12 @@ async function startBare(): Promise<Bare> {
  * HTTP, no admission, no URL policy. bare → wiped is what isolation costs; wiped → node is the server around it.
  */
 async function startWiped(): Promise<Bare> {
-  const launched = await launchBrowser(flags['chrome-path']);
+  const launched = await launchBrowser(flags['chrome-path'], { sandbox: false, env: chromeEnvironment(process.env) });
   const browser: BrowserHandle = { launched, generation: 1, renders: 0, openPages: 0, dead: false, retired: false };
   const policy = createUrlPolicy({ allowPrivate: true, allowHosts: [], denyHosts: [] });
   const log = createLogger('silent');
   const startProxy = () => Promise.reject(new Error('no proxy: the policy is off'));
-  const schema = createOptionsSchema({ maxViewport: 4096, maxTimeoutMs: 60_000, defaultTimeoutMs: 30_000 });
+  const schema = createOptionsSchema({ maxViewport: 4096, maxTimeoutMs: 60_000, defaultTimeoutMs: 30_000, maxPixels: 100_000_000 });
   const idle: PageSlot[] = [];
   const waiting: ((slot: PageSlot) => void)[] = [];
   const giveBack = (slot: PageSlot) => (waiting.length > 0 ? waiting.shift()!(slot) : idle.push(slot));
@@ -173,7 +173,7 @@ async function startWiped(): Promise<Bare> {
       const slot = idle.pop() ?? (await new Promise<PageSlot>((resolve) => waiting.push(resolve)));
       const options = parseRenderOptions(schema, { url, format, ...(format === 'jpeg' ? { quality: jpegQuality } : {}) });
       try {
-        const result = await capture(slot, options, { deadlineAt: Date.now() + 30_000, maxPageHeight: 20_000, log });
+        const result = await capture(slot, options, { deadlineAt: Date.now() + 30_000, maxPageHeight: 20_000, budget: { maxPixels: 100_000_000 }, log });
         return result.image;
       } finally {
         void resetSlot(slot).then(() => giveBack(slot));

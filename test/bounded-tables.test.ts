@@ -5,7 +5,7 @@ import { costClass } from '../src/render/render-service.js';
 
 /** No table in the node grows with what clients send: estimates are kept per bucket, and the table is capped. */
 describe('bounded memory: per-class render estimates', () => {
-  const schema = createOptionsSchema({ maxViewport: 4096, maxTimeoutMs: 60_000, defaultTimeoutMs: 30_000 });
+  const schema = createOptionsSchema({ maxViewport: 4096, maxTimeoutMs: 60_000, defaultTimeoutMs: 30_000, maxPixels: 100_000_000 });
   const options = (viewport: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
     parseRenderOptions(schema, { url: 'http://example.test/', viewport, ...extra });
 

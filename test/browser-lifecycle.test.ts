@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   alive,
@@ -52,8 +55,10 @@ describe('browser lifecycle on a real node', () => {
     });
   });
 
+  const homes: string[] = [];
   afterAll(async () => {
     await Promise.all(nodes.map((n) => n.stop()));
+    await Promise.all(homes.map((h) => rm(h, { recursive: true, force: true })));
     await site?.close();
   });
 
@@ -64,8 +69,11 @@ describe('browser lifecycle on a real node', () => {
   }
 
   it('SIGKILL of Chromium under load: every request answers, the node serves again, the crash is counted', async () => {
-    const marker = `TEST_MARKER=${randomUUID()}`;
-    const node = await startNode({ TEST_MARKER: marker.split('=')[1] });
+    // Chromium gets only an allow-listed environment; HOME is in it, so a HOME of the test's own marks its processes.
+    const home = await mkdtemp(path.join(os.tmpdir(), `shotfleet-home-${randomUUID()}-`));
+    homes.push(home);
+    const marker = `HOME=${home}`;
+    const node = await startNode({ HOME: home });
     const nodePid = node.proc.pid!;
     expectPng(await shoot(node.url, { url: `${site.url}/warm` }));
     const victim = await oneBrowserPid(nodePid);
@@ -118,8 +126,11 @@ describe('browser lifecycle on a real node', () => {
   });
 
   it('SIGKILL of the node itself: its Chromium processes and their crash handlers exit on their own', async () => {
-    const marker = `TEST_MARKER=${randomUUID()}`;
-    const node = await startNode({ TEST_MARKER: marker.split('=')[1] });
+    // Chromium gets only an allow-listed environment; HOME is in it, so a HOME of the test's own marks its processes.
+    const home = await mkdtemp(path.join(os.tmpdir(), `shotfleet-home-${randomUUID()}-`));
+    homes.push(home);
+    const marker = `HOME=${home}`;
+    const node = await startNode({ HOME: home });
     const nodePid = node.proc.pid!;
     expectPng(await shoot(node.url, { url: `${site.url}/before-kill` }));
     expect((await nodeChromiumPids(nodePid)).length).toBeGreaterThan(0);

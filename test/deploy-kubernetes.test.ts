@@ -173,15 +173,13 @@ describe('deploy/kubernetes manifests', () => {
   it('every SHOTFLEET_ variable set is a setting, and the node and hub settings pass validation', () => {
     const tokenFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'shotfleet-k8s-')), 'token');
     fs.writeFileSync(tokenFile, 'test-token\n');
-    // SHOTFLEET_CHROME_SANDBOX comes from the sandbox work on another branch; drop this once both are merged.
-    const pendingSettings = ['CHROME_SANDBOX'];
     for (const c of [nodeContainer, ...edgeContainers]) {
       const env = envOf(c);
       const names = Object.keys(env).filter((n) => n.startsWith('SHOTFLEET_')).map((n) => n.slice('SHOTFLEET_'.length));
-      expect(names.filter((n) => !(settingNames as string[]).includes(n) && !pendingSettings.includes(n)), c.name).toEqual([]);
+      expect(names.filter((n) => !(settingNames as string[]).includes(n)), c.name).toEqual([]);
       const values = Object.fromEntries(
         Object.entries(env)
-          .filter(([n]) => n.startsWith('SHOTFLEET_') && !pendingSettings.includes(n.slice('SHOTFLEET_'.length)))
+          .filter(([n]) => n.startsWith('SHOTFLEET_'))
           .map(([n, v]) => [n, n === 'SHOTFLEET_TOKEN_FILE' ? tokenFile : v.replace('$(POD_IP)', '10.0.0.7').replace('$(POD_NAME)', 'node-7')]),
       );
       expect(() => loadConfig('hub', {}, values), c.name).not.toThrow();

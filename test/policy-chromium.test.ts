@@ -4,7 +4,7 @@ import net from 'node:net';
 import puppeteer, { type Browser, type BrowserContext } from 'puppeteer-core';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/log/logger.js';
-import { policyBrowserArgs } from '../src/policy/browser-args.js';
+import { policyBrowserArgs, sandboxArgs } from '../src/policy/browser-args.js';
 import { startPolicyProxy, type PolicyProxy } from '../src/policy/proxy.js';
 import { createUrlPolicy } from '../src/policy/url-policy.js';
 import { chromeArgs } from '../src/render-pool/launch.js';
@@ -131,7 +131,8 @@ beforeAll(async () => {
     executablePath: '/usr/lib/chromium/chromium',
     headless: true,
     pipe: true,
-    args: [...chromeArgs, ...policyBrowserArgs],
+    // The tests run as root, where Chromium's sandbox cannot run (the node decides this in sandbox.ts).
+    args: [...chromeArgs, ...sandboxArgs(false), ...policyBrowserArgs],
   });
   context = await browser.createBrowserContext({ proxyServer: proxy.proxyServer, proxyBypassList: ['<-loopback>'] });
 });

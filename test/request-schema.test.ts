@@ -7,7 +7,7 @@ import { KnownDevices } from 'puppeteer-core';
 import { defaultViewport, effectiveViewport } from '../src/render/viewport.js';
 import { parseRenderOptions } from '../src/render/options.js';
 
-const schema = createOptionsSchema({ maxViewport: 4096, maxTimeoutMs: 60_000, defaultTimeoutMs: 30_000 });
+const schema = createOptionsSchema({ maxViewport: 4096, maxTimeoutMs: 60_000, defaultTimeoutMs: 30_000, maxPixels: 100_000_000 });
 
 describe('GET parameters come from the request schema', () => {
   const params = queryParameters(schema);

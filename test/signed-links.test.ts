@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOptionsSchema } from '../src/render/options.js';
 import { queryParameters, queryToBody as toBody } from '../src/render/query-parameters.js';
 
-const getParameters = queryParameters(createOptionsSchema({ maxViewport: 4096, maxTimeoutMs: 60_000, defaultTimeoutMs: 30_000 }));
+const getParameters = queryParameters(createOptionsSchema({ maxViewport: 4096, maxTimeoutMs: 60_000, defaultTimeoutMs: 30_000, maxPixels: 100_000_000 }));
 const queryToBody = (query: Record<string, string>) => toBody(getParameters, query);
 import { canonicalQuery, signLink, verifySignedQuery } from '../src/signing/signature.js';
 import { assertColor, decodePng } from './helpers/images.js';

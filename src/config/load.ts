@@ -62,6 +62,11 @@ function resolveDefaults(role: Role, s: Settings, env: NodeJS.ProcessEnv): Confi
       `invalid configuration:\n  SHOTFLEET_TIMEOUT_MS (${s.TIMEOUT_MS}) is above SHOTFLEET_MAX_TIMEOUT_MS (${s.MAX_TIMEOUT_MS})`,
     );
   }
+  if (s.HEADERS_TIMEOUT_MS > s.REQUEST_TIMEOUT_MS) {
+    throw new ConfigError(
+      `invalid configuration:\n  SHOTFLEET_HEADERS_TIMEOUT_MS (${s.HEADERS_TIMEOUT_MS}) is above SHOTFLEET_REQUEST_TIMEOUT_MS (${s.REQUEST_TIMEOUT_MS}): the headers are part of the request`,
+    );
+  }
   const s3Partial = [s.S3_ENDPOINT, s.S3_REGION, s.S3_PUBLIC_URL].some(Boolean) || s.S3_PREFIX !== '';
   if (s3Partial && !s.S3_BUCKET) {
     throw new ConfigError('invalid configuration:\n  SHOTFLEET_S3_BUCKET (--s3-bucket): required when other SHOTFLEET_S3_* settings are given');

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import os from 'node:os';
 import { z } from 'zod';
 
@@ -30,6 +31,12 @@ const ratio = z.coerce.number({ error: 'expected a number' }).gt(0, { error: 'mu
 const list = z
   .string()
   .transform((s) => s.split(',').map((x) => x.trim().toLowerCase()).filter(Boolean));
+
+/** A name server as c-ares takes it: an IP, or ip:port / [v6]:port. */
+const dnsServer = (s: string) => {
+  const m = /^\[([0-9a-f:.]+)\](?::(\d{1,5}))?$/i.exec(s) ?? /^([0-9.]+)(?::(\d{1,5}))?$/.exec(s) ?? /^([0-9a-f:]+)()$/i.exec(s);
+  return !!m && net.isIP(m[1]) !== 0 && (!m[2] || (Number(m[2]) > 0 && Number(m[2]) < 65536));
+};
 
 const httpUrl = z
   .string()
@@ -93,7 +100,18 @@ export const settingsSchema = z.object({
   MAX_VIEWPORT: int(16, 16384).default(4096),
   MAX_PAGE_HEIGHT: int(16, 1000000).default(20000),
   MAX_BODY_BYTES: int(1024, 1024 * 1024 * 1024).default(2097152),
+  MAX_PIXELS: int(1024, 1_000_000_000).default(100_000_000),
   RECYCLE_AFTER: int(1, 10000000).default(1000),
+  CHROME_SANDBOX: z.enum(['auto', 'on', 'off'], { error: 'expected auto, on or off' }).default('auto'),
+  /** DNS servers for the URL policy's lookups (ip or ip:port, comma list); empty: the system's (/etc/resolv.conf). */
+  DNS_SERVERS: list
+    .refine((servers) => servers.every(dnsServer), { error: 'expected IP addresses, each optionally with :port ([v6]:port)' })
+    .default([]),
+  DNS_TIMEOUT_MS: int(100, 60000).default(5000),
+  DNS_LOOKUPS_PER_PAGE: int(1, 256).default(8),
+  HEADERS_TIMEOUT_MS: int(100, 600000).default(10000),
+  REQUEST_TIMEOUT_MS: int(100, 3600000).default(30000),
+  MAX_CONNECTIONS: int(1, 1_000_000).default(1024),
   MAX_MEMORY_BYTES: int(64 * 1024 * 1024).optional(),
   UPLOADS: int(1, 1024).default(8),
   UPLOAD_QUEUE_MAX: int(0, 100000).default(64),

@@ -1,3 +1,4 @@
 export { createUrlPolicy, systemResolver, type Resolver, type UrlPolicy, type UrlPolicyOptions } from './url-policy.js';
-export { startPolicyProxy, refusedHeader, type PolicyProxy } from './proxy.js';
-export { policyBrowserArgs } from './browser-args.js';
+export { startPolicyProxy, refusedHeader, type PolicyProxy, type ProxyLookupLimits } from './proxy.js';
+export { createBoundedResolver, type BoundedResolver, type DnsOptions } from './dns.js';
+export { chromeEnvironment, policyBrowserArgs, sandboxArgs } from './browser-args.js';

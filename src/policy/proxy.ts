@@ -3,6 +3,7 @@ import net from 'node:net';
 import type { LookupFunction } from 'node:net';
 import type { Logger } from '../log/logger.js';
 import { unbracket } from './ip-ranges.js';
+import { createLookupLimit } from './lookup-limit.js';
 import type { HostVerdict, UrlPolicy } from './url-policy.js';
 
 /**
@@ -39,7 +40,19 @@ const hopByHop = new Set([
   'upgrade',
 ]);
 
-export async function startPolicyProxy(policy: UrlPolicy, log: Logger): Promise<PolicyProxy> {
+export interface ProxyLookupLimits {
+  /** Lookups one page may have outstanding at once (SHOTFLEET_DNS_LOOKUPS_PER_PAGE). */
+  lookupsInFlight: number;
+  /** Longest a lookup may take, its wait for a free slot included (SHOTFLEET_DNS_TIMEOUT_MS). */
+  lookupTimeoutMs: number;
+}
+
+export async function startPolicyProxy(
+  policy: UrlPolicy,
+  log: Logger,
+  limits: ProxyLookupLimits = { lookupsInFlight: 8, lookupTimeoutMs: 5000 },
+): Promise<PolicyProxy> {
+  const lookupLimit = createLookupLimit(limits.lookupsInFlight, limits.lookupTimeoutMs);
   const agent = new http.Agent({ keepAlive: true, timeout: idleMs });
   const refusals = new Set<string>();
   const tunnels = new Set<net.Socket>();
@@ -49,7 +62,7 @@ export async function startPolicyProxy(policy: UrlPolicy, log: Logger): Promise<
     const now = Date.now();
     const cached = lookups.get(host);
     if (cached && cached.expires > now) return cached.verdict;
-    const verdict = policy.resolveHost(host);
+    const verdict = lookupLimit.run(host, () => policy.resolveHost(host));
     // The proxy lives as long as its pooled page: forget stale answers rather than every host ever seen.
     if (lookups.size >= 256) {
       for (const [name, entry] of lookups) if (entry.expires <= now) lookups.delete(name);
@@ -193,6 +206,7 @@ export async function startPolicyProxy(policy: UrlPolicy, log: Logger): Promise<
       return hosts;
     },
     async close() {
+      lookupLimit.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       for (const socket of tunnels) socket.destroy();

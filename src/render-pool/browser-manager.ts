@@ -1,6 +1,6 @@
 import type { Logger } from '../log/logger.js';
 import type { NodeMetrics } from '../metrics/node-metrics.js';
-import { launchBrowser, type LaunchedBrowser } from './launch.js';
+import { launchBrowser, type LaunchedBrowser, type LaunchOptions } from './launch.js';
 
 /** One Chromium process and the bookkeeping that decides when it is replaced. */
 export interface BrowserHandle {
@@ -17,6 +17,7 @@ export interface BrowserHandle {
 
 export interface BrowserManagerOptions {
   chromePath: string;
+  launch: LaunchOptions;
   recycleAfter: number;
   /** Called when a browser is retired: pages idling on it keep it alive until someone closes them. */
   onRetired?(handle: BrowserHandle): void;
@@ -110,7 +111,7 @@ export class BrowserManager {
   private launch(): Promise<BrowserHandle> {
     const generation = ++this.generation;
     const started = Date.now();
-    const launching = launchBrowser(this.opts.chromePath).then((launched) => {
+    const launching = launchBrowser(this.opts.chromePath, this.opts.launch).then((launched) => {
       const handle: BrowserHandle = { launched, generation, renders: 0, openPages: 0, dead: false, retired: false };
       this.all.add(handle);
       launched.browser.once('disconnected', () => this.onDisconnected(handle));

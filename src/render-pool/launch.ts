@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import puppeteer, { type Browser } from 'puppeteer-core';
-import { policyBrowserArgs } from '../policy/index.js';
+import { policyBrowserArgs, sandboxArgs } from '../policy/index.js';
 
 /**
  * Flags for a headless Chromium on a server with no internet: the background-networking family stops
@@ -11,7 +11,6 @@ import { policyBrowserArgs } from '../policy/index.js';
  * isolation from spawning a process per iframe origin beyond what 2 cores can carry.
  */
 export const chromeArgs = [
-  '--no-sandbox',
   '--disable-gpu',
   '--disable-dev-shm-usage',
   '--disable-background-networking',
@@ -39,6 +38,13 @@ export interface LaunchedBrowser {
   close(): Promise<void>;
 }
 
+export interface LaunchOptions {
+  /** Chromium's own sandbox (see sandbox.ts for when it can run). */
+  sandbox: boolean;
+  /** Chromium's whole environment: without it, it would inherit the node's, secrets included (chromeEnvironment). */
+  env: Record<string, string>;
+}
+
 /** util-linux's setpriv (essential on Debian): runs a program that gets SIGKILL the moment its parent dies. */
 const setprivPath = '/usr/bin/setpriv';
 
@@ -48,12 +54,12 @@ const setprivPath = '/usr/bin/setpriv';
  * lingering; started through `setpriv --pdeathsig KILL`, the browser is killed with the node instead, and its
  * zygotes, renderers and utilities see their browser gone and exit with it.
  */
-export async function launchBrowser(chromePath: string): Promise<LaunchedBrowser> {
+export async function launchBrowser(chromePath: string, opts: LaunchOptions): Promise<LaunchedBrowser> {
   const userDataDir = await fs.mkdtemp(path.join(os.tmpdir(), `shotfleet-chrome-${process.pid}-`));
   // puppeteer turns Chromium's popup blocker off; a page clicking target=_blank links in a loop then
   // opens windows faster than they can be closed and starves every render in the browser.
   const args = puppeteer
-    .defaultArgs({ headless: true, userDataDir, args: [...chromeArgs, ...policyBrowserArgs] })
+    .defaultArgs({ headless: true, userDataDir, args: [...chromeArgs, ...sandboxArgs(opts.sandbox), ...policyBrowserArgs] })
     .filter((arg) => arg !== '--disable-popup-blocking');
   const killedWithNode = await fs.access(setprivPath, fsConstants.X_OK).then(
     () => true,
@@ -63,6 +69,7 @@ export async function launchBrowser(chromePath: string): Promise<LaunchedBrowser
     ...(killedWithNode
       ? { executablePath: setprivPath, args: ['--pdeathsig', 'KILL', chromePath, ...args] }
       : { executablePath: chromePath, args }),
+    env: opts.env,
     ignoreDefaultArgs: true,
     pipe: true,
     defaultViewport: null,

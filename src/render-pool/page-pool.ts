@@ -3,11 +3,14 @@ import type { Logger } from '../log/logger.js';
 import type { NodeMetrics } from '../metrics/node-metrics.js';
 import type { PolicyProxy, UrlPolicy } from '../policy/index.js';
 import { BrowserManager } from './browser-manager.js';
+import type { LaunchOptions } from './launch.js';
 import { closeSlot, openSlot, type PageSlot } from './page-slot.js';
 import { resetSlot } from './reset-slot.js';
 
 export interface PagePoolOptions {
   chromePath: string;
+  /** Sandbox and environment for every browser the pool launches. */
+  launch: LaunchOptions;
   pages: number;
   recycleAfter: number;
   policy: UrlPolicy;

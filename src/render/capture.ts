@@ -12,6 +12,8 @@ import { checkTargetStatus, watchDocumentStatus } from './target-status.js';
 import type { AdBlocker } from './ad-blocking.js';
 import { consentBannerCss } from './consent-banners.js';
 import { effectiveViewport } from './viewport.js';
+import { elementBox } from './element-box.js';
+import { fitToBudget, type Box, type PixelBudget } from './pixel-budget.js';
 
 export interface CaptureResult {
   image: Buffer;
@@ -23,6 +25,8 @@ export interface CaptureContext {
   /** Absolute time (ms since epoch) by which the render must be done. */
   deadlineAt: number;
   maxPageHeight: number;
+  /** SHOTFLEET_MAX_PIXELS: what a region known only during the render is cut to fit. */
+  budget: PixelBudget;
   log: Logger;
   /** What the render learnt along the way, read by the caller even when the render fails. */
   report?: RenderReport;
@@ -183,32 +187,17 @@ function sameViewport(a: Viewport | null, b: Viewport): boolean {
 /** The region to capture in CSS pixels of the document; undefined means "the viewport". */
 async function captureRegion(slot: PageSlot, options: RenderOptions, ctx: CaptureContext): Promise<{ clip?: Clip; truncated: boolean }> {
   if (options.clip) return { clip: { ...options.clip, scale: 1 }, truncated: false };
+  if (!options.selector && !options.fullPage) return { truncated: false };
+  // Sizes known only now: cut to fit the page-height cap, the pixel budget and the format (pixel-budget.ts).
+  const scale = slot.page.viewport()?.deviceScaleFactor ?? 1;
+  let whole: Box;
   if (options.selector) {
-    const box = await slot.page.evaluate((selector: string) => {
-      const el = document.querySelector(selector);
-      if (!el) return null;
-      const r = el.getBoundingClientRect();
-      return { x: r.left + window.scrollX, y: r.top + window.scrollY, width: r.width, height: r.height };
-    }, options.selector).catch((err: unknown) => {
-      // Only the page's CSS parser knows what is valid; its SyntaxError is the client's mistake, not a 500.
-      if (/is not a valid selector/.test(String((err as Error)?.message))) {
-        throw new ShotError('invalid_request', `selector "${options.selector}" is not a valid CSS selector`, { field: 'selector' });
-      }
-      throw err;
-    });
-    if (!box) throw new ShotError('selector_not_found', `no element matches selector "${options.selector}"`, { selector: options.selector });
-    if (box.width < 1 || box.height < 1) {
-      throw new ShotError('selector_not_found', `the element matching "${options.selector}" has no visible size`, { selector: options.selector });
-    }
-    return { clip: { ...box, scale: 1 }, truncated: false };
-  }
-  if (options.fullPage) {
+    whole = await elementBox(slot.cdp, options.selector);
+  } else {
     const metrics = await slot.cdp.send('Page.getLayoutMetrics');
-    const viewport = slot.page.viewport();
-    const width = viewport?.width ?? metrics.cssLayoutViewport.clientWidth;
-    const contentHeight = Math.ceil(metrics.cssContentSize.height);
-    const height = Math.max(1, Math.min(contentHeight, ctx.maxPageHeight));
-    return { clip: { x: 0, y: 0, width, height, scale: 1 }, truncated: contentHeight > ctx.maxPageHeight };
+    const width = slot.page.viewport()?.width ?? metrics.cssLayoutViewport.clientWidth;
+    whole = { x: 0, y: 0, width, height: Math.max(1, Math.ceil(metrics.cssContentSize.height)) };
   }
-  return { truncated: false };
+  const { box, truncated } = fitToBudget(whole, scale, options.format, ctx.budget, ctx.maxPageHeight);
+  return { clip: { ...box, scale: 1 }, truncated };
 }

@@ -3,12 +3,15 @@ import { z } from 'zod';
 import { ShotError } from '../errors/shot-error.js';
 import { checkUserFacingConflicts, userFacingOptions } from './user-options.js';
 import { defaultViewport } from './viewport.js';
+import { knownSizeIssues } from './pixel-budget.js';
 
 /** The node's limits that bound a request; anything above them is a 400, never silently clamped. */
 export interface RenderLimits {
   maxViewport: number;
   maxTimeoutMs: number;
   defaultTimeoutMs: number;
+  /** SHOTFLEET_MAX_PIXELS: an image known in advance to be larger is a 400 (pixel-budget.ts). */
+  maxPixels: number;
 }
 
 /**
@@ -16,7 +19,7 @@ export interface RenderLimits {
  * SHOTFLEET_MAX_TIMEOUT_MS in src/config/schema.ts): what a client checks a request against before it knows
  * the node's own limits. Only the node's limits decide; these let a client catch every other mistake early.
  */
-export const widestLimits: RenderLimits = { maxViewport: 16384, maxTimeoutMs: 3_600_000, defaultTimeoutMs: 30_000 };
+export const widestLimits: RenderLimits = { maxViewport: 16384, maxTimeoutMs: 3_600_000, defaultTimeoutMs: 30_000, maxPixels: 1_000_000_000 };
 
 const resourceTypes = [
   'document', 'stylesheet', 'image', 'media', 'font', 'script', 'texttrack', 'xhr', 'fetch', 'prefetch',
@@ -204,6 +207,7 @@ export function createOptionsSchema(limits: RenderLimits) {
       if (o.key !== undefined && !o.store) conflict('key needs store: true', 'key');
       if (o.html !== undefined && o.cookies?.some((c) => !c.domain)) conflict('cookies for html input need a domain: there is no url to take it from', 'cookies');
       checkUserFacingConflicts(o, conflict);
+      for (const issue of knownSizeIssues(o, limits)) conflict(issue.message, issue.path);
     });
 }
 

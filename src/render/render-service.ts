@@ -50,6 +50,7 @@ export interface RenderServiceDeps {
   sessions: SessionStore;
   metrics: NodeMetrics;
   maxPageHeight: number;
+  maxPixels: number;
   nodeId: string;
 }
 
@@ -177,7 +178,10 @@ export function createRenderService(deps: RenderServiceDeps) {
     const renderStarted = Date.now();
     try {
       const result = await withDeadline(
-        Promise.race([capture(slot, req.options, { deadlineAt, maxPageHeight: deps.maxPageHeight, log: req.log, report, adBlocker }), slot.gone]),
+        Promise.race([
+          capture(slot, req.options, { deadlineAt, maxPageHeight: deps.maxPageHeight, budget: { maxPixels: deps.maxPixels }, log: req.log, report, adBlocker }),
+          slot.gone,
+        ]),
         deadlineAt,
         req.signal,
       );

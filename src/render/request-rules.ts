@@ -1,3 +1,4 @@
+import { urlForLog } from '../log/cap-url.js';
 import type { HTTPRequest } from 'puppeteer-core';
 import type { RequestRules } from '../render-pool/page-slot.js';
 import type { Logger } from '../log/logger.js';
@@ -22,7 +23,7 @@ export function requestRules(options: RenderOptions, log: Logger, adBlocker: AdB
     blockResourceTypes: new Set(options.blockResourceTypes ?? []),
     ...(adBlocker ? { blocks: blocksAd } : {}),
     ...(scoped && pageOrigin ? { extraHeaders: (url) => (originOf(url) === pageOrigin ? scoped : undefined) } : {}),
-    onRefused: (url, reason) => log.warn({ url: url.slice(0, 512), reason }, 'sub-resource refused by the URL policy'),
+    onRefused: (url, reason) => log.warn({ ...urlForLog(url), reason }, 'sub-resource refused by the URL policy'),
   };
 }
 

@@ -12,6 +12,8 @@ export interface NodeStatus {
   sessions: number;
   shedPerSecond: number;
   renderSecondsAvg: number;
+  /** Whether Chromium runs in its own sandbox (SHOTFLEET_CHROME_SANDBOX). */
+  chrome: { sandbox: boolean };
 }
 
 export interface HealthSource {

@@ -9,12 +9,14 @@ import type { ShedReason } from '../errors/shot-error.js';
 import type { Membership } from '../fleet/membership.js';
 import type { Logger } from '../log/logger.js';
 import { createNodeMetrics } from '../metrics/node-metrics.js';
-import { createUrlPolicy, startPolicyProxy } from '../policy/index.js';
+import { chromeEnvironment, createBoundedResolver, createUrlPolicy, startPolicyProxy } from '../policy/index.js';
 import { createPagePool } from '../render-pool/page-pool.js';
+import { decideSandbox } from '../render-pool/sandbox.js';
 import { createRenderService } from '../render/render-service.js';
 import { createSessionStore } from '../sessions/session-store.js';
 import { createStorage } from '../storage/index.js';
 import { createApp } from './app.js';
+import { capConnections, httpServerOptions } from './http-limits.js';
 import type { NodeStatus } from './health-routes.js';
 
 export interface RunningNode {
@@ -44,9 +46,17 @@ function answerWhileStarting(req: Request): Response {
  * the slow part — Chromium and the warm pages — has begun.
  */
 export async function startNode(config: Config, log: Logger): Promise<RunningNode> {
+  const chromeEnv = chromeEnvironment(config.env);
+  const sandbox = await decideSandbox(config.CHROME_SANDBOX, { chromePath: config.CHROME_PATH, env: chromeEnv, uid: process.getuid?.() ?? -1 }, log);
+  if (sandbox.on) log.info({ sandbox: true }, 'Chromium runs in its sandbox');
+  else log.warn({ sandbox: false, reason: sandbox.reason }, 'Chromium runs WITHOUT its sandbox: a renderer exploit gets the node user\'s rights (see the README, Security)');
   let handler: (req: Request) => Response | Promise<Response> = answerWhileStarting;
-  const server = createAdaptorServer({ fetch: (req: Request) => handler(req) }) as http.Server;
-  server.keepAliveTimeout = 65_000; // longer than HAProxy's default http-keep-alive, so HAProxy closes first
+  const httpLimits = { headersTimeoutMs: config.HEADERS_TIMEOUT_MS, requestTimeoutMs: config.REQUEST_TIMEOUT_MS, maxConnections: config.MAX_CONNECTIONS };
+  const server = createAdaptorServer({
+    fetch: (req: Request) => handler(req),
+    serverOptions: httpServerOptions(httpLimits),
+  }) as http.Server;
+  capConnections(server, httpLimits);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(new Error(`cannot listen on ${config.HOST}:${config.PORT} (${err.code ?? err.message}); set SHOTFLEET_PORT to a free port`)),
@@ -59,13 +69,16 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
   const url = `http://${urlHost}:${port}`;
 
   const metrics = createNodeMetrics();
-  const policy = createUrlPolicy({ allowPrivate: config.ALLOW_PRIVATE, allowHosts: config.ALLOW_HOSTS, denyHosts: config.DENY_HOSTS });
+  const dns = createBoundedResolver({ servers: config.DNS_SERVERS, timeoutMs: config.DNS_TIMEOUT_MS });
+  const policy = createUrlPolicy({ allowPrivate: config.ALLOW_PRIVATE, allowHosts: config.ALLOW_HOSTS, denyHosts: config.DENY_HOSTS }, dns.resolve);
+  const lookupLimits = { lookupsInFlight: config.DNS_LOOKUPS_PER_PAGE, lookupTimeoutMs: config.DNS_TIMEOUT_MS };
   const pool = createPagePool({
     chromePath: config.CHROME_PATH,
     pages: config.PAGES,
     recycleAfter: config.RECYCLE_AFTER,
+    launch: { sandbox: sandbox.on, env: chromeEnv },
     policy,
-    startProxy: () => startPolicyProxy(policy, log),
+    startProxy: () => startPolicyProxy(policy, log, lookupLimits),
     log,
     metrics,
   });
@@ -107,6 +120,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     sessions,
     metrics,
     maxPageHeight: config.MAX_PAGE_HEIGHT,
+    maxPixels: config.MAX_PIXELS,
     nodeId,
   });
 
@@ -123,6 +137,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
       sessions: sessions.active(),
       shedPerSecond: a.shedPerSecond,
       renderSecondsAvg: a.renderSecondsAvg,
+      chrome: { sandbox: sandbox.on },
     };
   }
 
@@ -136,7 +151,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     metrics,
     health: { status },
     render,
-    limits: { maxViewport: config.MAX_VIEWPORT, maxTimeoutMs: config.MAX_TIMEOUT_MS, defaultTimeoutMs: config.TIMEOUT_MS },
+    limits: { maxViewport: config.MAX_VIEWPORT, maxTimeoutMs: config.MAX_TIMEOUT_MS, defaultTimeoutMs: config.TIMEOUT_MS, maxPixels: config.MAX_PIXELS },
     sessionCookie: config.SESSION_COOKIE,
     // Draining is admission's too (startDraining below), so one question covers every refusal.
     refusalForAnyRequest: () => admission.refusalForAnyRequest(),
@@ -197,7 +212,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
       return;
     }
     started = true;
-    log.info({ url, nodeId, pages: config.PAGES, queueMax: config.QUEUE_MAX, agentPort: agent?.port }, 'listening');
+    log.info({ url, nodeId, pages: config.PAGES, queueMax: config.QUEUE_MAX, agentPort: agent?.port, chromeSandbox: sandbox.on }, 'listening');
   }
 
   const starting = finishStart();
@@ -210,6 +225,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     memory.stop();
     await sessions.close();
     await pool.close();
+    dns.close();
   }
 
   let shuttingDown: Promise<void> | null = null;

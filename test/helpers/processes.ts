@@ -44,7 +44,7 @@ const readinessPath: Record<string, string> = { serve: '/status', hub: '/livez' 
 export async function startShotfleet(
   command: string,
   env: Record<string, string>,
-  opts: { args?: string[]; timeoutMs?: number } = {},
+  opts: { args?: string[]; timeoutMs?: number; uid?: number; gid?: number } = {},
 ): Promise<RunningProcess> {
   const host = env.SHOTFLEET_HOST ?? '127.0.0.1';
   const portFlag = opts.args?.findIndex((a) => a === '--port' || a.startsWith('--port='));
@@ -67,6 +67,8 @@ export async function startShotfleet(
       SHOTFLEET_PORT: String(port),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
+    uid: opts.uid,
+    gid: opts.gid,
   });
   const logs: Record<string, unknown>[] = [];
   let stderr = '';
