@@ -306,6 +306,8 @@ interface Row {
   bestIsolating: PeerName | null;
   /** shotfleet ÷ the best isolating peer, median of per-run ratios. */
   shotfleetToBestIsolating: number | null;
+  /** shotfleet's p50 minus bare's, median of per-run differences: the node's overhead on a render. */
+  shotfleetP50OverBareMs: number | null;
 }
 
 const benchStarted = Date.now();
@@ -373,6 +375,7 @@ for (const corpusName of corpora) {
         peers,
         bestIsolating,
         shotfleetToBestIsolating: node && bestIsolating ? medianRatio(node, results.get(bestIsolating)!) : null,
+        shotfleetP50OverBareMs: node && bare ? median(node.map((r, i) => r.p50Ms - bare[i].p50Ms)) : null,
       });
     }
   } finally {
@@ -397,9 +400,9 @@ const lines = [
     }),
   ),
   '',
-  '| corpus | format | shotfleet ÷ bare | shotfleet ÷ best isolating peer |',
-  '|---|---|---|---|',
-  ...rows.map((r) => `| ${r.corpus} | ${r.format} | ${fmt(r.peers.shotfleet?.toBare)} | ${fmt(r.shotfleetToBestIsolating)}${r.bestIsolating ? ` (${r.bestIsolating})` : ''} |`),
+  '| corpus | format | shotfleet ÷ bare | shotfleet ÷ best isolating peer | shotfleet p50 − bare p50 ms |',
+  '|---|---|---|---|---|',
+  ...rows.map((r) => `| ${r.corpus} | ${r.format} | ${fmt(r.peers.shotfleet?.toBare)} | ${fmt(r.shotfleetToBestIsolating)}${r.bestIsolating ? ` (${r.bestIsolating})` : ''} | ${fmt(r.shotfleetP50OverBareMs, 0)} |`),
   '',
   ...Object.entries(skipped).map(([name, why]) => `${name}: skipped — ${why}`),
 ];
@@ -435,6 +438,7 @@ await writeFile(
         format: r.format,
         bestIsolating: r.bestIsolating,
         shotfleetToBestIsolating: round(r.shotfleetToBestIsolating ?? Number.NaN, 3),
+        shotfleetP50OverBareMs: round(r.shotfleetP50OverBareMs ?? Number.NaN),
         peers: Object.fromEntries(
           Object.entries(r.peers).map(([name, p]) => [
             name,
