@@ -281,7 +281,9 @@ async function runClosedLoop(peer: Peer, corpus: Corpus, format: Format, offset:
     throughput: latencies.length / seconds,
     p50Ms: quantile(latencies, 0.5),
     p95Ms: quantile(latencies, 0.95),
-    cpuMsPerShot: latencies.length ? cpuMs / latencies.length : Number.NaN,
+    // Negative when a browser died mid-run and its children were reaped outside the tree (puppeteer-cluster
+    // relaunches its browser after some errors): that run's CPU is unknown, not counted.
+    cpuMsPerShot: latencies.length && cpuMs >= 0 ? cpuMs / latencies.length : Number.NaN,
     size: [...sizes].join(','),
     loadAverage: os.loadavg()[0],
   };
