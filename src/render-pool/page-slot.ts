@@ -31,7 +31,7 @@ export interface PageSlot {
   /** Hosts the main frame navigated to (page and redirects) in the current render, and those the policy refused. */
   navigation: { hosts: Set<string>; refused: string[] };
   /** Page settings a render changed that the next reset must put back. */
-  dirty: Set<'userAgent' | 'headers' | 'media' | 'javascript' | 'background' | 'viewport' | 'interception'>;
+  dirty: Set<'userAgent' | 'headers' | 'media' | 'javascript' | 'background' | 'interception'>;
   /** Request interception on: only while a render blocks resource types (see handleRequest). */
   intercepting: boolean;
   /** Set when the page can no longer be trusted (deadline passed mid-render, protocol error): destroy it. */
