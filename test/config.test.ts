@@ -88,7 +88,7 @@ describe('configuration (loadConfig)', () => {
   });
 
   it('covers every setting of the schema with a bad value except free-form strings', () => {
-    const freeForm = ['HOST', 'CHROME_PATH', 'S3_BUCKET', 'S3_REGION', 'S3_PREFIX', 'TOKEN', 'METRICS_TOKEN', 'ALLOW_HOSTS', 'DENY_HOSTS', 'NODE_ID', 'HAPROXY_SOCKET'];
+    const freeForm = ['HOST', 'CHROME_PATH', 'S3_BUCKET', 'S3_REGION', 'S3_PREFIX', 'TOKEN', 'METRICS_TOKEN', 'SIGNING_KEY', 'ALLOW_HOSTS', 'DENY_HOSTS', 'NODE_ID', 'HAPROXY_SOCKET'];
     expect(settingNames.filter((k) => !(k in badValues) && !freeForm.includes(k))).toEqual([]);
   });
 

@@ -1,5 +1,7 @@
 /** How much a new sample moves an estimate: recent renders matter most, one outlier does not dominate. */
 const weight = 0.2;
+/** Classes are bucketed by the caller; this bound only keeps a caller's mistake from growing the table forever. */
+const maxClasses = 256;
 
 /**
  * Running estimates (EWMA) of how long a render holds a page, per cost class ("png:1280x800") and overall.
@@ -13,7 +15,9 @@ export function createRenderEstimates() {
 
   return {
     record(costClass: string, renderMs: number): void {
-      byClass.set(costClass, move(byClass.get(costClass), renderMs));
+      const old = byClass.get(costClass);
+      if (old === undefined && byClass.size >= maxClasses) byClass.delete(byClass.keys().next().value!);
+      byClass.set(costClass, move(old, renderMs));
       overall = move(samples === 0 ? undefined : overall, renderMs);
       samples++;
     },

@@ -9,12 +9,22 @@ const commands: Record<string, { summary: string; load: () => Promise<CommandMod
   hub: { summary: 'run the registry that tracks nodes and keeps HAProxy in sync', load: () => import('../fleet/hub-command.js') },
   'haproxy-config': { summary: 'print an HAProxy config for --nodes or a --hub', load: () => import('../haproxy/config-command.js') },
   shoot: { summary: 'batch client: a file of URLs in, screenshots or S3 links out', load: () => import('../shoot/shoot-command.js') },
+  sign: { summary: 'print a signed GET /screenshot link (served without the token until it expires)', load: () => import('../signing/sign-command.js') },
 };
 
 function usage(): string {
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(16)} ${c.summary}`);
   return `usage: shotfleet <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun "shotfleet <command> --help" for a command's options.`;
 }
+
+/**
+ * Loading a command's modules takes a moment (puppeteer, the AWS SDK): a SIGTERM or SIGINT meanwhile finds
+ * nothing started yet, so it ends the process with 0 rather than the default signal death. Each command installs
+ * its own handlers synchronously when it starts running.
+ */
+const beforeCommand = () => process.exit(0);
+process.on('SIGTERM', beforeCommand);
+process.on('SIGINT', beforeCommand);
 
 async function main(): Promise<void> {
   const [first, ...rest] = process.argv.slice(2);
@@ -31,6 +41,8 @@ async function main(): Promise<void> {
     return;
   }
   const mod = await command.load();
+  process.off('SIGTERM', beforeCommand);
+  process.off('SIGINT', beforeCommand);
   process.exitCode = await mod.run(argv, processEnvironment());
 }
 

@@ -63,6 +63,7 @@ export const settingsSchema = z.object({
   S3_PUBLIC_URL: httpUrl.optional(),
   TOKEN: optionalString,
   METRICS_TOKEN: optionalString,
+  SIGNING_KEY: optionalString,
   ALLOW_PRIVATE: bool.default(false),
   ALLOW_HOSTS: list.default([]),
   DENY_HOSTS: list.default([]),

@@ -53,6 +53,8 @@ export async function startPolicyProxy(policy: UrlPolicy, log: Logger): Promise<
     // The proxy lives as long as its pooled page: forget stale answers rather than every host ever seen.
     if (lookups.size >= 256) {
       for (const [name, entry] of lookups) if (entry.expires <= now) lookups.delete(name);
+      // A page naming hundreds of hosts within the TTL: the oldest answer goes, the table stays bounded.
+      if (lookups.size >= 256) lookups.delete(lookups.keys().next().value!);
     }
     lookups.set(host, { expires: now + lookupTtlMs, verdict });
     verdict.catch(() => lookups.delete(host));
@@ -60,7 +62,9 @@ export async function startPolicyProxy(policy: UrlPolicy, log: Logger): Promise<
   }
 
   function refused(host: string, reason: string) {
-    refusals.add(host);
+    // Only the page's own navigation chain is looked up in it (a few hosts); a flood of refused sub-requests
+    // must not grow it until the render ends.
+    if (refusals.size < 64) refusals.add(host);
     log.info({ host, reason }, 'url policy refused a request');
   }
 

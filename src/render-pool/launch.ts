@@ -1,3 +1,4 @@
+import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -38,21 +39,32 @@ export interface LaunchedBrowser {
   close(): Promise<void>;
 }
 
+/** util-linux's setpriv (essential on Debian): runs a program that gets SIGKILL the moment its parent dies. */
+const setprivPath = '/usr/bin/setpriv';
+
 /**
- * Launches Chromium over a pipe, not a websocket: when the node dies, even by SIGKILL, the pipe
- * closes and Chromium exits on its own, so no browser outlives the node.
+ * Launches Chromium over a pipe, not a websocket: when the node dies, even by SIGKILL, the pipe closes and
+ * Chromium exits on its own. That orderly exit takes a second or more under load, with helper processes
+ * lingering; started through `setpriv --pdeathsig KILL`, the browser is killed with the node instead, and its
+ * zygotes, renderers and utilities see their browser gone and exit with it.
  */
 export async function launchBrowser(chromePath: string): Promise<LaunchedBrowser> {
   const userDataDir = await fs.mkdtemp(path.join(os.tmpdir(), `shotfleet-chrome-${process.pid}-`));
+  // puppeteer turns Chromium's popup blocker off; a page clicking target=_blank links in a loop then
+  // opens windows faster than they can be closed and starves every render in the browser.
+  const args = puppeteer
+    .defaultArgs({ headless: true, userDataDir, args: [...chromeArgs, ...policyBrowserArgs] })
+    .filter((arg) => arg !== '--disable-popup-blocking');
+  const killedWithNode = await fs.access(setprivPath, fsConstants.X_OK).then(
+    () => true,
+    () => false,
+  );
   const browser = await puppeteer.launch({
-    executablePath: chromePath,
-    headless: true,
+    ...(killedWithNode
+      ? { executablePath: setprivPath, args: ['--pdeathsig', 'KILL', chromePath, ...args] }
+      : { executablePath: chromePath, args }),
+    ignoreDefaultArgs: true,
     pipe: true,
-    userDataDir,
-    args: [...chromeArgs, ...policyBrowserArgs],
-    // puppeteer turns Chromium's popup blocker off; a page clicking target=_blank links in a loop then
-    // opens windows faster than they can be closed and starves every render in the browser.
-    ignoreDefaultArgs: ['--disable-popup-blocking'],
     defaultViewport: null,
     // The node handles its own signals and closes browsers during its drain.
     handleSIGINT: false,

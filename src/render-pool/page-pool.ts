@@ -24,8 +24,12 @@ export interface PagePool {
   /** Opens a page outside the pool, for a sticky session's own context. */
   openExtraPage(): Promise<PageSlot>;
   closeExtraPage(slot: PageSlot): Promise<void>;
-  /** Starts the first browser and fills the pool; resolves when every page is warm. */
-  warm(): Promise<void>;
+  /**
+   * Starts the first browser and fills the pool; resolves when every page has been opened once — counted as they
+   * open, not by polling for idle pages, which under traffic may never all be idle at once. Rejects if `signal`
+   * aborts first (the pool goes on filling; close() ends it).
+   */
+  warm(signal?: AbortSignal): Promise<void>;
   inUse(): number;
   size(): number;
   ready(): boolean;
@@ -64,9 +68,16 @@ export function createPagePool(opts: PagePoolOptions): PagePool {
   // `pages` through `renders`; the spare costs one idle window's memory.
   const slots = opts.pages + 1;
   const renders = createSemaphore(opts.pages);
+  let opened = 0;
+  let allOpened: () => void = () => undefined;
+  const warmed = new Promise<void>((resolve) => (allOpened = resolve));
   const pool = genericPool.createPool<PageSlot>(
     {
-      create: open,
+      create: async () => {
+        const slot = await open();
+        if (++opened >= slots) allOpened();
+        return slot;
+      },
       destroy: close,
       validate: async (slot) => !slot.broken && !slot.browser.dead && !slot.browser.retired,
     },
@@ -138,10 +149,10 @@ export function createPagePool(opts: PagePoolOptions): PagePool {
     openExtraPage: open,
     closeExtraPage: close,
 
-    async warm() {
-      await browsers.acquire();
+    async warm(signal) {
+      await abortable(browsers.acquire(), signal);
       pool.start();
-      await pool.ready();
+      await abortable(warmed, signal);
     },
     inUse: () => renders.taken(),
     size: () => opts.pages,
@@ -155,6 +166,16 @@ export function createPagePool(opts: PagePoolOptions): PagePool {
       await browsers.close();
     },
   };
+}
+
+function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 /** A counter of permits with abortable waiters, served in arrival order. */

@@ -6,6 +6,10 @@ import type { BrowserHandle } from './browser-manager.js';
 /** What the render in progress wants done with each request its page makes. */
 export interface RequestRules {
   blockResourceTypes: ReadonlySet<string>;
+  /** Another reason to refuse a request (ad and tracker lists), asked only while interception is on. */
+  blocks?(request: HTTPRequest): boolean;
+  /** Headers to add to a request (credentials scoped to one origin), asked only while interception is on. */
+  extraHeaders?(url: string): Record<string, string> | undefined;
   /** Called for every sub-request refused by the URL policy (logged, not fatal). */
   onRefused(url: string, reason: string): void;
 }
@@ -31,11 +35,17 @@ export interface PageSlot {
   /** Hosts the main frame navigated to (page and redirects) in the current render, and those the policy refused. */
   navigation: { hosts: Set<string>; refused: string[] };
   /** Page settings a render changed that the next reset must put back. */
-  dirty: Set<'userAgent' | 'headers' | 'media' | 'javascript' | 'background' | 'interception'>;
+  dirty: Set<'userAgent' | 'media' | 'javascript' | 'background' | 'interception'>;
+  /** Undo steps a render registered for settings of its own (time zone, locale, permissions…): run once at the next reset. */
+  undo: (() => Promise<unknown>)[];
   /** Request interception on: only while a render blocks resource types (see handleRequest). */
   intercepting: boolean;
   /** Set when the page can no longer be trusted (deadline passed mid-render, protocol error): destroy it. */
   broken: boolean;
+  /** Set when the page's renderer crashed or was killed, or its target went away: every call on it fails or hangs. */
+  crashed: boolean;
+  /** Rejects with a PageCrashedError the moment the page crashes: a render races its steps against it. */
+  gone: Promise<never>;
   renders: number;
 }
 
@@ -70,10 +80,14 @@ export async function openSlot(browser: BrowserHandle, deps: SlotDeps): Promise<
       documentOrigins: { top: new Set(), frames: new Set() },
       navigation: { hosts: new Set(), refused: [] },
       dirty: new Set(),
+      undo: [],
       intercepting: false,
       broken: false,
+      crashed: false,
+      gone: new Promise<never>(() => undefined),
       renders: 0,
     };
+    slot.gone = watchForCrash(slot);
     await prepareGuards(slot, deps);
     return slot;
   } catch (err) {
@@ -89,6 +103,48 @@ export async function closeSlot(slot: PageSlot): Promise<void> {
   // A page stuck in `while(true){}` still closes: the browser process kills its renderer.
   await Promise.race([closing, new Promise((r) => setTimeout(r, 5000).unref())]);
   await slot.proxy?.close();
+}
+
+/** A page whose renderer died: the render on it is retried once on another page, never answered 500. */
+export class PageCrashedError extends Error {
+  constructor(why: string) {
+    super(`the page's renderer went away (${why})`);
+  }
+}
+
+/**
+ * Chromium reports a killed or crashed renderer to the page's sessions (puppeteer's 'error' event); a target that
+ * closes under a render is as fatal. Without this, a render on a dead renderer waits for a load event that never
+ * comes, until its deadline.
+ */
+function watchForCrash(slot: PageSlot): Promise<never> {
+  const gone = new Promise<never>((_, reject) => {
+    const fail = (why: string) => {
+      if (slot.crashed) return;
+      slot.crashed = true;
+      slot.broken = true;
+      reject(new PageCrashedError(why));
+    };
+    slot.page.once('error', (err) => fail(err instanceof Error ? err.message : String(err)));
+    slot.page.once('close', () => fail('its target closed'));
+  });
+  gone.catch(() => undefined);
+  return gone;
+}
+
+/**
+ * Whether the page's renderer answers: a round trip to it, raced against its crash report. When many renderers die
+ * at once (an OOM kill, a killed process group), Chromium reports each death a little apart, and an idle page can
+ * look healthy until its own report arrives.
+ */
+export async function answers(slot: PageSlot, timeoutMs = 2000): Promise<boolean> {
+  if (slot.crashed || slot.broken || slot.browser.dead) return false;
+  const probe = slot.cdp.send('Runtime.evaluate', { expression: '0' }).then(
+    () => true,
+    () => false,
+  );
+  const verdict = await Promise.race([probe, slot.gone.catch(() => false), new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs).unref())]);
+  return verdict && !slot.crashed;
 }
 
 /** Set once per page: dialogs dismissed, popups closed, downloads refused, every request vetted. */
@@ -130,7 +186,8 @@ async function denyDownloads(slot: PageSlot): Promise<void> {
  * only while interception is on. The URL policy does not need it: when the policy is active every
  * http(s)/ws request goes through the slot's filtering proxy, which refuses what it must; non-network
  * schemes (file:, chrome:) Chromium itself refuses to web pages. Interception costs a round trip to
- * the node per request, so it is switched on only for renders with blockResourceTypes.
+ * the node per request, so it is switched on only for renders that need it (blockResourceTypes, blockAds,
+ * headers and authenticate, which go to one origin only).
  */
 export async function setInterception(slot: PageSlot, on: boolean): Promise<void> {
   if (slot.intercepting === on) return;
@@ -151,7 +208,7 @@ function handleRequest(slot: PageSlot, policy: UrlPolicy, request: HTTPRequest):
     if (intercepted) void request.abort('accessdenied').catch(() => undefined);
     return;
   }
-  if (intercepted && slot.rules?.blockResourceTypes.has(request.resourceType())) {
+  if (intercepted && (slot.rules?.blockResourceTypes.has(request.resourceType()) || slot.rules?.blocks?.(request))) {
     void request.abort('blockedbyclient').catch(() => undefined);
     return;
   }
@@ -164,7 +221,9 @@ function handleRequest(slot: PageSlot, policy: UrlPolicy, request: HTTPRequest):
       // unparsable URLs never reach the network anyway
     }
   }
-  if (intercepted) void request.continue().catch(() => undefined);
+  if (!intercepted) return;
+  const extra = slot.rules?.extraHeaders?.(url);
+  void request.continue(extra ? { headers: { ...request.headers(), ...extra } } : undefined).catch(() => undefined);
 }
 
 function hostOf(url: string): string {

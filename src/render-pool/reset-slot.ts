@@ -77,8 +77,9 @@ export async function leavePage(slot: PageSlot): Promise<void> {
 /** Puts back the page settings a render changed, keeping cookies and storage (sessions use this alone). */
 export async function resetEmulation(slot: PageSlot): Promise<void> {
   const settings = [...slot.dirty];
+  const steps = slot.undo.splice(0);
   slot.dirty.clear();
-  await Promise.all(settings.map((setting) => undo(slot, setting)));
+  await Promise.all([...settings.map((setting) => undo(slot, setting)), ...steps.map((step) => step())]);
 }
 
 async function undo(slot: PageSlot, setting: PageSlot['dirty'] extends Set<infer T> ? T : never): Promise<void> {
@@ -88,8 +89,6 @@ async function undo(slot: PageSlot, setting: PageSlot['dirty'] extends Set<infer
       return setInterception(slot, false);
     case 'userAgent':
       return cdp.send('Emulation.setUserAgentOverride', { userAgent: await page.browser().userAgent() });
-    case 'headers':
-      return page.setExtraHTTPHeaders({});
     case 'media':
       return cdp.send('Emulation.setEmulatedMedia', { media: '', features: [] });
     case 'javascript':

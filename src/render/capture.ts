@@ -4,6 +4,13 @@ import { ShotError } from '../errors/shot-error.js';
 import { setInterception, type PageSlot } from '../render-pool/page-slot.js';
 import type { RenderOptions } from './options.js';
 import { navigate } from './navigate.js';
+import { allowBestEffort, waitBudget, type RenderReport } from './best-effort.js';
+import { emulateEnvironment, userAgentOverride } from './emulate-environment.js';
+import { hideBlockedElements, runScripts, scrollThroughPage, waitForFonts } from './page-steps.js';
+import { needsInterception, requestRules } from './request-rules.js';
+import { checkTargetStatus, watchDocumentStatus } from './target-status.js';
+import type { AdBlocker } from './ad-blocking.js';
+import { consentBannerCss } from './consent-banners.js';
 
 export interface CaptureResult {
   image: Buffer;
@@ -16,6 +23,9 @@ export interface CaptureContext {
   deadlineAt: number;
   maxPageHeight: number;
   log: Logger;
+  /** What the render learnt along the way, read by the caller even when the render fails. */
+  report?: RenderReport;
+  adBlocker?: AdBlocker | null;
 }
 
 type Clip = { x: number; y: number; width: number; height: number; scale: number };
@@ -26,29 +36,46 @@ const freezeMotionCss = '*,*::before,*::after{animation:none!important;transitio
 /** Drives one render on a slot that is already configured for nothing: emulation, navigation, capture. */
 export async function capture(slot: PageSlot, options: RenderOptions, ctx: CaptureContext): Promise<CaptureResult> {
   const remaining = () => Math.max(1, ctx.deadlineAt - Date.now());
-  slot.rules = {
-    blockResourceTypes: new Set(options.blockResourceTypes ?? []),
-    onRefused: (url, reason) => ctx.log.warn({ url, reason }, 'sub-resource refused by the URL policy'),
-  };
+  const report = ctx.report ?? { bestEffort: false };
+  const waits = waitBudget(options, ctx);
+  const blockedAds = new Set<string>();
+  slot.rules = requestRules(options, ctx.log, options.blockAds ? (ctx.adBlocker ?? null) : null, blockedAds);
 
-  await Promise.all([emulate(slot, options), setInterception(slot, slot.rules.blockResourceTypes.size > 0)]);
-  await navigate(slot, options, remaining);
+  await Promise.all([emulate(slot, options), emulateEnvironment(slot, options), setInterception(slot, needsInterception(slot.rules))]);
+  const stopWatching = watchDocumentStatus(slot.page, (status) => (report.targetStatus = status));
+  try {
+    await allowBestEffort(options, report, () => navigate(slot, options, waits.remaining));
+  } finally {
+    stopWatching();
+  }
+  checkTargetStatus(options.failOnHttpStatus, report.targetStatus);
   await checkSelectors(slot, options);
 
   if (options.waitForSelector) {
-    await slot.page.waitForSelector(options.waitForSelector, { timeout: remaining() }).catch((err) => {
-      throw new ShotError('timeout', `waitForSelector "${options.waitForSelector}" did not appear before the deadline`, {
-        cause: String(err?.message ?? err),
-      });
-    });
+    await allowBestEffort(options, report, () =>
+      slot.page.waitForSelector(options.waitForSelector!, { timeout: waits.remaining() }).catch((err) => {
+        throw new ShotError('timeout', `waitForSelector "${options.waitForSelector}" did not appear before the deadline`, {
+          cause: String(err?.message ?? err),
+        });
+      }),
+    );
   }
+  if (options.scripts !== undefined) await runScripts(slot, options.scripts);
+  if (options.scrollPage) await scrollThroughPage(slot, ctx.maxPageHeight, waits.scrollBudget());
+  if (blockedAds.size > 0) await hideBlockedElements(slot, blockedAds);
   const styles = [
     options.reducedMotion ? freezeMotionCss : '',
     options.hideSelectors?.length ? `${options.hideSelectors.join(',')}{visibility:hidden!important}` : '',
+    options.blockCookieBanners ? consentBannerCss() : '',
     options.css ?? '',
   ].filter(Boolean);
   if (styles.length > 0) await slot.page.addStyleTag({ content: styles.join('\n') });
   if (options.delay > 0) await new Promise((r) => setTimeout(r, Math.min(options.delay, remaining())));
+  // Web fonts last: scripts, scrolling and injected CSS can each start a font load.
+  if (!(await waitForFonts(slot, waits.remaining()))) {
+    if (!options.bestEffort) throw new ShotError('timeout', 'the page\'s web fonts did not load before the deadline; raise timeout or use bestEffort');
+    report.bestEffort = true;
+  }
 
   const { clip, truncated } = await captureRegion(slot, options, ctx);
   if (options.omitBackground) {
@@ -95,7 +122,7 @@ async function checkSelectors(slot: PageSlot, options: RenderOptions): Promise<v
   }
 }
 
-/** Viewport, device, user agent, headers, media and script settings; each change is undone at reset. */
+/** Viewport, device, user agent, media and script settings; each change is undone at reset. (headers: see request-rules.ts) */
 async function emulate(slot: PageSlot, options: RenderOptions): Promise<void> {
   const { page, cdp } = slot;
   const device = options.device ? KnownDevices[options.device as keyof typeof KnownDevices] : undefined;
@@ -124,13 +151,9 @@ async function emulate(slot: PageSlot, options: RenderOptions): Promise<void> {
     );
   }
   const userAgent = options.userAgent ?? device?.userAgent;
-  if (userAgent) {
+  if (userAgent || options.locale) {
     slot.dirty.add('userAgent');
-    tasks.push(cdp.send('Emulation.setUserAgentOverride', { userAgent }));
-  }
-  if (options.headers && Object.keys(options.headers).length > 0) {
-    slot.dirty.add('headers');
-    tasks.push(page.setExtraHTTPHeaders(options.headers));
+    tasks.push(userAgentOverride(slot, userAgent, options.locale));
   }
   if (options.colorScheme || options.reducedMotion || options.mediaType) {
     slot.dirty.add('media');

@@ -1,6 +1,7 @@
 import { KnownDevices } from 'puppeteer-core';
 import { z } from 'zod';
 import { ShotError } from '../errors/shot-error.js';
+import { checkUserFacingConflicts, userFacingOptions } from './user-options.js';
 
 /** The node's limits that bound a request; anything above them is a 400, never silently clamped. */
 export interface RenderLimits {
@@ -94,6 +95,7 @@ export function createOptionsSchema(limits: RenderLimits) {
       hideSelectors: z.array(z.string().min(1).max(1024)).max(100).optional(),
       css: z.string().max(1_000_000).optional(),
       blockResourceTypes: z.array(z.enum(resourceTypes)).optional(),
+      ...userFacingOptions(),
       store: z.boolean().default(false),
       key: z.string().optional(),
     })
@@ -109,6 +111,7 @@ export function createOptionsSchema(limits: RenderLimits) {
       if (o.selector && o.fullPage) conflict('selector conflicts with fullPage', 'selector');
       if (o.key !== undefined && !o.store) conflict('key needs store: true', 'key');
       if (o.html !== undefined && o.cookies?.some((c) => !c.domain)) conflict('cookies for html input need a domain: there is no url to take it from', 'cookies');
+      checkUserFacingConflicts(o, conflict);
     });
 }
 
@@ -129,8 +132,10 @@ export function parseRenderOptions(schema: ReturnType<typeof createOptionsSchema
 }
 
 const numberParams = new Set(['quality', 'delay', 'timeout']);
-const boolParams = new Set(['fullPage', 'omitBackground', 'optimizeForSpeed', 'reducedMotion', 'javascript']);
-const stringParams = new Set(['url', 'format', 'device', 'selector', 'waitUntil', 'waitForSelector', 'userAgent', 'colorScheme', 'mediaType']);
+const boolParams = new Set(['fullPage', 'omitBackground', 'optimizeForSpeed', 'reducedMotion', 'javascript', 'blockAds', 'blockCookieBanners', 'scrollPage', 'bestEffort']);
+const stringParams = new Set(['url', 'format', 'device', 'selector', 'waitUntil', 'waitForSelector', 'userAgent', 'colorScheme', 'mediaType', 'timezone', 'locale']);
+/** Carried by signed links and checked by auth before the route runs (see src/server/signed-links.ts). */
+const authParams = new Set(['token', 'expires', 'signature']);
 const viewportParams = new Set(['width', 'height', 'deviceScaleFactor', 'isMobile']);
 
 /** GET /screenshot: flat query parameters for the scalar options, turned into a body for the same schema. */
@@ -138,8 +143,9 @@ export function queryToBody(query: Record<string, string>): Record<string, unkno
   const body: Record<string, unknown> = {};
   const viewport: Record<string, unknown> = {};
   for (const [name, raw] of Object.entries(query)) {
-    if (name === 'token') continue;
+    if (authParams.has(name)) continue;
     if (numberParams.has(name)) body[name] = toNumber(name, raw);
+    else if (name === 'failOnHttpStatus') body[name] = toStatusList(raw);
     else if (boolParams.has(name)) body[name] = toBool(name, raw);
     else if (stringParams.has(name)) body[name] = raw;
     else if (viewportParams.has(name)) viewport[name] = name === 'isMobile' ? toBool(name, raw) : toNumber(name, raw);
@@ -161,4 +167,10 @@ function toBool(name: string, raw: string): boolean {
   if (raw === 'true' || raw === '1' || raw === '') return true;
   if (raw === 'false' || raw === '0') return false;
   throw new ShotError('invalid_request', `${name} must be true or false`, { fields: [{ field: name, message: 'must be true or false' }] });
+}
+
+/** failOnHttpStatus in a query: true/false, or a comma list of statuses such as `404,500`. */
+function toStatusList(raw: string): boolean | number[] {
+  if (!/^\d/.test(raw)) return toBool('failOnHttpStatus', raw);
+  return raw.split(',').map((part) => toNumber('failOnHttpStatus', part));
 }

@@ -1,15 +1,17 @@
-import type { Admission, Permit } from '../admission/index.js';
+import type { Admission } from '../admission/index.js';
 import { ShotError } from '../errors/shot-error.js';
 import type { Logger } from '../log/logger.js';
 import type { NodeMetrics } from '../metrics/node-metrics.js';
 import type { UrlPolicy } from '../policy/index.js';
 import type { PagePool } from '../render-pool/page-pool.js';
-import type { PageSlot } from '../render-pool/page-slot.js';
+import { answers, type PageSlot } from '../render-pool/page-slot.js';
 import type { SessionStore } from '../sessions/session-store.js';
 import type { Storage, StoredObject, UploadReservation } from '../storage/index.js';
 import { capture, type CaptureResult } from './capture.js';
 import { imageSize } from 'image-size';
 import type { RenderOptions } from './options.js';
+import { loadAdBlocker, type AdBlocker } from './ad-blocking.js';
+import type { RenderReport } from './best-effort.js';
 
 export interface Timings {
   queueMs: number;
@@ -17,7 +19,7 @@ export interface Timings {
   uploadMs?: number;
 }
 
-export type ScreenshotResult =
+export type ScreenshotResult = (
   | { kind: 'image'; image: Buffer; contentType: string; truncated: boolean; timings: Timings; session?: 'new' | 'reused' }
   | {
       kind: 'stored';
@@ -25,7 +27,9 @@ export type ScreenshotResult =
       truncated: boolean;
       timings: Timings;
       session?: 'new' | 'reused';
-    };
+    }
+) &
+  RenderReport;
 
 export interface ScreenshotRequest {
   options: RenderOptions;
@@ -68,11 +72,13 @@ export function createRenderService(deps: RenderServiceDeps) {
     const viewport = options.viewport ?? { width: 1280, height: 800, deviceScaleFactor: 1 };
     const pixels = viewport.width * viewport.height * viewport.deviceScaleFactor ** 2;
     const reservation: UploadReservation | null = options.store ? storage!.reserve(options.format, pixels) : null;
+    const report: RenderReport = { bestEffort: false };
     try {
-      const permit = await admission.admit({ costClass: costClass(options), deadlineAt, signal: req.signal });
-      const rendered = await renderWithPermit(req, permit, deadlineAt);
+      const rendered = await render(req, deadlineAt, report).catch((err: unknown) => {
+        throw withReportHeaders(err, report);
+      });
       if (!reservation) {
-        return { kind: 'image', ...rendered.capture, timings: rendered.timings, session: rendered.session };
+        return { kind: 'image', ...rendered.capture, timings: rendered.timings, session: rendered.session, ...report };
       }
       const size = imageSize(rendered.capture.image);
       const stored = await reservation.upload(
@@ -101,65 +107,97 @@ export function createRenderService(deps: RenderServiceDeps) {
         truncated: rendered.capture.truncated,
         timings,
         session: rendered.session,
+        ...report,
       };
     } finally {
       reservation?.release();
     }
   }
 
-  async function renderWithPermit(req: ScreenshotRequest, permit: Permit, deadlineAt: number) {
-    const started = Date.now();
+  /**
+   * A session request first waits for the session's own earlier request (bounded by its deadline), holding no
+   * admission permit meanwhile: a page it cannot use yet must not keep another client from a free one. Then
+   * admission, then the render; a render whose page or browser died under it is tried again on a fresh page.
+   */
+  async function render(req: ScreenshotRequest, deadlineAt: number, report: RenderReport) {
+    // Loaded (once per process) before a page is taken, so no page waits on it.
+    const adBlocker = req.options.blockAds ? await loadAdBlocker() : null;
+    const takeLease = (): Promise<Lease> =>
+      req.sessionId ? sessions.checkout(req.sessionId, req.signal, deadlineAt) : poolLease(req.signal);
+    let lease: Lease | null = req.sessionId ? await takeLease() : null;
     let ok = false;
     try {
-      const result = await renderRetryingOnCrash(req, deadlineAt);
-      ok = true;
-      return result;
-    } finally {
-      permit.done({ ok, renderMs: Date.now() - started });
-    }
-  }
-
-  /** A screenshot is idempotent: when the browser dies under it, try once more on the relaunched one. */
-  async function renderRetryingOnCrash(req: ScreenshotRequest, deadlineAt: number) {
-    try {
-      return await renderOnce(req, deadlineAt);
-    } catch (err) {
-      if (!(err instanceof BrowserGoneError) || Date.now() >= deadlineAt || req.signal.aborted) throw unwrap(err);
-      req.log.warn('browser died during the render; retrying once on its replacement');
+      const permit = await admission.admit({ costClass: costClass(req.options), deadlineAt, signal: req.signal });
+      const started = Date.now();
       try {
-        return await renderOnce(req, deadlineAt);
-      } catch (again) {
-        throw unwrap(again);
+        for (let attempt = 1, skipped = 0; ; attempt++) {
+          lease ??= await takeLease();
+          // A retry must run on a page that is alive: one caught by the same wave of deaths is swapped, not used.
+          if (attempt > 1 && skipped < 4 && !(await answers(lease.slot))) {
+            lease.slot.broken = true;
+            lease.release(false);
+            lease = null;
+            skipped++;
+            attempt--;
+            continue;
+          }
+          try {
+            const result = await renderOn(lease, req, deadlineAt, report, adBlocker);
+            ok = true;
+            return result;
+          } catch (err) {
+            if (!(err instanceof RenderLostError)) throw err;
+            // Renderers killed together (an OOM kill, a killed process group) are reported one by one, and
+            // Chromium's spare renderer can be among them: a retry can land on a process that is already dead.
+            // Three tries ride out such a wave; a page that crashes its renderer every time stops there.
+            if (attempt >= maxAttempts || Date.now() >= deadlineAt || req.signal.aborted) {
+              throw new ShotError('render_failed', `the page's renderer crashed ${attempt} times during this render; try again, or check the page`, {
+                cause: err.message,
+              });
+            }
+            req.log.warn({ cause: err.message, attempt }, 'the render lost its page; retrying on a fresh one');
+            lease.release(false);
+            lease = null;
+          }
+        }
+      } finally {
+        permit.done({ ok, renderMs: Date.now() - started });
       }
+    } finally {
+      lease?.release(ok);
     }
   }
 
-  async function renderOnce(req: ScreenshotRequest, deadlineAt: number) {
-    const lease = req.sessionId ? await sessions.checkout(req.sessionId, req.signal) : await poolLease(req.signal);
+  async function renderOn(lease: Lease, req: ScreenshotRequest, deadlineAt: number, report: RenderReport, adBlocker: AdBlocker | null) {
+    const { slot } = lease;
+    // A session's page can have died while this request waited for its turn.
+    if (slot.broken || slot.crashed || slot.browser.dead) throw new RenderLostError('the page was already gone');
     const queueMs = Date.now() - req.arrivedAt;
     const renderStarted = Date.now();
-    let ok = false;
     try {
       const result = await withDeadline(
-        capture(lease.slot, req.options, { deadlineAt, maxPageHeight: deps.maxPageHeight, log: req.log }),
+        Promise.race([capture(slot, req.options, { deadlineAt, maxPageHeight: deps.maxPageHeight, log: req.log, report, adBlocker }), slot.gone]),
         deadlineAt,
         req.signal,
       );
-      ok = true;
       const renderMs = Date.now() - renderStarted;
       metrics.renderDuration.observe({ format: req.options.format }, renderMs / 1000);
       return { capture: result, timings: { queueMs, renderMs }, session: lease.session };
     } catch (err) {
       // The page's state is unknown (a stuck script, a half-done navigation): it is torn down, not reused.
-      if (!(err instanceof ShotError) || err.code === 'timeout') lease.slot.broken = true;
-      if (lease.slot.browser.dead || !lease.slot.browser.launched.browser.connected) throw new BrowserGoneError(err);
+      if (!(err instanceof ShotError) || err.code === 'timeout') slot.broken = true;
+      // A killed renderer fails the call in flight ("Internal error", "Not attached", a navigation net::ERR_ABORTED)
+      // a moment before Chromium reports the crash itself: ask the page before deciding what failed. A live page
+      // answers in a round trip; a stuck one past its deadline is not asked.
+      if (!slot.crashed && !(err instanceof ShotError && err.code === 'timeout')) await answers(slot, 1000);
+      if (slot.crashed || slot.browser.dead || !slot.browser.launched.browser.connected) {
+        throw new RenderLostError(err instanceof Error ? err.message : String(err));
+      }
       throw err;
-    } finally {
-      lease.release(ok);
     }
   }
 
-  async function poolLease(signal: AbortSignal): Promise<{ slot: PageSlot; session?: undefined; release(ok: boolean): void }> {
+  async function poolLease(signal: AbortSignal): Promise<Lease> {
     const slot = await pool.acquire(signal);
     return { slot, release: () => pool.release(slot) };
   }
@@ -169,23 +207,36 @@ export function createRenderService(deps: RenderServiceDeps) {
 
 export type RenderService = ReturnType<typeof createRenderService>;
 
-class BrowserGoneError extends Error {
-  constructor(readonly original: unknown) {
-    super('the browser went away during the render');
-  }
+interface Lease {
+  slot: PageSlot;
+  session?: 'new' | 'reused';
+  release(ok: boolean): void;
 }
 
-function unwrap(err: unknown): unknown {
-  if (err instanceof BrowserGoneError) {
-    return new ShotError('render_failed', 'the browser crashed during the render and again on retry; try again');
-  }
-  return err;
+/** The page or its whole browser died under a render: a screenshot is idempotent, so it is tried again. */
+class RenderLostError extends Error {}
+
+/**
+ * The target's status goes on every answer to a url render whose navigation got a response, errors included
+ * (a timeout, a missing selector, a refused status).
+ */
+function withReportHeaders(err: unknown, report: RenderReport): unknown {
+  if (!(err instanceof ShotError) || report.targetStatus === undefined) return err;
+  return new ShotError(err.code, err.message, err.details, { ...err.headers, 'X-Shotfleet-Target-Status': String(report.targetStatus) });
 }
 
-/** Requests of one class take about as long; the admission's estimates are kept per class. */
-function costClass(options: RenderOptions): string {
+/** Renders of one request, counting those lost with their page. */
+const maxAttempts = 3;
+
+/**
+ * Requests of one class take about as long; the admission's estimates are kept per class. Classes are buckets
+ * (format, and device pixels rounded to a power of two), not the client's exact figures: a table keyed by any
+ * width, height and fractional deviceScaleFactor a client can send would grow without bound.
+ */
+export function costClass(options: RenderOptions): string {
   const v = options.viewport ?? { width: 1280, height: 800, deviceScaleFactor: 1 };
-  const size = options.fullPage ? 'full' : `${v.width}x${v.height}@${v.deviceScaleFactor}`;
+  const pixels = v.width * v.height * v.deviceScaleFactor ** 2;
+  const size = options.fullPage ? 'full' : `2^${Math.round(Math.log2(Math.max(1, pixels)))}px`;
   return `${options.format}${options.optimizeForSpeed ? '-fast' : ''}:${size}`;
 }
 

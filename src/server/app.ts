@@ -15,6 +15,7 @@ export interface AppDeps extends ScreenshotRouteDeps {
   nodeId: string;
   token?: string;
   metricsToken?: string;
+  signingKey?: string;
   maxBodyBytes: number;
   log: Logger;
   metrics: NodeMetrics;
@@ -40,7 +41,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     }
   });
 
-  app.use(requireToken({ token: deps.token, metricsToken: deps.metricsToken, open: ['/status', '/livez'] }));
+  app.use(requireToken({ token: deps.token, metricsToken: deps.metricsToken, signingKey: deps.signingKey, open: ['/status', '/livez'] }));
   app.use(
     '/screenshot',
     bodyLimit({

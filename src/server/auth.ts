@@ -1,6 +1,7 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
 import { ShotError } from '../errors/shot-error.js';
+import { verifySignedQuery } from '../signing/signature.js';
 
 /** Constant-time comparison; hashing first makes the lengths equal so length leaks nothing either. */
 export function tokenMatches(given: string | undefined, expected: string): boolean {
@@ -20,6 +21,8 @@ export function presentedToken(header: (name: string) => string | undefined): st
 export interface AuthOptions {
   token?: string;
   metricsToken?: string;
+  /** HMAC key of signed GET /screenshot links (SHOTFLEET_SIGNING_KEY). */
+  signingKey?: string;
   /** Paths anyone may read. */
   open: readonly string[];
 }
@@ -31,6 +34,16 @@ export interface AuthOptions {
 export function requireToken(opts: AuthOptions): MiddlewareHandler {
   return async (c, next) => {
     const path = c.req.path;
+    if (c.req.method === 'GET' && path === '/screenshot') {
+      const query = new URL(c.req.url).searchParams;
+      if (query.has('signature') || query.has('expires')) {
+        // A signed link stands on its own, token or not: a bad one is refused even where no token is needed.
+        if (!opts.signingKey) throw new ShotError('unauthorized', 'this node does not accept signed links: it has no SHOTFLEET_SIGNING_KEY');
+        const verdict = verifySignedQuery(query, opts.signingKey, Date.now() / 1000);
+        if (!verdict.ok) throw new ShotError('unauthorized', `${verdict.reason}; sign a new link with "shotfleet sign URL"`);
+        return next();
+      }
+    }
     const given = () => presentedToken((name) => c.req.header(name));
     if (path === '/metrics') {
       if (!opts.metricsToken || tokenMatches(given(), opts.metricsToken)) return next();

@@ -3,7 +3,7 @@ import type { NodeMetrics } from '../metrics/node-metrics.js';
 import type { AppEnv } from './app.js';
 
 export interface NodeStatus {
-  status: 'ready' | 'draining' | 'no_browser';
+  status: 'ready' | 'starting' | 'draining' | 'no_browser';
   node: string;
   saturation: number;
   pages: { max: number; inUse: number; limit: number };

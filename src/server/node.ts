@@ -20,16 +20,32 @@ import type { NodeStatus } from './health-routes.js';
 export interface RunningNode {
   url: string;
   nodeId: string;
-  /** Drains (in-flight renders and uploads finish, up to the grace period) and closes everything. */
+  /**
+   * Settles once the node has fully started (pages warm, agent listening, hub membership begun): only then does
+   * /status answer 200. Rejects when the start fails; resolves early if shutdown came first.
+   */
+  started: Promise<void>;
+  /**
+   * Drains (in-flight renders and uploads finish, up to the grace period) and closes everything. Safe at any
+   * moment, also while the node is still starting: what started is closed, what did not is never started.
+   */
   shutdown(reason: string): Promise<void>;
 }
 
-/** The composition root of a node: builds each part from the one Config and wires them together. */
+/** Before the node has started, only /livez says yes; everything else is told to come back. */
+function answerWhileStarting(req: Request): Response {
+  if (new URL(req.url).pathname === '/livez') return Response.json({ status: 'alive' });
+  return Response.json({ status: 'starting' }, { status: 503, headers: { 'Retry-After': '1' } });
+}
+
+/**
+ * The composition root of a node: builds each part from the one Config and wires them together. Resolves as soon
+ * as the node listens (answering 503 `starting`), so the caller can hand `shutdown` to its signal handlers before
+ * the slow part — Chromium and the warm pages — has begun.
+ */
 export async function startNode(config: Config, log: Logger): Promise<RunningNode> {
-  let handler: ((req: Request) => Response | Promise<Response>) | null = null;
-  const server = createAdaptorServer({
-    fetch: (req: Request) => (handler ? handler(req) : Response.json({ status: 'starting' }, { status: 503 })),
-  }) as http.Server;
+  let handler: (req: Request) => Response | Promise<Response> = answerWhileStarting;
+  const server = createAdaptorServer({ fetch: (req: Request) => handler(req) }) as http.Server;
   server.keepAliveTimeout = 65_000; // longer than HAProxy's default http-keep-alive, so HAProxy closes first
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
@@ -65,7 +81,13 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     },
     { now: Date.now, memoryBytes: memory.bytes, uploads: storage ? () => storage.stats() : undefined, metrics },
   );
-  const sessions = createSessionStore({ pool, maxSessions: config.MAX_SESSIONS, idleMs: config.SESSION_IDLE_MS, log });
+  const sessions = createSessionStore({
+    pool,
+    maxSessions: config.MAX_SESSIONS,
+    idleMs: config.SESSION_IDLE_MS,
+    log,
+    onShed: (reason) => metrics.shedTotal.inc({ reason }),
+  });
   metrics.bindSources({
     pagesMax: () => config.PAGES,
     pagesInUse: () => pool.inUse(),
@@ -76,6 +98,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
   }
 
   let draining = false;
+  let started = false;
   const render = createRenderService({
     pool,
     admission,
@@ -91,7 +114,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     const a = admission.snapshot();
     const u = storage?.stats();
     return {
-      status: draining ? 'draining' : pool.ready() ? 'ready' : 'no_browser',
+      status: draining ? 'draining' : !started ? 'starting' : pool.ready() ? 'ready' : 'no_browser',
       node: nodeId,
       saturation: a.saturation,
       pages: { max: config.PAGES, inUse: pool.inUse(), limit: a.limit },
@@ -107,6 +130,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     nodeId,
     token: config.TOKEN,
     metricsToken: config.METRICS_TOKEN,
+    signingKey: config.SIGNING_KEY,
     maxBodyBytes: config.MAX_BODY_BYTES,
     log,
     metrics,
@@ -119,39 +143,46 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
   });
   handler = (req) => app.fetch(req);
 
-  try {
-    await pool.warm();
-  } catch (err) {
-    // Without this the listening socket keeps the process alive: a node with no browser would hang, not exit.
-    memory.stop();
-    await pool.close().catch(() => undefined);
-    await closeHttp(server, 1000);
-    const cause = (err instanceof Error ? err.message : String(err)).split('\n')[0];
-    throw new Error(
-      `could not start Chromium at ${config.CHROME_PATH} (${cause}); check that it runs (apt-get install -y chromium) or point SHOTFLEET_CHROME_PATH at a working Chrome`,
-    );
-  }
-  if (storage) {
-    storage.check().then(
-      () => log.info({ bucket: storage.bucket }, 'S3 bucket reachable and writable'),
-      (err) => log.error({ err: err instanceof Error ? err.message : String(err) }, 'S3 check failed: store requests will fail until this is fixed'),
-    );
-  }
-  const agent =
-    config.AGENT_PORT !== undefined
-      ? await startAgent({
-          port: config.AGENT_PORT,
-          host: config.HOST,
-          state: () => {
-            const a = admission.snapshot();
-            return { draining: draining || !pool.ready(), freeShare: Math.max(0, a.limit - a.inUse) / Math.max(1, a.limit) };
-          },
-          log,
-        })
-      : null;
+  // HAProxy's agent check is answered from the start: `drain` until the node has started, not a refused connection.
+  let agent: { port: number; close(): Promise<void> } | null = null;
+  let membership: Membership | null = null;
   const advertiseUrl = config.ADVERTISE_URL ?? url;
-  const membership: Membership | null = config.HUB_URL
-    ? (await import('../fleet/membership.js')).startMembership({
+
+  /** Aborted by a shutdown that comes while the node is still starting: the wait for warm pages ends at once. */
+  const startAbort = new AbortController();
+
+  /** The slow part of the start, step by step; each step is skipped once a shutdown has begun. */
+  async function finishStart(): Promise<void> {
+    if (config.AGENT_PORT !== undefined) {
+      agent = await startAgent({
+        port: config.AGENT_PORT,
+        host: config.HOST,
+        state: () => {
+          const a = admission.snapshot();
+          return { draining: draining || !started || !pool.ready(), freeShare: Math.max(0, a.limit - a.inUse) / Math.max(1, a.limit) };
+        },
+        log,
+      });
+    }
+    if (draining) return;
+    try {
+      await pool.warm(startAbort.signal);
+    } catch (err) {
+      if (draining) return;
+      const cause = (err instanceof Error ? err.message : String(err)).split('\n')[0];
+      throw new Error(
+        `could not start Chromium at ${config.CHROME_PATH} (${cause}); check that it runs (apt-get install -y chromium) or point SHOTFLEET_CHROME_PATH at a working Chrome`,
+      );
+    }
+    if (draining) return;
+    if (storage) {
+      storage.check().then(
+        () => log.info({ bucket: storage.bucket }, 'S3 bucket reachable and writable'),
+        (err) => log.error({ err: err instanceof Error ? err.message : String(err) }, 'S3 check failed: store requests will fail until this is fixed'),
+      );
+    }
+    if (config.HUB_URL) {
+      membership = (await import('../fleet/membership.js')).startMembership({
         hubUrl: config.HUB_URL,
         token: config.TOKEN,
         nodeId,
@@ -159,31 +190,49 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
         capacity: config.PAGES,
         heartbeatIntervalMs: config.HEARTBEAT_INTERVAL_MS,
         log,
-      })
-    : null;
-  log.info({ url, nodeId, pages: config.PAGES, queueMax: config.QUEUE_MAX, agentPort: agent?.port }, 'listening');
+      });
+    }
+    if (draining) {
+      await membership?.stop();
+      return;
+    }
+    started = true;
+    log.info({ url, nodeId, pages: config.PAGES, queueMax: config.QUEUE_MAX, agentPort: agent?.port }, 'listening');
+  }
+
+  const starting = finishStart();
+  starting.catch(() => undefined);
+
+  /** Closes every part; each close is safe on a part that never started. */
+  async function closeAll(graceEnds: number): Promise<void> {
+    await closeHttp(server, Math.max(1000, graceEnds - Date.now()));
+    await agent?.close();
+    memory.stop();
+    await sessions.close();
+    await pool.close();
+  }
 
   let shuttingDown: Promise<void> | null = null;
   return {
     url,
     nodeId,
+    started: starting,
     shutdown(reason) {
       shuttingDown ??= (async () => {
-        log.info({ reason, graceMs: config.SHUTDOWN_GRACE_MS }, 'draining');
+        log.info({ reason, graceMs: config.SHUTDOWN_GRACE_MS, started }, 'draining');
         draining = true;
         admission.startDraining();
         const graceEnds = Date.now() + config.SHUTDOWN_GRACE_MS;
-        await membership?.stop();
+        // A start in progress stops at its next step (Chromium still launching is closed by pool.close()).
+        startAbort.abort();
+        await starting.catch(() => undefined);
+        await (membership as Membership | null)?.stop();
         await waitFor(() => {
           const a = admission.snapshot();
           return a.inUse === 0 && a.queued === 0;
         }, graceEnds);
         await storage?.drain(Math.max(0, graceEnds - Date.now()));
-        await closeHttp(server, Math.max(1000, graceEnds - Date.now()));
-        await agent?.close();
-        memory.stop();
-        await sessions.close();
-        await pool.close();
+        await closeAll(graceEnds);
         log.info('stopped');
       })();
       return shuttingDown;

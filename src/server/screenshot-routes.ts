@@ -63,6 +63,8 @@ function setResultHeaders(c: Context, result: ScreenshotResult): void {
   c.header('Server-Timing', serverTiming(result.timings));
   if (result.truncated) c.header('X-Shotfleet-Truncated', 'true');
   if (result.session) c.header('X-Shotfleet-Session', result.session);
+  if (result.targetStatus !== undefined) c.header('X-Shotfleet-Target-Status', String(result.targetStatus));
+  if (result.bestEffort) c.header('X-Shotfleet-Best-Effort', 'true');
 }
 
 function serverTiming(t: Timings): string {

@@ -31,20 +31,38 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
     throw err;
   }
   const log = createLogger(config.LOG_LEVEL, { role: 'node' });
-  const node = await startNode(config, log);
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      process.off('SIGTERM', onTerm);
-      process.off('SIGINT', onInt);
-      node.shutdown(signal).then(resolve, (err) => {
-        log.error({ err }, 'shutdown failed');
-        resolve();
-      });
-    };
-    const onTerm = () => stop('SIGTERM');
-    const onInt = () => stop('SIGINT');
-    process.on('SIGTERM', onTerm);
-    process.on('SIGINT', onInt);
-  });
+  // Signals are ours from here on, before anything starts: a SIGTERM while the node is still starting closes
+  // what started and exits 0, instead of killing the process with Chromium's helpers left behind.
+  let signalled: string | null = null;
+  let onSignal: (signal: string) => void = (signal) => (signalled ??= signal);
+  const onTerm = () => onSignal('SIGTERM');
+  const onInt = () => onSignal('SIGINT');
+  process.on('SIGTERM', onTerm);
+  process.on('SIGINT', onInt);
+  try {
+    const node = await startNode(config, log);
+    const stopped = new Promise<void>((resolve) => {
+      onSignal = (signal) => {
+        process.off('SIGTERM', onTerm);
+        process.off('SIGINT', onInt);
+        node.shutdown(signal).then(resolve, (err) => {
+          log.error({ err }, 'shutdown failed');
+          resolve();
+        });
+      };
+    });
+    if (signalled) onSignal(signalled);
+    try {
+      await node.started;
+    } catch (err) {
+      // The listening socket would keep the process alive: a node with no browser must exit, not hang.
+      await node.shutdown('start failed');
+      throw err;
+    }
+    await stopped;
+  } finally {
+    process.off('SIGTERM', onTerm);
+    process.off('SIGINT', onInt);
+  }
   return 0;
 }

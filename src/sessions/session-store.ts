@@ -1,4 +1,4 @@
-import { ShotError, shed } from '../errors/shot-error.js';
+import { ShotError, shed, type ShedReason } from '../errors/shot-error.js';
 import type { Logger } from '../log/logger.js';
 import type { PagePool } from '../render-pool/page-pool.js';
 import type { PageSlot } from '../render-pool/page-slot.js';
@@ -11,8 +11,11 @@ export interface SessionLease {
 }
 
 export interface SessionStore {
-  /** The session's own page (its context keeps cookies and storage), one render at a time per session. */
-  checkout(id: string, signal: AbortSignal): Promise<SessionLease>;
+  /**
+   * The session's own page (its context keeps cookies and storage), one render at a time per session. The wait for
+   * the session's earlier request ends with a 503 `queue_timeout` at `deadlineAt`, or with the signal's reason.
+   */
+  checkout(id: string, signal: AbortSignal, deadlineAt: number): Promise<SessionLease>;
   active(): number;
   close(): Promise<void>;
 }
@@ -34,6 +37,8 @@ export interface SessionStoreOptions {
   maxSessions: number;
   idleMs: number;
   log: Logger;
+  /** Counts the session store's own 503s, like admission's. */
+  onShed(reason: ShedReason): void;
 }
 
 const validId = /^[A-Za-z0-9._~-]{1,128}$/;
@@ -59,6 +64,7 @@ export function createSessionStore(opts: SessionStoreOptions): SessionStore {
     if (sessions.size + opening.size < opts.maxSessions) return;
     const idle = [...sessions.values()].filter((s) => s.busy === 0).sort((a, b) => a.lastUsed - b.lastUsed);
     if (idle.length === 0) {
+      opts.onShed('queue_full');
       throw shed('queue_full', 1, `all ${opts.maxSessions} sessions are busy (SHOTFLEET_MAX_SESSIONS); retry shortly`);
     }
     void end(idle[0], 'evicted to make room');
@@ -84,7 +90,7 @@ export function createSessionStore(opts: SessionStoreOptions): SessionStore {
   }
 
   return {
-    async checkout(id, signal) {
+    async checkout(id, signal, deadlineAt) {
       if (!validId.test(id)) {
         throw new ShotError('invalid_request', 'the session cookie must be 1–128 characters of A–Z a–z 0–9 . _ ~ -', { field: 'cookie' });
       }
@@ -105,10 +111,11 @@ export function createSessionStore(opts: SessionStoreOptions): SessionStore {
       let letGo!: () => void;
       current.turn = new Promise((resolve) => (letGo = resolve));
       try {
-        await waitOrAbort(previous, signal);
+        await waitForTurn(previous, signal, deadlineAt, () => opts.onShed('queue_timeout'));
       } catch (err) {
         current.busy--;
-        letGo();
+        // The request ahead still holds the page: the one behind this one waits for it, not for this one.
+        void previous.then(letGo);
         throw err;
       }
       return {
@@ -125,7 +132,7 @@ export function createSessionStore(opts: SessionStoreOptions): SessionStore {
             return;
           }
           resetEmulation(current.slot)
-            .then(() => current.slot.cdp.send('Page.navigate', { url: 'about:blank' }))
+            .then(() => current.slot.page.goto('about:blank', { waitUntil: 'load', timeout: 10_000 }))
             .catch(() => {
               current.slot.broken = true;
             })
@@ -146,12 +153,22 @@ export function createSessionStore(opts: SessionStoreOptions): SessionStore {
   };
 }
 
-function waitOrAbort(turn: Promise<void>, signal: AbortSignal): Promise<void> {
+/** The session's earlier request letting go, bounded by the client leaving and by this request's deadline. */
+function waitForTurn(turn: Promise<void>, signal: AbortSignal, deadlineAt: number, onTimeout: () => void): Promise<void> {
   if (signal.aborted) return Promise.reject(signal.reason);
   return new Promise((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      onTimeout();
+      reject(shed('queue_timeout', 1, "this session's earlier request still holds its page and this one's deadline passed; send a session's requests one after another"));
+    }, Math.max(0, deadlineAt - Date.now()));
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
     signal.addEventListener('abort', onAbort, { once: true });
-    turn.then(() => {
+    void turn.then(() => {
+      clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
       resolve();
     });

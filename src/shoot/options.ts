@@ -60,17 +60,26 @@ request defaults (a JSON line's own fields win):
   --optimize-for-speed      faster PNG encoding, bigger files
   --omit-background         transparent background (png, webp)
   --reduced-motion          prefers-reduced-motion, animations frozen
+  --block-ads               ad and tracker requests blocked
+  --block-cookie-banners    cookie-consent banners hidden
+  --scroll-page             scroll through the page first so lazy content loads
+  --best-effort             capture what is there when waits are not met in time, instead of 504
+  --timezone ZONE           emulated IANA time zone, e.g. Asia/Tokyo
+  --locale TAG              emulated locale (navigator, Intl, Accept-Language), e.g. fr-CH
+  --fail-on-http-status S   fail lines whose page answers such a status: "true" (any >= 400) or a list, e.g. 404,500
   --store                   upload to the node's S3 bucket; the manifest records key and url (the link)
 
 exit status: 0 when every line succeeded, 1 when any failed, was invalid or was left undone,
 2 for a usage error, 130 when interrupted (Ctrl-C: finished items stay in the manifest).
 `;
 
-const booleanFlags = ['store', 'full-page', 'optimize-for-speed', 'omit-background', 'reduced-motion'];
+const booleanFlags = [
+  'store', 'full-page', 'optimize-for-speed', 'omit-background', 'reduced-motion', 'block-ads', 'block-cookie-banners', 'scroll-page', 'best-effort',
+];
 const stringFlags = [
   'endpoint', 'out', 'manifest', 'concurrency', 'token', 'retries', 'shed-retries', 'retry-budget', 'request-timeout', 'progress-interval',
   'format', 'quality', 'width', 'height', 'scale', 'device', 'wait-until', 'wait-for-selector', 'delay', 'timeout',
-  'color-scheme', 'media-type', 'user-agent',
+  'color-scheme', 'media-type', 'user-agent', 'timezone', 'locale', 'fail-on-http-status',
 ];
 const enums: Record<string, readonly string[]> = {
   format: ['png', 'jpeg', 'webp'],
@@ -133,6 +142,13 @@ export function parseShootOptions(argv: string[], env: NodeJS.ProcessEnv): Shoot
     optimizeForSpeed: bool('optimize-for-speed'),
     omitBackground: bool('omit-background'),
     reducedMotion: bool('reduced-motion'),
+    blockAds: bool('block-ads'),
+    blockCookieBanners: bool('block-cookie-banners'),
+    scrollPage: bool('scroll-page'),
+    bestEffort: bool('best-effort'),
+    timezone: text('timezone'),
+    locale: text('locale'),
+    failOnHttpStatus: statusList(text('fail-on-http-status')),
     store: bool('store'),
   });
 
@@ -161,6 +177,17 @@ function screenshotEndpoint(value: string | undefined): URL {
   const url = new URL(value);
   if (!url.pathname.endsWith('/screenshot')) url.pathname = `${url.pathname.replace(/\/+$/, '')}/screenshot`;
   return url;
+}
+
+/** --fail-on-http-status: true/false, or a comma list of HTTP statuses. */
+function statusList(value: string | undefined): boolean | number[] | undefined {
+  if (value === undefined) return undefined;
+  if (/^(true|false)$/i.test(value)) return value.toLowerCase() === 'true';
+  const statuses = value.split(',').map((part) => Number(part.trim()));
+  if (statuses.some((n) => !Number.isInteger(n) || n < 100 || n > 599)) {
+    throw new UsageError(`--fail-on-http-status is "true" or a list of HTTP statuses such as 404,500, got "${value}"`);
+  }
+  return statuses;
 }
 
 function compact<T extends Record<string, unknown>>(object: T): Partial<T> {

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import net from 'node:net';
 import readline from 'node:readline';
 import { waitFor } from './wait.js';
 
@@ -8,7 +9,7 @@ export const cliEntry = path.join(repoRoot, 'src/cli/main.ts');
 
 export interface RunningProcess {
   proc: ChildProcess;
-  /** http://127.0.0.1:PORT the process announced in its "listening" log line. */
+  /** http://127.0.0.1:PORT the process listens on. */
   url: string;
   /** Every JSON log line seen so far. */
   logs: Record<string, unknown>[];
@@ -23,25 +24,47 @@ process.once('exit', () => {
   for (const proc of running) proc.kill('SIGKILL');
 });
 
+/** A port nothing listens on now: the process under test is told it, so its URL is known before it says anything. */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, host, resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** The path whose first 200 means "ready", as a load balancer would see it: a node's /status, a hub's /livez. */
+const readinessPath: Record<string, string> = { serve: '/status', hub: '/livez' };
+
 /**
  * Starts `shotfleet <command>` (from source, through tsx) with the given env on top of a loopback-only
- * environment, and resolves once it logs {"msg":"listening","url":…}.
+ * environment, and resolves once it is ready the way HAProxy sees it: the first 200 from its readiness path
+ * (a node's /status) — not a log line. Callers may send traffic at once.
  */
 export async function startShotfleet(
   command: string,
   env: Record<string, string>,
   opts: { args?: string[]; timeoutMs?: number } = {},
 ): Promise<RunningProcess> {
+  const host = env.SHOTFLEET_HOST ?? '127.0.0.1';
+  const portFlag = opts.args?.findIndex((a) => a === '--port' || a.startsWith('--port='));
+  const port =
+    portFlag !== undefined && portFlag >= 0
+      ? Number(opts.args![portFlag].includes('=') ? opts.args![portFlag].split('=')[1] : opts.args![portFlag + 1])
+      : env.SHOTFLEET_PORT && env.SHOTFLEET_PORT !== '0'
+        ? Number(env.SHOTFLEET_PORT)
+        : await freePort(host);
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   const proc = spawn(process.execPath, ['--import', 'tsx', cliEntry, command, ...(opts.args ?? [])], {
     cwd: repoRoot,
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
       AWS_EC2_METADATA_DISABLED: 'true',
-      SHOTFLEET_HOST: '127.0.0.1',
-      SHOTFLEET_PORT: '0',
+      SHOTFLEET_HOST: host,
       SHOTFLEET_LOG_LEVEL: 'info',
       ...env,
+      SHOTFLEET_PORT: String(port),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -52,31 +75,33 @@ export async function startShotfleet(
 
   running.add(proc);
   void exited.then(() => running.delete(proc));
-
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      // Not left running unwatched: a node that never said it listens would otherwise outlive the caller.
-      proc.kill('SIGKILL');
-      reject(new Error(`${command} did not start in time; stderr:\n${stderr}`));
-    }, opts.timeoutMs ?? 30_000);
-    readline.createInterface({ input: proc.stdout! }).on('line', (line) => {
-      let entry: Record<string, unknown>;
-      try {
-        entry = JSON.parse(line);
-      } catch {
-        return;
-      }
-      logs.push(entry);
-      if (entry.msg === 'listening' && typeof entry.url === 'string') {
-        clearTimeout(timer);
-        resolve(entry.url);
-      }
-    });
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`${command} exited with ${code} before listening; stderr:\n${stderr}`));
-    });
+  readline.createInterface({ input: proc.stdout! }).on('line', (line) => {
+    try {
+      logs.push(JSON.parse(line));
+    } catch {
+      // not a log line
+    }
   });
+
+  const path = readinessPath[command] ?? '/livez';
+  // Generous: a start on a loaded 2-core machine (tsx compiling, Chromium launching) has taken over 30 s.
+  const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
+  for (;;) {
+    if (proc.exitCode !== null || proc.signalCode !== null) {
+      throw new Error(`${command} exited with ${proc.exitCode ?? proc.signalCode} before it was ready; stderr:\n${stderr}`);
+    }
+    if (Date.now() > deadline) {
+      // Not left running unwatched: a process that never got ready would otherwise outlive the caller.
+      proc.kill('SIGKILL');
+      throw new Error(`${command} was not ready (${path} 200) in time; stderr:\n${stderr}`);
+    }
+    const status = await fetch(`${url}${path}`, { signal: AbortSignal.timeout(2000) }).then(
+      async (res) => (await res.arrayBuffer(), res.status),
+      () => 0,
+    );
+    if (status === 200) break;
+    await new Promise((r) => setTimeout(r, 25));
+  }
 
   return {
     proc,

@@ -1,0 +1,37 @@
+import { parseArgs } from '../cli/args.js';
+import { signLink } from './signature.js';
+
+const help = `usage: shotfleet sign URL [--expires-in SECONDS] [--signing-key KEY]
+
+Prints URL (a node's GET /screenshot link, e.g. "http://node:3000/screenshot?url=https%3A%2F%2Fexample.com&width=800")
+with "expires" and "signature" query parameters added, alone on stdout. The node serves such a link without its
+token until it expires; changing any parameter makes it a 401.
+
+  --expires-in SECONDS   how long the link works (default: 3600)
+  --signing-key KEY      the HMAC key (default: $SHOTFLEET_SIGNING_KEY); the node must have the same one
+`;
+
+export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const { positionals, flags, help: wantsHelp } = parseArgs(argv);
+  if (wantsHelp) {
+    console.log(help);
+    return 0;
+  }
+  const fail = (message: string) => {
+    console.error(`shotfleet sign: ${message}`);
+    return 2;
+  };
+  for (const name of Object.keys(flags)) {
+    if (name !== 'expires-in' && name !== 'signing-key') return fail(`unknown option --${name}; run with --help`);
+    if (flags[name] === true) return fail(`--${name} needs a value`);
+  }
+  if (positionals.length !== 1) return fail('give one URL to sign, e.g. "http://127.0.0.1:3000/screenshot?url=https%3A%2F%2Fexample.com"');
+  const key = (flags['signing-key'] as string | undefined) ?? env.SHOTFLEET_SIGNING_KEY;
+  if (!key) return fail('no signing key: set SHOTFLEET_SIGNING_KEY (or --signing-key) to the key the node has');
+  const expiresIn = Number(flags['expires-in'] ?? 3600);
+  if (!Number.isInteger(expiresIn) || expiresIn < 1) return fail(`--expires-in must be a whole number of seconds of at least 1, got "${flags['expires-in']}"`);
+  const link = URL.canParse(positionals[0]) ? new URL(positionals[0]) : null;
+  if (!link || !/^https?:$/.test(link.protocol)) return fail(`"${positionals[0]}" is not an http(s) URL`);
+  console.log(signLink(link, key, Math.floor(Date.now() / 1000) + expiresIn).href);
+  return 0;
+}

@@ -1,0 +1,170 @@
+import { execFile } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { queryToBody } from '../src/render/options.js';
+import { canonicalQuery, signLink, verifySignedQuery } from '../src/signing/signature.js';
+import { assertColor, decodePng } from './helpers/images.js';
+import { page, startTestSite, type TestSite } from './helpers/pages.js';
+import { cliEntry, repoRoot, startShotfleet, type RunningProcess } from './helpers/processes.js';
+
+const run = promisify(execFile);
+const key = 'test-signing-key';
+const green: [number, number, number] = [20, 180, 40];
+const blue: [number, number, number] = [30, 40, 210];
+
+/** `shotfleet sign …` from source; resolves with its exit code and output. */
+async function sign(args: string[], env: Record<string, string> = { SHOTFLEET_SIGNING_KEY: key }) {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', cliEntry, 'sign', ...args], {
+      cwd: repoRoot,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('signing (no browser)', () => {
+  it('covers every parameter but signature, sorted by name then value, each encodeURIComponent-ed', () => {
+    const params = new URLSearchParams('width=800&url=https%3A%2F%2Fexample.com%2Fa+b%3Fc%3Dd&a=2&a=10&signature=zz&expires=99');
+    expect(canonicalQuery(params)).toBe('a=10&a=2&expires=99&url=https%3A%2F%2Fexample.com%2Fa%20b%3Fc%3Dd&width=800');
+    // What any client can compute from the rule alone.
+    const expected = createHmac('sha256', key).update('a=10&a=2&expires=99&url=https%3A%2F%2Fexample.com%2Fa%20b%3Fc%3Dd&width=800').digest('hex');
+    const signed = signLink(new URL(`http://node/screenshot?${params}`), key, 99);
+    expect(signed.searchParams.get('signature')).toBe(expected);
+  });
+
+  it('refuses a changed parameter, an added one, another key, a malformed or expired link', () => {
+    const link = signLink(new URL('http://node/screenshot?url=https%3A%2F%2Fexample.com&width=800'), key, 2000);
+    expect(verifySignedQuery(link.searchParams, key, 1000)).toEqual({ ok: true });
+    const changed = (edit: (p: URLSearchParams) => void) => {
+      const p = new URLSearchParams(link.searchParams);
+      edit(p);
+      return verifySignedQuery(p, key, 1000).ok;
+    };
+    expect(changed((p) => p.set('width', '801'))).toBe(false);
+    expect(changed((p) => p.set('fullPage', 'true'))).toBe(false);
+    expect(changed((p) => p.set('expires', '3000'))).toBe(false);
+    expect(changed((p) => p.set('signature', 'ab'))).toBe(false);
+    expect(changed((p) => p.append('signature', p.get('signature')!))).toBe(false);
+    expect(verifySignedQuery(link.searchParams, 'another-key', 1000).ok).toBe(false);
+    expect(verifySignedQuery(link.searchParams, key, 2000).ok).toBe(false);
+  });
+
+  it('GET /screenshot takes the new scalar options as query parameters and leaves out the link\'s own', () => {
+    expect(
+      queryToBody({
+        url: 'https://example.com',
+        timezone: 'Asia/Tokyo',
+        locale: 'fr-CH',
+        scrollPage: 'true',
+        blockAds: '1',
+        blockCookieBanners: 'false',
+        bestEffort: 'true',
+        failOnHttpStatus: '404,500',
+        expires: '99',
+        signature: 'ab',
+      }),
+    ).toEqual({
+      url: 'https://example.com',
+      timezone: 'Asia/Tokyo',
+      locale: 'fr-CH',
+      scrollPage: true,
+      blockAds: true,
+      blockCookieBanners: false,
+      bestEffort: true,
+      failOnHttpStatus: [404, 500],
+    });
+    expect(queryToBody({ failOnHttpStatus: 'true' })).toEqual({ failOnHttpStatus: true });
+    expect(() => queryToBody({ failOnHttpStatus: '404,x' })).toThrow(/failOnHttpStatus/);
+  });
+});
+
+describe('signed GET links on a node', () => {
+  let site: TestSite;
+  let guarded: RunningProcess;
+  let open: RunningProcess;
+
+  beforeAll(async () => {
+    site = await startTestSite({
+      '/tz': page(
+        '',
+        `<style>html,body{height:100%}</style><script>document.documentElement.style.background =
+          Intl.DateTimeFormat().resolvedOptions().timeZone === 'Asia/Tokyo' ? 'rgb(20,180,40)' : 'rgb(30,40,210)'</script>`,
+      ),
+    });
+    const env = { SHOTFLEET_PAGES: '1', SHOTFLEET_ALLOW_HOSTS: '127.0.0.1', SHOTFLEET_SIGNING_KEY: key };
+    guarded = await startShotfleet('serve', { ...env, SHOTFLEET_TOKEN: 'node-token' }, { timeoutMs: 90_000 });
+    open = await startShotfleet('serve', env, { timeoutMs: 90_000 });
+  });
+
+  afterAll(async () => {
+    await Promise.all([guarded?.stop(), open?.stop()]);
+    await site?.close();
+  });
+
+  const link = (base: string, extra = '') => `${base}/screenshot?url=${encodeURIComponent(`${site.url}/tz`)}&width=300&height=200&timezone=Asia%2FTokyo${extra}`;
+
+  it('`shotfleet sign` prints a link the node serves without its token', async () => {
+    const signed = await sign([link(guarded.url), '--expires-in', '600']);
+    expect(signed.code).toBe(0);
+    const url = signed.stdout.trim();
+    expect(signed.stdout.trim().split('\n')).toHaveLength(1);
+    const expires = Number(new URL(url).searchParams.get('expires'));
+    expect(expires).toBeGreaterThan(Date.now() / 1000 + 500);
+    expect(expires).toBeLessThan(Date.now() / 1000 + 700);
+
+    const res = await fetch(url);
+    expect(res.status).toBe(200);
+    const image = decodePng(Buffer.from(await res.arrayBuffer()));
+    expect([image.width, image.height]).toEqual([300, 200]);
+    // The link's own option (timezone) was applied.
+    assertColor(image, 10, 10, green);
+
+    // Without the link's signature the token is needed, as before.
+    expect((await fetch(link(guarded.url))).status).toBe(401);
+  });
+
+  it('any change to a signed link, another key or an expired link is a 401 unauthorized', async () => {
+    const url = new URL((await sign([link(guarded.url)])).stdout.trim());
+    const tampered = [
+      url.href.replace('width=300', 'width=301'),
+      url.href.replace('Asia%2FTokyo', 'Europe%2FParis'),
+      `${url.href}&fullPage=true`,
+      url.href.replace(/signature=[0-9a-f]/, (m) => m.slice(0, -1) + (m.endsWith('0') ? '1' : '0')),
+      url.href.replace(/expires=\d+/, (m) => `expires=${Number(m.slice(8)) + 1}`),
+    ];
+    const otherKey = (await sign([link(guarded.url)], { SHOTFLEET_SIGNING_KEY: 'not-the-key' })).stdout.trim();
+    const expired = signLink(new URL(link(guarded.url)), key, Math.floor(Date.now() / 1000) - 1).href;
+    for (const bad of [...tampered, otherKey, expired]) {
+      const res = await fetch(bad);
+      expect(res.status, bad).toBe(401);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('unauthorized');
+    }
+  });
+
+  it('without SHOTFLEET_TOKEN a good link is served and a bad one still refused', async () => {
+    const url = (await sign([link(open.url)])).stdout.trim();
+    const res = await fetch(url);
+    expect(res.status).toBe(200);
+    assertColor(decodePng(Buffer.from(await res.arrayBuffer())), 10, 10, green);
+    expect((await fetch(url.replace('width=300', 'width=301'))).status).toBe(401);
+    // And the plain GET without the option shows the browser's own zone again on the same page.
+    const plain = await fetch(`${open.url}/screenshot?url=${encodeURIComponent(`${site.url}/tz`)}&width=300&height=200`);
+    assertColor(decodePng(Buffer.from(await plain.arrayBuffer())), 10, 10, blue);
+  });
+
+  it('`shotfleet sign` says what is missing', async () => {
+    const noKey = await sign([link(open.url)], {});
+    expect(noKey.code).toBe(2);
+    expect(noKey.stderr).toContain('SHOTFLEET_SIGNING_KEY');
+    expect((await sign(['not a url'])).code).toBe(2);
+    expect((await sign([link(open.url), '--expires-in', '0'])).code).toBe(2);
+    const help = await sign(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('--expires-in');
+  });
+});
