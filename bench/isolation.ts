@@ -12,6 +12,12 @@
  * whatever else the machine runs, so compare phases within one run.
  *
  *   npm run bench:isolation -- [--renders 20] [--out bench/results/isolation.json]
+ *
+ * With --candidates it measures instead each way of cleaning a page listed in bench/lib/wipe-candidates.ts, on a
+ * slot of its own, in rotating order, `--renders` rounds: CPU of this process's tree (the bench and its browser,
+ * unaffected by what else the shared machine runs) for the render and for the wipe after it, and the wipe's time.
+ *
+ *   npm run bench:isolation -- --candidates [--renders 15] [--out bench/results/isolation-candidates.json]
  */
 import fs from 'node:fs';
 import { writeFile } from 'node:fs/promises';
@@ -27,14 +33,21 @@ import { openSlot } from '../src/render-pool/page-slot.js';
 import { clearLeftovers, leavePage } from '../src/render-pool/reset-slot.js';
 import { repoRoot } from '../test/helpers/processes.js';
 import { startCorpus } from './lib/corpus.js';
+import { measureCandidates } from './lib/measure-candidates.js';
 
 const { values: flags } = parseArgs({
   options: {
     renders: { type: 'string', default: '20' },
     'chrome-path': { type: 'string', default: '/usr/lib/chromium/chromium' },
-    out: { type: 'string', default: path.join(repoRoot, 'bench/results/isolation.json') },
+    out: { type: 'string' },
+    candidates: { type: 'boolean', default: false },
   },
 });
+if (flags.candidates) {
+  await measureCandidates(Number(flags.renders), flags['chrome-path'], flags.out ?? path.join(repoRoot, 'bench/results/isolation-candidates.json'));
+  process.exit(0);
+}
+const outPath = flags.out ?? path.join(repoRoot, 'bench/results/isolation.json');
 const renders = Number(flags.renders);
 const warmup = 3;
 const phases = ['bare', 'render', 'leave', 'clear'] as const;
@@ -139,5 +152,5 @@ const out = {
   cpuMsPerRender: Object.fromEntries(phases.map((p) => [p, Object.fromEntries([...totals.get(p)!].map(([k, v]) => [k, Math.round(v / renders)]))])),
   throughputBound: Math.round(bound * 100) / 100,
 };
-await writeFile(flags.out, `${JSON.stringify(out, null, 2)}\n`);
-console.log(`wrote ${flags.out}`);
+await writeFile(outPath, `${JSON.stringify(out, null, 2)}\n`);
+console.log(`wrote ${outPath}`);

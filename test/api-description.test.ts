@@ -13,6 +13,7 @@ import { errorStatus, type ErrorCode } from '../src/errors/shot-error.js';
 import { nodeStates } from '../src/fleet/registry.js';
 import { createOptionsSchema } from '../src/render/options.js';
 import { queryParameters } from '../src/render/query-parameters.js';
+import { sandboxArgs } from '../src/policy/index.js';
 import { chromeArgs } from '../src/render-pool/launch.js';
 import { decodePng, near, type Rgba } from './helpers/images.js';
 import { startTestSite, type TestSite } from './helpers/pages.js';
@@ -133,7 +134,7 @@ describe('/openapi.json and /docs on a real node, tried in real Chromium', () =>
     });
     node = await startShotfleet('serve', { SHOTFLEET_ALLOW_HOSTS: '127.0.0.1', SHOTFLEET_TOKEN: token, SHOTFLEET_PAGES: '1' }, { timeoutMs: 90_000 });
     await waitFor('the node ready (/status 200)', async () => (await fetch(`${node.url}/status`)).status === 200, 90_000);
-    browser = await puppeteer.launch({ executablePath: '/usr/lib/chromium/chromium', headless: true, pipe: true, args: chromeArgs });
+    browser = await puppeteer.launch({ executablePath: '/usr/lib/chromium/chromium', headless: true, pipe: true, args: [...chromeArgs, ...sandboxArgs(false)] });
   }, 180_000);
 
   afterAll(async () => {

@@ -35,7 +35,7 @@ export interface PageSlot {
   /** Hosts the main frame navigated to (page and redirects) in the current render, and those the policy refused. */
   navigation: { hosts: Set<string>; refused: string[] };
   /** Page settings a render changed that the next reset must put back. */
-  dirty: Set<'userAgent' | 'media' | 'javascript' | 'background' | 'viewport' | 'interception'>;
+  dirty: Set<'userAgent' | 'media' | 'javascript' | 'background' | 'interception'>;
   /** Undo steps a render registered for settings of its own (time zone, locale, permissions…): run once at the next reset. */
   undo: (() => Promise<unknown>)[];
   /** Request interception on: only while a render blocks resource types (see handleRequest). */

@@ -1,5 +1,4 @@
 import { setInterception, type PageSlot } from './page-slot.js';
-import { defaultWindow } from './page-slot.js';
 import { partitionedStorageKeys } from './partitioned-storage.js';
 
 /**
@@ -96,12 +95,5 @@ async function undo(slot: PageSlot, setting: PageSlot['dirty'] extends Set<infer
       return page.setJavaScriptEnabled(true);
     case 'background':
       return cdp.send('Emulation.setDefaultBackgroundColorOverride', {});
-    case 'viewport':
-      await Promise.all([
-        page.setViewport({ ...defaultWindow, deviceScaleFactor: 1, isMobile: false, hasTouch: false }),
-        // Not clearDeviceMetricsOverride: the page would fall back to the window's inner size (1280×713).
-        cdp.send('Emulation.setDeviceMetricsOverride', { ...defaultWindow, deviceScaleFactor: 1, mobile: false }),
-      ]);
-      return;
   }
 }

@@ -133,8 +133,10 @@ async function emulate(slot: PageSlot, options: RenderOptions): Promise<void> {
   const device = options.device ? KnownDevices[options.device as keyof typeof KnownDevices] : undefined;
   const viewport = effectiveViewport(options);
   const tasks: Promise<unknown>[] = [];
+  // Not undone at reset: every render sets its own viewport (defaults included) when the page's differs, and
+  // resizing back to 1280×800 and again cost ~350 ms of CPU a render for clients that always ask one size
+  // (`npm run bench:isolation -- --candidates`).
   if (!sameViewport(page.viewport(), viewport)) {
-    slot.dirty.add('viewport');
     // Emulation is per CDP session and Page.captureScreenshot scales by its own session's metrics: without
     // the same override on the capture session, a deviceScaleFactor 2 page comes out at 1×.
     tasks.push(
