@@ -24,6 +24,7 @@ import { createRuntimeApi, type ServerState } from '../src/haproxy/runtime-api.j
 import { createRuntimeSync } from '../src/haproxy/runtime-sync.js';
 import { createLogger } from '../src/log/logger.js';
 import { quantile, round } from './lib/stats.js';
+import { freePort } from '../test/helpers/processes.js';
 
 const repoRoot = path.resolve(new URL('..', import.meta.url).pathname);
 const cliEntry = path.join(repoRoot, 'src/cli/main.ts');
@@ -382,13 +383,6 @@ async function main() {
   }
 }
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 main().then(
   () => process.exit(0),

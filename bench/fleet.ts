@@ -11,11 +11,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { createRuntimeApi } from '../src/haproxy/runtime-api.js';
+import { freePort } from '../test/helpers/processes.js';
 
 const repoRoot = path.resolve(new URL('..', import.meta.url).pathname);
 const cliEntry = path.join(repoRoot, 'src/cli/main.ts');
@@ -30,13 +30,6 @@ interface Proc {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** Spawns a command and resolves once it logs {"msg":"listening","url"}. */
 function launch(argv: string[], env: Record<string, string>): Promise<Proc> {

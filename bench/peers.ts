@@ -25,7 +25,6 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { imageSize } from 'image-size';
 import puppeteer, { type Browser, type CDPSession, type Page } from 'puppeteer-core';
 import { Cluster } from 'puppeteer-cluster';
 import { chromeEnvironment, sandboxArgs } from '../src/policy/index.js';
@@ -36,6 +35,7 @@ import { startCorpus, type Corpus } from './lib/corpus.js';
 import { treeCpuMs } from './lib/cpu.js';
 import { startRealisticCorpus } from './lib/realistic-corpus.js';
 import { quantile, round } from './lib/stats.js';
+import { closedLoop } from './lib/closed-loop.js';
 
 const allPeers = ['bare', 'context', 'cluster', 'browserless', 'shotfleet'] as const;
 type PeerName = (typeof allPeers)[number];
@@ -243,37 +243,18 @@ interface RunResult {
   loadAverage: number;
 }
 
-/** Workers take URLs in turn from one shared counter, so consecutive shots on a page go to different sites. */
+/** One measured run of a peer: throughput, latency and the CPU of the bench's process tree per shot. */
 async function runClosedLoop(peer: Peer, corpus: Corpus, format: Format, offset: number): Promise<RunResult> {
-  // One unmeasured shot per worker: first-use costs (a fresh cache, a lazy start) are not what a run measures.
-  await Promise.all(Array.from({ length: concurrency }, (_, w) => peer.shoot(corpus.urls[(offset + w) % corpus.urls.length], format)));
-  const latencies: number[] = [];
-  const sizes = new Set<string>();
-  let errors = 0;
-  let next = offset + concurrency;
-  let issued = 0;
-  const cpuBefore = treeCpuMs(process.pid);
-  const started = performance.now();
-  const deadline = started + runBudgetMs;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (issued < shotsPerRun && performance.now() < deadline) {
-        issued++;
-        const url = corpus.urls[next++ % corpus.urls.length];
-        const t0 = performance.now();
-        try {
-          const image = await peer.shoot(url, format);
-          const { width, height } = imageSize(image);
-          sizes.add(`${width}x${height}`);
-          latencies.push(performance.now() - t0);
-        } catch (err) {
-          errors++;
-          if (errors <= 3) console.error(`  shot of ${url} failed: ${(err as Error).message}`);
-        }
-      }
-    }),
-  );
-  const seconds = (performance.now() - started) / 1000;
+  let cpuBefore = 0;
+  const { latencies, errors, seconds, sizes } = await closedLoop({
+    shoot: (url) => peer.shoot(url, format),
+    urls: corpus.urls,
+    workers: concurrency,
+    offset,
+    shots: shotsPerRun,
+    budgetMs: runBudgetMs,
+    onMeasureStart: () => (cpuBefore = treeCpuMs(process.pid)),
+  });
   const cpuMs = treeCpuMs(process.pid) - cpuBefore;
   await peer.settle();
   return {

@@ -27,7 +27,7 @@ import { repoRoot, startShotfleet, type RunningProcess } from '../test/helpers/p
 import { startCorpus } from './lib/corpus.js';
 import { parseNodeEnv } from './lib/node-env.js';
 import { quantile, round } from './lib/stats.js';
-import { imageSize } from 'image-size';
+import { closedLoop } from './lib/closed-loop.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -72,37 +72,15 @@ interface RunResult {
 
 const corpus = await startCorpus(Number(flags.hosts), { assets: true });
 
-/** Workers take URLs in turn from one shared counter, so consecutive shots on a page go to different sites. */
 async function runClosedLoop(shoot: Shooter, format: Format, offset: number): Promise<RunResult> {
-  await Promise.all(Array.from({ length: pages }, (_, w) => shoot(corpus.urls[(offset + w) % corpus.urls.length], format)));
-  const latencies: number[] = [];
-  let bytes = 0;
-  let errors = 0;
-  const sizes = new Set<string>();
-  let next = offset + pages;
-  let issued = 0;
-  const started = performance.now();
-  const deadline = started + runBudgetMs;
-  await Promise.all(
-    Array.from({ length: pages }, async () => {
-      while (issued < shotsPerRun && performance.now() < deadline) {
-        issued++;
-        const url = corpus.urls[next++ % corpus.urls.length];
-        const t0 = performance.now();
-        try {
-          const image = await shoot(url, format);
-          bytes += image.length;
-          const { width, height } = imageSize(image);
-          sizes.add(`${width}x${height}`);
-          latencies.push(performance.now() - t0);
-        } catch (err) {
-          errors++;
-          if (errors <= 3) console.error(`shot of ${url} failed: ${(err as Error).message}`);
-        }
-      }
-    }),
-  );
-  const seconds = (performance.now() - started) / 1000;
+  const { latencies, errors, seconds, bytes, sizes } = await closedLoop({
+    shoot: (url) => shoot(url, format),
+    urls: corpus.urls,
+    workers: pages,
+    offset,
+    shots: shotsPerRun,
+    budgetMs: runBudgetMs,
+  });
   return {
     shots: latencies.length,
     errors,

@@ -1,21 +1,11 @@
-import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodePng, near } from './helpers/images.js';
-import { nodeChromiumPids } from './helpers/node-client.js';
+import { rendererPids } from './helpers/node-client.js';
 import { startTestSite, type TestSite } from './helpers/pages.js';
 import { startShotfleet, type RunningProcess } from './helpers/processes.js';
 import { metricValues, shoot, type Shot } from './helpers/shots.js';
 import { sleep } from './helpers/wait.js';
 
-/** The node's renderer processes: killing them is what a renderer crash (or an OOM kill of one) looks like. */
-async function rendererPids(nodePid: number): Promise<number[]> {
-  const out: number[] = [];
-  for (const pid of await nodeChromiumPids(nodePid)) {
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.includes('--type=renderer')) out.push(pid);
-  }
-  return out;
-}
 
 describe('renderers killed under load: every request is retried on a fresh page, none fails or hangs', () => {
   let site: TestSite;

@@ -2,7 +2,7 @@ import { chmod, chown, mkdtemp, readFile, readlink, rm, writeFile } from 'node:f
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { browserPids, nodeChromiumPids, request } from './helpers/node-client.js';
+import { browserPids, nodeChromiumPids, rendererPids, request } from './helpers/node-client.js';
 import { startShotfleet, waitForLog, type RunningProcess } from './helpers/processes.js';
 
 /**
@@ -30,15 +30,6 @@ async function statusField(pid: number, field: string): Promise<string | undefin
   return new RegExp(`^${field}:\\s*(.*)$`, 'm').exec(status)?.[1];
 }
 
-/** Renderer processes of a node (they hold web content: these are what the sandbox confines). */
-async function rendererPids(nodePid: number): Promise<number[]> {
-  const out: number[] = [];
-  for (const pid of await nodeChromiumPids(nodePid)) {
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.includes('--type=renderer')) out.push(pid);
-  }
-  return out;
-}
 
 /** No secret value appears in the environment of any of the node's Chromium processes. */
 async function expectNoSecrets(nodePid: number): Promise<number> {

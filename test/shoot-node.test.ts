@@ -7,7 +7,7 @@ import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readManifest } from '../src/shoot/manifest.js';
 import { startShotfleet, type RunningProcess } from './helpers/processes.js';
-import { s3rverEnv, startS3, type RunningS3 } from './helpers/s3.js';
+import { s3NodeEnv, startS3, type RunningS3 } from './helpers/s3.js';
 import { makeBatch, manifestRecords, spawnShoot } from './helpers/shoot-run.js';
 
 // End to end: the real CLI against real nodes (Chromium) rendering pages this test serves, and s3rver.
@@ -30,13 +30,9 @@ beforeAll(async () => {
   pageBase = `http://127.0.0.1:${(pages.address() as AddressInfo).port}`;
   s3 = await startS3();
   node = await startShotfleet('serve', {
-    ...s3rverEnv,
+    ...s3NodeEnv(s3),
     SHOTFLEET_PAGES: '2',
     SHOTFLEET_ALLOW_HOSTS: '127.0.0.1',
-    SHOTFLEET_S3_BUCKET: s3.bucket,
-    SHOTFLEET_S3_ENDPOINT: s3.endpoint,
-    SHOTFLEET_S3_FORCE_PATH_STYLE: 'true',
-    SHOTFLEET_S3_REGION: 'us-east-1',
   });
 });
 

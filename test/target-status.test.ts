@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertColor, css, decodePng } from './helpers/images.js';
 import { page, startTestSite, type TestSite } from './helpers/pages.js';
 import { startShotfleet, type RunningProcess } from './helpers/processes.js';
-import { s3rverEnv, startS3, type RunningS3 } from './helpers/s3.js';
+import { s3NodeEnv, startS3, type RunningS3 } from './helpers/s3.js';
 import { ok, shoot } from './helpers/shots.js';
 
 const green = [20, 180, 40] as const;
@@ -48,13 +48,9 @@ describe('target status, failOnHttpStatus, bestEffort and web fonts (a 1-page no
     });
     s3 = await startS3();
     node = await startShotfleet('serve', {
-      ...s3rverEnv,
+      ...s3NodeEnv(s3),
       SHOTFLEET_PAGES: '1',
       SHOTFLEET_ALLOW_HOSTS: '127.0.0.1',
-      SHOTFLEET_S3_BUCKET: s3.bucket,
-      SHOTFLEET_S3_ENDPOINT: s3.endpoint,
-      SHOTFLEET_S3_FORCE_PATH_STYLE: 'true',
-      SHOTFLEET_S3_REGION: 'us-east-1',
     });
   });
 

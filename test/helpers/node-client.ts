@@ -80,6 +80,16 @@ export function metricValues(text: string, name: string, label?: string): Record
 /** Pids of a node's Chromium processes of any kind (browser, renderers, utilities). */
 export const nodeChromiumPids = (nodePid: number) => chromiumPids(`shotfleet-chrome-${nodePid}-`);
 
+/** A node's renderer processes: they hold web content (what the sandbox confines, what a renderer crash takes down). */
+export async function rendererPids(nodePid: number): Promise<number[]> {
+  const out: number[] = [];
+  for (const pid of await nodeChromiumPids(nodePid)) {
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes('--type=renderer')) out.push(pid);
+  }
+  return out;
+}
+
 /** Pids of a node's top-level browser processes: the ones without a `--type=` (renderer, gpu, …). */
 export async function browserPids(nodePid: number): Promise<number[]> {
   const out: number[] = [];

@@ -21,6 +21,17 @@ export const s3rverEnv = {
   AWS_EC2_METADATA_DISABLED: 'true',
 };
 
+/** A node's settings to store in this s3rver: its bucket, path-style addressing, and s3rver's credentials. */
+export function s3NodeEnv(s3: { bucket: string; endpoint: string }): Record<string, string> {
+  return {
+    ...s3rverEnv,
+    SHOTFLEET_S3_BUCKET: s3.bucket,
+    SHOTFLEET_S3_ENDPOINT: s3.endpoint,
+    SHOTFLEET_S3_FORCE_PATH_STYLE: 'true',
+    SHOTFLEET_S3_REGION: 'us-east-1',
+  };
+}
+
 export interface RunningS3 {
   /** http://127.0.0.1:PORT */
   endpoint: string;
