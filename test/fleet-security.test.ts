@@ -17,7 +17,7 @@ describe('the hub is never open to the network', () => {
       (err: Error) => err.message,
     );
     await started?.stop();
-    expect(outcome).toMatch(/exited with 2 before listening/);
+    expect(outcome).toMatch(/exited with 2 before it was ready/);
     expect(outcome).toContain('SHOTFLEET_HUB_TOKEN');
     expect(outcome).toContain('SHOTFLEET_TOKEN');
     expect(outcome).toContain('SHOTFLEET_HOST');

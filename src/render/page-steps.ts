@@ -7,14 +7,20 @@ import type { PageSlot } from '../render-pool/page-slot.js';
  * Returns false when the fonts were not ready in time.
  */
 export async function waitForFonts(slot: PageSlot, budgetMs: number): Promise<boolean> {
-  const ready = slot.page
-    .evaluate(async () => {
-      void document.documentElement.offsetHeight;
-      await document.fonts.ready;
-      return true;
+  // Sent as a plain Runtime.evaluate, not page.evaluate: puppeteer's evaluate runs with a user gesture, which
+  // would let the page open one popup (window.open, target=_blank) on every render.
+  const ready = slot.cdp
+    .send('Runtime.evaluate', {
+      expression: 'void document.documentElement.offsetHeight; document.fonts.ready.then(() => true)',
+      awaitPromise: true,
+      userGesture: false,
+      silent: true,
     })
     // A page that broke its own document.fonts is captured as it is.
-    .catch(() => true);
+    .then(
+      () => true,
+      () => true,
+    );
   return withBudget(ready, budgetMs, false);
 }
 

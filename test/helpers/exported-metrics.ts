@@ -6,7 +6,7 @@ import { createNodeMetrics } from '../../src/metrics/node-metrics.js';
  * and `_count` included), so a dashboard or alert that names a metric nobody exports is caught.
  */
 export async function exportedMetricNames(): Promise<Set<string>> {
-  const registries = [createNodeMetrics().registry, createHubMetrics(() => [], 0.7)];
+  const registries = [createNodeMetrics().registry, createHubMetrics(() => [], 0.7).registry];
   const names = new Set<string>();
   for (const registry of registries) {
     for (const metric of await registry.getMetricsAsJSON()) {
