@@ -157,9 +157,12 @@ describe('shotfleet hub with stand-in nodes', () => {
     await waitFor('members registered', async () => (await listNodes()).filter((n) => n.id.startsWith('member')).length === 2);
 
     expect(await hub.stop()).toBe(0);
+    const stoppedAt = Date.now();
     hub = await startShotfleet('hub', hubEnv(hubPort));
     const restartedAt = Date.now();
-    expect(await listNodes()).toEqual([]);
+    // The new hub kept nothing: whatever it lists already, a heartbeat sent to it told it (a member's retry can
+    // land between the hub's first answer and this look).
+    for (const n of await listNodes()) expect(Date.parse(n.lastSeen)).toBeGreaterThanOrEqual(stoppedAt);
     // Bounded by a few heartbeats so a loaded machine does not fail it; the time taken is what matters.
     await waitFor('members relearned', async () => (await listNodes()).filter((n) => n.id.startsWith('member')).length === 2, 4 * heartbeatMs, 25);
     const relearnedMs = Date.now() - restartedAt;
