@@ -135,7 +135,8 @@ describe('a node started as an operator starts it: ready means started, SIGTERM 
       expect(agent).toMatch(/^ready up \d+%$/);
       expect(pages.pages.max).toBe(2);
       await waitFor('the hub to hear from the node', () => hub.registered.length > 0, 5000, 20);
-      expect(node.logs.join('')).toContain('"msg":"listening"');
+      // The log line is written before /status can say 200; the pipe that carries it may still be on its way.
+      await waitFor('the listening line', () => node.logs.join('').includes('"msg":"listening"'), 5000, 20);
 
       await sleep(1000);
       sending = false;
@@ -164,7 +165,7 @@ describe('a node started as an operator starts it: ready means started, SIGTERM 
     expect(await statusCode(node.url)).toBe(503);
     node.proc.kill('SIGTERM');
     expect(await node.exited).toBe(0);
-    expect(node.logs.join('')).toContain('"msg":"stopped"');
+    await waitFor('the stopped line', () => node.logs.join('').includes('"msg":"stopped"'), 5000, 20);
     await noChromiumLeft(node.proc.pid!);
   }, 120_000);
 

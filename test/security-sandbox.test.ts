@@ -72,8 +72,12 @@ describe('as root: no sandbox possible, no secrets either', () => {
   it('auto falls back to no sandbox and says so in the start log and /status', async () => {
     const status = await request(`${node.url}/status`);
     expect(status.json?.chrome).toEqual({ sandbox: false });
-    const warning = node.logs.find((l) => l.sandbox === false && l.level === 40);
+    const warning = await waitForLog(node, 'the sandbox warning', (l) => l.sandbox === false && l.level === 40).then(() =>
+      node.logs.find((l) => l.sandbox === false && l.level === 40),
+    );
     expect(warning?.reason).toMatch(/root/);
+    // Written before /status said 200, but its pipe may still be on its way.
+    await waitForLog(node, 'listening', (l) => l.msg === 'listening');
     expect(node.logs.find((l) => l.msg === 'listening')?.chromeSandbox).toBe(false);
   });
 
@@ -111,6 +115,8 @@ describe('as nobody: Chromium runs in its sandbox', () => {
     const status = await request(`${node.url}/status`);
     expect(status.json?.chrome).toEqual({ sandbox: true });
     await waitForLog(node, 'sandbox on', (l) => l.sandbox === true);
+    // Written before /status said 200, but its pipe may still be on its way.
+    await waitForLog(node, 'listening', (l) => l.msg === 'listening');
     expect(node.logs.find((l) => l.msg === 'listening')?.chromeSandbox).toBe(true);
   });
 
@@ -159,7 +165,9 @@ exit 1
     const node = await startShotfleet('serve', { SHOTFLEET_PAGES: '1', SHOTFLEET_CHROME_PATH: path.join(dir, 'chromium'), HOME: dir }, nobody);
     try {
       expect((await request(`${node.url}/status`)).json?.chrome).toEqual({ sandbox: false });
-      const warning = node.logs.find((l) => l.sandbox === false && l.level === 40);
+      const warning = await waitForLog(node, 'the sandbox warning', (l) => l.sandbox === false && l.level === 40).then(() =>
+      node.logs.find((l) => l.sandbox === false && l.level === 40),
+    );
       expect(String(warning?.reason)).toMatch(/No usable sandbox/);
     } finally {
       await node.stop();

@@ -211,8 +211,9 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
       await membership?.stop();
       return;
     }
-    started = true;
+    // Said before /status can answer 200, so a reader of the log never sees traffic before the line.
     log.info({ url, nodeId, pages: config.PAGES, queueMax: config.QUEUE_MAX, agentPort: agent?.port, chromeSandbox: sandbox.on }, 'listening');
+    started = true;
   }
 
   const starting = finishStart();
