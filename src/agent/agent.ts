@@ -9,7 +9,7 @@ export interface AgentState {
 
 /**
  * The HAProxy agent-check answer. `ready` is always sent with `up` because after a `drain` a plain `up` leaves the
- * server in DRAIN (FIELD-NOTES); the weight never drops below 1 % while serving, so a busy node stays in rotation
+ * server in DRAIN (HAProxy 2.6); the weight never drops below 1 % while serving, so a busy node stays in rotation
  * (0 % would stop HAProxy sending it anything, which is what `drain` is for).
  */
 export function agentReply(state: AgentState): string {
@@ -21,7 +21,7 @@ export function agentReply(state: AgentState): string {
 
 /**
  * A TCP listener speaking HAProxy's agent-check protocol: one line per connection, then close.
- * HAProxy resets the connection after reading (FIELD-NOTES): socket errors are expected and only logged at debug.
+ * HAProxy resets the connection after reading: socket errors are expected and only logged at debug.
  */
 export function startAgent(opts: {
   port: number;

@@ -3,7 +3,7 @@ import os from 'node:os';
 import { z } from 'zod';
 
 /**
- * Every setting of the contract, keyed by its env var name without the `SHOTFLEET_` prefix.
+ * Every setting in the README's configuration table, keyed by its env var name without the `SHOTFLEET_` prefix.
  * The matching flag is the same name in kebab case: SHOTFLEET_QUEUE_MAX ↔ --queue-max.
  * Defaults that depend on other settings (QUEUE_MAX = 2 × PAGES, …) are filled in by `resolveDefaults`.
  */
@@ -152,11 +152,11 @@ export const settingsSchema = z.object({
   TARGET_SATURATION: ratio.default(0.7),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /**
-   * Not in the contract's table: the adaptive concurrency limit (issue 3). Off by default: the overload
+   * Not in the README's configuration table: the adaptive concurrency limit (issue 3). Off by default: the overload
    * bench could not show a gain on this machine, and its probe at limit 1 lets one stuck page stall the node.
    */
   ADAPTIVE_CONCURRENCY: bool.default(false),
-  /** Not in the contract's table: switches admission control off, for the overload benchmark's baseline. */
+  /** Not in the README's configuration table: switches admission control off, for the overload benchmark's baseline. */
   ADMISSION: bool.default(true),
 });
 

@@ -1,4 +1,4 @@
-/** The codes of the contract's error table, with their HTTP status. */
+/** The codes of the README's error table, with their HTTP status. */
 export const errorStatus = {
   invalid_request: 400,
   unauthorized: 401,

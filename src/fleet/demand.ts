@@ -11,7 +11,7 @@ export interface FleetLoad {
 
 /**
  * desired = ceil(Σ(saturation × pages + shedPerSecond × renderSecondsAvg) ÷ (mean pages × target)).
- * Without shedding this is the contract's ceil(up × mean saturation ÷ target); the shed term counts the work
+ * Without shedding this is the documented ceil(up × mean saturation ÷ target); the shed term counts the work
  * a saturated fleet turned away, which a usage gauge stuck at 100 % cannot show.
  */
 export function fleetLoad(nodes: readonly NodeRecord[], targetSaturation: number): FleetLoad {

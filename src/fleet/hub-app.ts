@@ -23,7 +23,7 @@ export interface HubSettings {
 
 const nodeIdPattern = /^[A-Za-z0-9._:@-]{1,200}$/;
 
-/** The contract's Hub HTTP API. */
+/** The hub's HTTP API (README: A fleet: HAProxy and the hub). */
 export function createHubApp(fleet: Fleet, metrics: client.Registry, s: HubSettings, log: Logger): Hono {
   const app = new Hono();
 

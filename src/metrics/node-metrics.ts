@@ -30,7 +30,7 @@ const zeroSources: GaugeSources = {
 
 /**
  * prom-client's default metrics minus the three gauges whose names end in `_total`:
- * promtool rejects them (FIELD-NOTES) and cannot be told otherwise.
+ * promtool 2.42 rejects them (only counters may end in _total) and cannot be told otherwise.
  */
 export function collectDefaultMetricsPromtoolSafe(registry: client.Registry): void {
   client.collectDefaultMetrics({ register: registry });

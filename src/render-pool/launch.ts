@@ -7,7 +7,7 @@ import { policyBrowserArgs, sandboxArgs } from '../policy/index.js';
 
 /**
  * Flags for a headless Chromium on a server with no internet: the background-networking family stops
- * Chrome from flooding refused connections (FIELD-NOTES), and the renderer limits keep one tab's site
+ * Chrome from flooding refused connections on a machine with no way out, and the renderer limits keep one tab's site
  * isolation from spawning a process per iframe origin beyond what 2 cores can carry.
  */
 export const chromeArgs = [

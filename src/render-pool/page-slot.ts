@@ -65,7 +65,7 @@ export async function openSlot(browser: BrowserHandle, deps: SlotDeps): Promise<
     context = await browser.launched.browser.createBrowserContext(
       proxy ? { proxyServer: proxy.proxyServer, proxyBypassList: ['<-loopback>'] } : {},
     );
-    // A window, not a tab: background tabs stall captures by seconds (FIELD-NOTES).
+    // A window, not a tab: with 2+ plain tabs, capturing a background one stalled ~4 s, with 4 it could hang until the protocol timed out.
     const page = await context.newPage({ type: 'window', windowBounds: defaultWindow });
     const cdp = await page.createCDPSession();
     const slot: PageSlot = {

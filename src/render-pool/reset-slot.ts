@@ -3,8 +3,8 @@ import { partitionedStorageKeys } from './partitioned-storage.js';
 
 /**
  * Wipes what a render left in its slot's context so the next client sees a fresh browser.
- * Measured against the alternative (a new incognito context and window per request, ~4× slower per
- * FIELD-NOTES): about:blank + a handful of CDP calls cost a few ms and reuse the warm window.
+ * Measured against the alternative (a new incognito context and window per request, ~4× slower on this kind of
+ * machine): about:blank + a handful of CDP calls cost a few ms and reuse the warm window.
  * test/isolation.test.ts proves nothing crosses over: cookies, local/session storage, IndexedDB,
  * Cache Storage, service workers.
  */

@@ -5,7 +5,7 @@ import type { RenderOptions } from './options.js';
 
 /**
  * Loads the page (url or html) and waits for the asked readiness. Maps what can go wrong to the
- * contract's errors: a page or redirect the URL policy refused → 403, an unreachable target → 502,
+ * README's errors: a page or redirect the URL policy refused → 403, an unreachable target → 502,
  * a load that does not finish in time → 504.
  */
 export async function navigate(slot: PageSlot, options: RenderOptions, remaining: () => number): Promise<void> {

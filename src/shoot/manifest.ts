@@ -11,7 +11,7 @@ import path from 'node:path';
 export interface ManifestRecord {
   line: number;
   /**
-   * As the contract has it: the input line's page URL (null for an `html` line), except on a stored
+   * As the README has it: the input line's page URL (null for an `html` line), except on a stored
    * image, where it is the link the node returned (`key` + `url`) and the page URL moves to `source`.
    */
   url: string | null;
