@@ -75,7 +75,7 @@ const server = http.createServer((req, res) => {
 });
 server.listen(0, '127.0.0.1', async () => {
   const url = 'http://127.0.0.1:' + server.address().port;
-  const { startMembership } = await import(${JSON.stringify(path.join(repoRoot, 'src/fleet/membership.ts'))});
+  const { startMembership } = await import(${JSON.stringify(path.join(repoRoot, 'src/server/membership.ts'))});
   const { createLogger } = await import(${JSON.stringify(path.join(repoRoot, 'src/log/logger.ts'))});
   startMembership({ hubUrl: process.env.SHOTFLEET_HUB_URL, token: process.env.SHOTFLEET_TOKEN, nodeId: id, advertiseUrl: url, capacity: 2, heartbeatIntervalMs: 10000, log: createLogger('warn') });
   console.log(JSON.stringify({ msg: 'listening', url }));

@@ -10,7 +10,7 @@ import { openApiDocument } from '../src/api/openapi.js';
 import { defaultLimits, readmeWithOptionsTable } from '../src/api/readme-options.js';
 import { requestSurface } from '../src/api/request-schema.js';
 import { errorStatus, type ErrorCode } from '../src/errors/shot-error.js';
-import { nodeStates } from '../src/fleet/registry.js';
+import { nodeStates } from '../src/api/node-states.js';
 import { createOptionsSchema } from '../src/render/options.js';
 import { queryParameters } from '../src/render/query-parameters.js';
 import { sandboxArgs } from '../src/policy/index.js';

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startMembership, type Membership } from '../src/fleet/membership.js';
+import { startMembership, type Membership } from '../src/server/membership.js';
 import { createLogger } from '../src/log/logger.js';
 import { createRuntimeApi, parseServersState, type ServerState } from '../src/haproxy/runtime-api.js';
 import { planSlotCommands } from '../src/haproxy/runtime-sync.js';

@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startMembership, type Membership } from '../src/fleet/membership.js';
+import { startMembership, type Membership } from '../src/server/membership.js';
 import { createLogger } from '../src/log/logger.js';
 import { cliEntry, repoRoot, startShotfleet, waitForLog, type RunningProcess } from './helpers/processes.js';
 import { checkHaproxyConfig, freePort, startFakeNode, waitFor, type FakeNode } from './helpers/haproxy.js';

@@ -2,7 +2,7 @@ import http from 'node:http';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startMembership, type Membership } from '../src/fleet/membership.js';
+import { startMembership, type Membership } from '../src/server/membership.js';
 import { freePort, sleep, waitFor } from './helpers/haproxy.js';
 
 /** A stand-in hub that records what nodes send it. */

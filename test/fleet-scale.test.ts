@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startMembership, type Membership } from '../src/fleet/membership.js';
+import { startMembership, type Membership } from '../src/server/membership.js';
 import { renderHaproxyConfig } from '../src/haproxy/config.js';
 import { createRuntimeApi } from '../src/haproxy/runtime-api.js';
 import { createLogger } from '../src/log/logger.js';

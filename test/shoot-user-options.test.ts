@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseShootOptions } from '../src/shoot/options.js';
+import { parseShootOptions } from '../src/cli/shoot-options.js';
 
 describe('shoot: the page options as request defaults', () => {
   it('turns the flags into the fields POST /screenshot takes', () => {

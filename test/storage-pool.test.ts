@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createUploadPool } from '../src/storage/upload-pool.js';
 import { objectKey, timeSortableId, validateKey } from '../src/storage/keys.js';
-import { uploadSaturation } from '../src/storage/saturation.js';
+import { saturationRatio } from '../src/admission/saturation.js';
 import { estimateImageBytes } from '../src/storage/estimate.js';
 
 const never = new AbortController().signal;
@@ -100,14 +100,21 @@ describe('keys', () => {
 });
 
 describe('sizing', () => {
-  it('estimates png above jpeg above webp and reports upload saturation as the fuller of pool and bytes', () => {
+  it('estimates png above jpeg above webp', () => {
     const px = 1280 * 800;
     expect(estimateImageBytes('png', px)).toBeGreaterThan(553_000);
     expect(estimateImageBytes('jpeg', px)).toBeGreaterThan(64_000);
     expect(estimateImageBytes('webp', px)).toBeGreaterThan(42_000);
+  });
+
+  it('counts the upload side in the node saturation as the fuller of the pool and the backlog bytes', () => {
+    const idle = { inUse: 0, limit: 2, queued: 0, queueMax: 4, memoryBytes: 0, maxMemoryBytes: 1000 };
     const base = { max: 8, queueMax: 8, backlogMaxBytes: 1000 };
-    expect(uploadSaturation({ ...base, inFlight: 4, queued: 0, backlogBytes: 100 })).toBe(0.25);
-    expect(uploadSaturation({ ...base, inFlight: 1, queued: 0, backlogBytes: 900 })).toBe(0.9);
-    expect(uploadSaturation({ ...base, inFlight: 8, queued: 8, backlogBytes: 2000 })).toBe(1);
+    expect(saturationRatio({ ...idle, uploads: { ...base, inFlight: 4, queued: 0, backlogBytes: 100 } })).toBe(0.375);
+    expect(saturationRatio({ ...idle, uploads: { ...base, inFlight: 8, queued: 4, backlogBytes: 100 } })).toBe(0.875);
+    expect(saturationRatio({ ...idle, uploads: { ...base, inFlight: 1, queued: 0, backlogBytes: 900 } })).toBe(0.9);
+    expect(saturationRatio({ ...idle, uploads: { ...base, inFlight: 8, queued: 8, backlogBytes: 2000 } })).toBe(1);
+    // Without an upload pool (no S3) only renders and memory count.
+    expect(saturationRatio({ ...idle, inUse: 2 })).toBe(0.75);
   });
 });

@@ -5,12 +5,12 @@ import { processEnvironment } from '../config/environment.js';
 type CommandModule = { run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> };
 
 const commands: Record<string, { summary: string; load: () => Promise<CommandModule> }> = {
-  serve: { summary: 'run a node that renders screenshots (default)', load: () => import('../server/serve-command.js') },
-  hub: { summary: 'run the registry that tracks nodes and keeps HAProxy in sync', load: () => import('../fleet/hub-command.js') },
-  'haproxy-config': { summary: 'print an HAProxy config for --nodes or a --hub', load: () => import('../haproxy/config-command.js') },
-  shoot: { summary: 'batch client: a file of URLs in, screenshots or S3 links out', load: () => import('../shoot/shoot-command.js') },
-  sign: { summary: 'print a signed GET /screenshot link (served without the token until it expires)', load: () => import('../signing/sign-command.js') },
-  demo: { summary: 'a local fleet to try: hub, two nodes, HAProxy, local S3; Ctrl-C stops it', load: () => import('../demo/demo-command.js') },
+  serve: { summary: 'run a node that renders screenshots (default)', load: () => import('./serve-command.js') },
+  hub: { summary: 'run the registry that tracks nodes and keeps HAProxy in sync', load: () => import('./hub-command.js') },
+  'haproxy-config': { summary: 'print an HAProxy config for --nodes or a --hub', load: () => import('./haproxy-config-command.js') },
+  shoot: { summary: 'batch client: a file of URLs in, screenshots or S3 links out', load: () => import('./shoot-command.js') },
+  sign: { summary: 'print a signed GET /screenshot link (served without the token until it expires)', load: () => import('./sign-command.js') },
+  demo: { summary: 'a local fleet to try: hub, two nodes, HAProxy, local S3; Ctrl-C stops it', load: () => import('./demo-command.js') },
 };
 
 function usage(): string {

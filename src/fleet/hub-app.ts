@@ -1,13 +1,15 @@
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type client from 'prom-client';
-import { ShotError, errorBody } from '../errors/shot-error.js';
+import { ShotError } from '../errors/shot-error.js';
+import { requireToken } from '../http/auth.js';
+import { answerErrors, notFound } from '../http/errors.js';
+import { readJsonBody } from '../http/json-body.js';
 import type { Logger } from '../log/logger.js';
 import { renderHaproxyConfig } from '../haproxy/config.js';
 import { maxNodePages } from '../haproxy/layout.js';
 import type { Fleet } from './fleet.js';
 import { parseNodeUrl } from './node-url.js';
-import { requireToken } from '../server/auth.js';
 
 export interface HubSettings {
   token?: string;
@@ -27,12 +29,8 @@ const nodeIdPattern = /^[A-Za-z0-9._:@-]{1,200}$/;
 export function createHubApp(fleet: Fleet, metrics: client.Registry, s: HubSettings, log: Logger): Hono {
   const app = new Hono();
 
-  app.onError((err, c) => {
-    if (err instanceof ShotError) return c.json(errorBody(err), err.status as 400);
-    log.error({ err }, 'hub request failed');
-    return c.json(errorBody(new ShotError('render_failed', 'the hub failed to handle this request; see its log')), 500);
-  });
-  app.notFound((c) => c.json(errorBody(new ShotError('not_found', `no route ${c.req.method} ${c.req.path}; see the hub API in the README`)), 404));
+  app.onError(answerErrors({ unexpected: 'the hub failed to handle this request; see its log', log: () => log }));
+  app.notFound(notFound('see the hub API in the README'));
 
   // The node's rule: the token everywhere but /livez; /metrics open unless a metrics token is set.
   app.use(requireToken({ token: s.token, metricsToken: s.metricsToken, open: ['/livez'] }));
@@ -45,12 +43,8 @@ export function createHubApp(fleet: Fleet, metrics: client.Registry, s: HubSetti
     '/nodes',
     bodyLimit({ maxSize: 16 * 1024, onError: () => { throw new ShotError('payload_too_large', 'a registration body is a few bytes: {"url","id"?}'); } }),
     async (c) => {
-      if (!/^application\/json\b/i.test(c.req.header('content-type') ?? '')) {
-        throw new ShotError('unsupported_media_type', 'send the registration as Content-Type: application/json');
-      }
-      const body = await c.req.json().catch(() => {
-        throw new ShotError('invalid_request', 'the body is not valid JSON');
-      });
+      // biome-ignore lint/suspicious/noExplicitAny: checked field by field below
+      const body: any = await readJsonBody(c, 'the registration');
       if (typeof body !== 'object' || body === null || Array.isArray(body)) {
         throw new ShotError('invalid_request', 'the body must be a JSON object like {"url":"http://10.0.0.5:3000"}');
       }

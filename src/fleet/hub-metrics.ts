@@ -3,7 +3,8 @@ import { registerBuildInfo } from '../metrics/build-info.js';
 import { collectDefaultMetricsPromtoolSafe } from '../metrics/node-metrics.js';
 import type { SyncOutcome } from '../haproxy/runtime-sync.js';
 import { fleetLoad } from './demand.js';
-import { nodeStates, type NodeRecord } from './registry.js';
+import { nodeStates } from '../api/node-states.js';
+import type { NodeRecord } from './registry.js';
 
 export interface HubMetrics {
   registry: client.Registry;

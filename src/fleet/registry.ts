@@ -1,9 +1,7 @@
+import type { NodeState } from '../api/node-states.js';
 import { SlotTable } from '../haproxy/slots.js';
 import type { NodeEndpoint } from './node-url.js';
 import type { NodeStatus, PingResult } from './node-status.js';
-
-export type NodeState = 'up' | 'suspect' | 'draining';
-export const nodeStates: readonly NodeState[] = ['up', 'suspect', 'draining'];
 
 export interface NodeRecord extends NodeEndpoint {
   id: string;

@@ -1,14 +1,19 @@
 import { KnownDevices, type Viewport } from 'puppeteer-core';
-import type { RenderOptions } from './options.js';
 
 /** The viewport of a request that names neither viewport nor device. */
 export const defaultViewport = { width: 1280, height: 800, deviceScaleFactor: 1, isMobile: false } as const;
+
+/** The options that size the page (a subset of RenderOptions, named here so options.ts can import the defaults). */
+export interface ViewportOptions {
+  device?: string;
+  viewport?: { width: number; height: number; deviceScaleFactor: number; isMobile: boolean };
+}
 
 /**
  * The viewport a request renders at, device presets included: resolved here once, so the pixel budget, the
  * admission's cost class and the emulation all see the same size (a device's scale factor counts too).
  */
-export function effectiveViewport(options: Pick<RenderOptions, 'device' | 'viewport'>): Viewport & { deviceScaleFactor: number } {
+export function effectiveViewport(options: ViewportOptions): Viewport & { deviceScaleFactor: number } {
   const device = options.device ? KnownDevices[options.device as keyof typeof KnownDevices] : undefined;
   if (device) return { ...device.viewport, deviceScaleFactor: device.viewport.deviceScaleFactor ?? 1 };
   const v = { ...defaultViewport, ...options.viewport };

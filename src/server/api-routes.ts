@@ -2,10 +2,10 @@ import { Hono } from 'hono';
 import { docsPage } from '../api/docs-page.js';
 import { openApiDocument } from '../api/openapi.js';
 import { requestSurface } from '../api/request-schema.js';
-import { nodeStates } from '../fleet/registry.js';
+import { nodeStates } from '../api/node-states.js';
 import { packageVersion } from '../metrics/build-info.js';
 import type { RenderLimits } from '../render/options.js';
-import type { AppEnv } from './app.js';
+import type { AppEnv } from './app-env.js';
 
 /** Paths anyone may read, token or not: the API description and the page to try it. */
 export const apiDescriptionPaths = ['/openapi.json', '/docs'];

@@ -2,15 +2,15 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { errorBody, ShotError } from '../errors/shot-error.js';
+import { ShotError } from '../errors/shot-error.js';
+import { requireToken } from '../http/auth.js';
+import { answerErrors, notFound } from '../http/errors.js';
 import type { Logger } from '../log/logger.js';
 import type { NodeMetrics } from '../metrics/node-metrics.js';
 import { apiDescriptionPaths, apiRoutes } from './api-routes.js';
-import { requireToken } from './auth.js';
+import type { AppEnv } from './app-env.js';
 import { healthRoutes, type HealthSource } from './health-routes.js';
 import { screenshotRoutes, type ScreenshotRouteDeps } from './screenshot-routes.js';
-
-export type AppEnv = { Variables: { log: Logger; requestId: string } };
 
 export interface AppDeps extends ScreenshotRouteDeps {
   nodeId: string;
@@ -63,16 +63,14 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.route('/', screenshotRoutes(deps));
   app.route('/', apiRoutes(deps));
 
-  app.notFound(() => {
-    throw new ShotError('not_found', 'no such route: see GET /docs or /openapi.json for POST /screenshot, /status, /livez, /metrics');
-  });
-  app.onError((err, c) => {
-    const shotError = toShotError(err);
-    if (shotError.code === 'render_failed') c.get('log')?.error({ err }, 'render failed');
-    for (const [name, value] of Object.entries(shotError.headers ?? {})) c.header(name, value);
-    c.header('X-Shotfleet-Node', deps.nodeId);
-    return c.json(errorBody(shotError), shotError.status as 400);
-  });
+  app.notFound(notFound('see GET /docs or /openapi.json for POST /screenshot, /status, /livez, /metrics'));
+  app.onError(
+    answerErrors({
+      unexpected: 'the render failed; the node logged the cause under this request id',
+      log: (c) => c.get('log'),
+      headers: { 'X-Shotfleet-Node': deps.nodeId },
+    }),
+  );
   return app;
 }
 
@@ -93,14 +91,4 @@ function discardRestOfBody(incoming: IncomingMessage | undefined, maxBytes: numb
     incoming.on('data', count).once('end', done).once('close', done).once('error', done);
     incoming.resume();
   });
-}
-
-/** Anything that is not already a client-facing error becomes a 500 without internals in the body. */
-export function toShotError(err: unknown): ShotError {
-  if (err instanceof ShotError) return err;
-  const message = err instanceof Error ? err.message : String(err);
-  if (/timeout/i.test(message) && /exceeded|timed out/i.test(message)) {
-    return new ShotError('timeout', 'the render did not finish before its deadline');
-  }
-  return new ShotError('render_failed', 'the render failed; the node logged the cause under this request id');
 }

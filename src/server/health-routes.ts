@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import type { NodeMetrics } from '../metrics/node-metrics.js';
-import type { AppEnv } from './app.js';
+import type { AppEnv } from './app-env.js';
 
 export interface NodeStatus {
   status: 'ready' | 'starting' | 'draining' | 'no_browser';

@@ -6,7 +6,6 @@ import { createAdmission, createMemoryProbe, saturationRatio } from '../admissio
 import { startAgent } from '../agent/agent.js';
 import type { Config } from '../config/load.js';
 import type { ShedReason } from '../errors/shot-error.js';
-import type { Membership } from '../fleet/membership.js';
 import type { Logger } from '../log/logger.js';
 import { createNodeMetrics } from '../metrics/node-metrics.js';
 import { chromeEnvironment, createBoundedResolver, createUrlPolicy, startPolicyProxy } from '../policy/index.js';
@@ -18,6 +17,7 @@ import { createStorage } from '../storage/index.js';
 import { createApp } from './app.js';
 import { capConnections, httpServerOptions } from './http-limits.js';
 import type { NodeStatus } from './health-routes.js';
+import type { Membership } from './membership.js';
 
 export interface RunningNode {
   url: string;
@@ -197,7 +197,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
       );
     }
     if (config.HUB_URL) {
-      membership = (await import('../fleet/membership.js')).startMembership({
+      membership = (await import('./membership.js')).startMembership({
         hubUrl: config.HUB_URL,
         token: config.HUB_TOKEN,
         nodeId,

@@ -1,10 +1,11 @@
 import { Hono, type Context } from 'hono';
 import { getCookie } from 'hono/cookie';
-import { ShotError } from '../errors/shot-error.js';
+import type { ShotError } from '../errors/shot-error.js';
+import { readJsonBody } from '../http/json-body.js';
 import { createOptionsSchema, parseRenderOptions, type RenderLimits } from '../render/options.js';
 import { queryParameters, queryToBody } from '../render/query-parameters.js';
 import type { RenderService, ScreenshotResult, Timings } from '../render/render-service.js';
-import type { AppEnv } from './app.js';
+import type { AppEnv } from './app-env.js';
 
 export interface ScreenshotRouteDeps {
   render: RenderService;
@@ -25,17 +26,7 @@ export function screenshotRoutes(deps: ScreenshotRouteDeps) {
   app.post('/screenshot', async (c) => {
     const arrivedAt = Date.now();
     refuseIfSaturated();
-    const type = c.req.header('content-type') ?? '';
-      if (!/^application\/json\s*(;|$)/i.test(type)) {
-        throw new ShotError('unsupported_media_type', 'send the options as JSON with "Content-Type: application/json"');
-      }
-      let body: unknown;
-      try {
-        body = await c.req.json();
-      } catch {
-        throw new ShotError('invalid_request', 'the body is not valid JSON');
-      }
-    return shoot(c, body, arrivedAt);
+    return shoot(c, await readJsonBody(c, 'the options'), arrivedAt);
   });
 
   app.get('/screenshot', (c) => {

@@ -13,7 +13,6 @@ import type { ImageFormat, Storage, StorageStats, StoredObject, UploadRequest, U
 import { createUploadPool, type Ticket } from './upload-pool.js';
 
 export type { ImageFormat, Storage, StorageStats, StoredObject, UploadRequest, UploadReservation } from './types.js';
-export { uploadSaturation } from './saturation.js';
 
 export interface StorageTuning {
   /** Attempts per S3 request (the SDK backs off with jitter between them). */

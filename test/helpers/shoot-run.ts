@@ -4,9 +4,9 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { AdaptiveThrottle } from '../../src/shoot/adaptive-throttle.js';
 import type { ManifestRecord } from '../../src/shoot/manifest.js';
-import { parseShootOptions } from '../../src/shoot/options.js';
+import { parseShootOptions } from '../../src/cli/shoot-options.js';
 import type { RetryPolicy } from '../../src/shoot/retry-policy.js';
-import { shoot } from '../../src/shoot/shoot-command.js';
+import { shoot } from '../../src/shoot/shoot.js';
 import { cliEntry, repoRoot } from './processes.js';
 
 export interface ShootRun {

@@ -1,28 +1,8 @@
 import path from 'node:path';
-import { parseArgs } from '../cli/args.js';
-import type { RequestBody } from './input.js';
+import { parseArgs } from './args.js';
+import type { RequestBody } from '../shoot/input.js';
+import { UsageError, type ShootOptions } from '../shoot/shoot.js';
 import { defaultViewport } from '../render/viewport.js';
-
-export interface ShootOptions {
-  /** The input file, or `-` for stdin. */
-  input: string;
-  /** POST /screenshot on a node or on HAProxy. */
-  endpoint: URL;
-  outDir: string;
-  manifestFile: string;
-  concurrency: number;
-  token?: string;
-  maxRetriesPerItem: number;
-  maxShedRetriesPerItem: number;
-  /** Undefined: sized from the number of items. */
-  batchRetryBudget?: number;
-  requestTimeoutMs: number;
-  progressIntervalMs: number;
-  /** Request fields every line gets unless it sets them itself. */
-  defaults: RequestBody;
-}
-
-export class UsageError extends Error {}
 
 export const usage = `usage: shotfleet shoot FILE --endpoint URL [options]
 

@@ -2,47 +2,33 @@ import fsp from 'node:fs/promises';
 import { text } from 'node:stream/consumers';
 import { createAdaptiveThrottle, type AdaptiveThrottle } from './adaptive-throttle.js';
 import { runBatch, type BatchObserver } from './batch.js';
-import { parseInput, type ShotItem } from './input.js';
+import { parseInput, type RequestBody, type ShotItem } from './input.js';
 import { alreadyDone, openManifest, readManifest, type ManifestRecord } from './manifest.js';
-import { parseShootOptions, usage, UsageError, type ShootOptions } from './options.js';
 import { createProgress, type ProgressOutput } from './progress.js';
 import { defaultRetryPolicy, type RetryPolicy } from './retry-policy.js';
 import { formatSummary } from './summary.js';
 
-
-/** `shotfleet shoot FILE --endpoint URL …`: exit 0 when every line succeeded, 1 otherwise, 2 for usage errors. */
-export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  let options: ShootOptions | undefined;
-  try {
-    options = parseShootOptions(argv, env);
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    process.stderr.write(`shotfleet shoot: ${err.message}\nRun "shotfleet shoot --help" for the options.\n`);
-    return 2;
-  }
-  if (!options) {
-    process.stdout.write(usage);
-    return 0;
-  }
-
-  const interrupt = new AbortController();
-  const onSignal = () => {
-    if (interrupt.signal.aborted) process.exit(130);
-    process.stderr.write('\ninterrupted: recording what finished (press Ctrl-C again to quit at once)\n');
-    interrupt.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  try {
-    return await shoot(options, { stdin: process.stdin, stderr: process.stderr, signal: interrupt.signal });
-  } catch (err) {
-    process.stderr.write(`shotfleet shoot: ${err instanceof Error ? err.message : String(err)}\n`);
-    return err instanceof UsageError ? 2 : 1;
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
+export interface ShootOptions {
+  /** The input file, or `-` for stdin. */
+  input: string;
+  /** POST /screenshot on a node or on HAProxy. */
+  endpoint: URL;
+  outDir: string;
+  manifestFile: string;
+  concurrency: number;
+  token?: string;
+  maxRetriesPerItem: number;
+  maxShedRetriesPerItem: number;
+  /** Undefined: sized from the number of items. */
+  batchRetryBudget?: number;
+  requestTimeoutMs: number;
+  progressIntervalMs: number;
+  /** Request fields every line gets unless it sets them itself. */
+  defaults: RequestBody;
 }
+
+/** Bad flags or an unreadable input: the command exits 2 with this message. */
+export class UsageError extends Error {}
 
 export interface ShootIo {
   stdin: NodeJS.ReadableStream;

@@ -1,9 +1,9 @@
-import { parseArgs } from '../cli/args.js';
+import { parseArgs } from './args.js';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { parseNodeUrl } from '../fleet/node-url.js';
-import { renderHaproxyConfig, type SlotServer } from './config.js';
-import { maxNodePages } from './layout.js';
-import { assignSlots } from './slots.js';
+import { renderHaproxyConfig, type SlotServer } from '../haproxy/config.js';
+import { maxNodePages } from '../haproxy/layout.js';
+import { assignSlots } from '../haproxy/slots.js';
 
 const help = `usage: shotfleet haproxy-config (--nodes URL,URL,… | --hub URL) [options]
 

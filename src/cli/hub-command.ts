@@ -1,7 +1,7 @@
-import { parseArgs } from '../cli/args.js';
+import { parseArgs } from './args.js';
 import { ConfigError, describeSettings, loadConfig } from '../config/load.js';
 import { createLogger } from '../log/logger.js';
-import { startHub } from './hub.js';
+import { startHub } from '../fleet/hub.js';
 
 const help = `usage: shotfleet hub [options]
 

@@ -1,7 +1,7 @@
 import { ConfigError, describeSettings, loadConfig } from '../config/load.js';
-import { parseArgs } from '../cli/args.js';
+import { parseArgs } from './args.js';
 import { createLogger } from '../log/logger.js';
-import { startNode } from './node.js';
+import { startNode } from '../server/node.js';
 
 const help = `usage: shotfleet serve [options]
 

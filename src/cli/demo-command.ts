@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from '../cli/args.js';
+import { parseArgs } from './args.js';
 
 const help = `usage: shotfleet demo [options]
 

@@ -1,5 +1,5 @@
-import { parseArgs } from '../cli/args.js';
-import { signLink } from './signature.js';
+import { parseArgs } from './args.js';
+import { signLink } from '../signing/signature.js';
 
 const help = `usage: shotfleet sign URL [--expires-in SECONDS] [--signing-key KEY]
 
