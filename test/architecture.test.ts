@@ -17,7 +17,7 @@ const layers: string[][] = [
   ['sessions'],
   ['render-pool', 'storage'],
   ['admission', 'policy', 'agent', 'signing', 'haproxy'],
-  ['config', 'metrics'],
+  ['config', 'metrics', 'async'],
   ['errors', 'log'],
 ];
 const layerOf = new Map(layers.flatMap((folders, i) => folders.map((f) => [f, i] as const)));

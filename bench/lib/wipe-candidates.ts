@@ -1,5 +1,7 @@
 import type { CDPSession } from 'puppeteer-core';
-import { defaultWindow, type PageSlot } from '../../src/render-pool/page-slot.js';
+import type { Page } from 'puppeteer-core';
+import type { PageSlot } from '../../src/render-pool/page-slot.js';
+import { defaultWindow } from '../../src/render-pool/slot-emulation.js';
 import { clearLeftovers, leavePage } from '../../src/render-pool/reset-slot.js';
 
 /**
@@ -35,11 +37,13 @@ function browserSession(slot: PageSlot): Promise<CDPSession> {
 const otherViewport = { viewport: { width: 1024, height: 768 } };
 const darkAgent = { colorScheme: 'dark', userAgent: 'bench-agent/1.0' };
 
-/** The node's wipe, but emulation is left as the render set it (the next render sets what it asks for). */
-async function wipeKeepingEmulation(slot: PageSlot): Promise<void> {
+/** The page and session of a slot, swapped by the candidates that replace them (experiments only). */
+const swappable = (slot: PageSlot) => slot as unknown as { page: Page; cdp: CDPSession };
+
+/** The wipe before the slot kept its emulation as a state: every setting a render changed was put back. */
+async function wipeUndoingEmulation(slot: PageSlot): Promise<void> {
   await leavePage(slot);
-  slot.dirty.clear();
-  await clearLeftovers(slot);
+  await Promise.all([clearLeftovers(slot), slot.emulate({ userAgent: {}, media: { type: '', features: [] } })]);
 }
 
 export const wipeCandidates: WipeCandidate[] = [
@@ -56,7 +60,7 @@ export const wipeCandidates: WipeCandidate[] = [
     note: "slot.cdp is puppeteer's own session to the page instead of a second one (captures, clears and emulation on one session)",
     prepare: async (slot) => {
       await slot.cdp.detach();
-      slot.cdp = ownSession(slot);
+      swappable(slot).cdp = ownSession(slot);
     },
     wipe: async (slot) => {
       await leavePage(slot);
@@ -119,8 +123,8 @@ export const wipeCandidates: WipeCandidate[] = [
         const url = request.url();
         if (url.startsWith('http')) slot.origins.add(new URL(url).origin);
       });
-      slot.page = page;
-      slot.cdp = await page.createCDPSession();
+      swappable(slot).page = page;
+      swappable(slot).cdp = await page.createCDPSession();
       await clearLeftovers(slot);
     },
   },
@@ -139,7 +143,7 @@ export const wipeCandidates: WipeCandidate[] = [
   },
   {
     name: 'viewport 1024×768, kept',
-    note: "the same renders with the node's wipe, which leaves the viewport in place: emulate() compares the wanted viewport with the page's and skips an equal one",
+    note: "the same renders with the node's wipe, which leaves the viewport in place: the next render's equal viewport is not sent",
     options: otherViewport,
     wipe: async (slot) => {
       await leavePage(slot);
@@ -148,17 +152,17 @@ export const wipeCandidates: WipeCandidate[] = [
   },
   {
     name: 'dark + user agent, undone',
-    note: 'renders asking for colorScheme dark and a user agent every time; the node undoes both at every wipe',
+    note: 'renders asking for colorScheme dark and a user agent every time; the wipe undoes both each time (the node did until emulation became a state)',
+    options: darkAgent,
+    wipe: wipeUndoingEmulation,
+  },
+  {
+    name: 'dark + user agent, kept',
+    note: "the same renders with the node's wipe: emulation is a state, the next render sends only settings that differ, so neither is sent again",
     options: darkAgent,
     wipe: async (slot) => {
       await leavePage(slot);
       await clearLeftovers(slot);
     },
-  },
-  {
-    name: 'dark + user agent, kept',
-    note: 'the same renders, both left in place (emulate() still sends them again: the most that skipping could save is the undo)',
-    options: darkAgent,
-    wipe: wipeKeepingEmulation,
   },
 ];

@@ -1,4 +1,4 @@
-import { shed, type ShedReason, type ShotError } from '../errors/shot-error.js';
+import { shed, ShotError, type ShedReason } from '../errors/shot-error.js';
 import type { NodeMetrics } from '../metrics/node-metrics.js';
 import { createAdaptiveLimit } from './adaptive-limit.js';
 import { createRenderEstimates } from './render-estimates.js';
@@ -43,7 +43,10 @@ export interface AdmitRequest {
   costClass: string;
   /** Epoch ms by which the response must be complete (the request's `timeout`). */
   deadlineAt: number;
-  /** Aborted when the client goes away: the request leaves the queue at once. */
+  /**
+   * Aborted when the client goes away or the request's deadline passes (then its reason is a `timeout`
+   * ShotError): the request leaves the queue at once, shed as `queue_timeout` at its deadline.
+   */
   signal: AbortSignal;
 }
 
@@ -194,7 +197,7 @@ export function createAdmission(opts: AdmissionOptions, deps: AdmissionDeps): Ad
       };
       const onAbort = () => {
         leave();
-        reject(req.signal.reason);
+        reject(isDeadline(req.signal.reason) ? refuse('queue_timeout') : req.signal.reason);
       };
       const waiter: Waiter = {
         grant() {
@@ -248,7 +251,7 @@ export function createAdmission(opts: AdmissionOptions, deps: AdmissionDeps): Ad
 
   return {
     admit(req) {
-      if (req.signal.aborted) return Promise.reject(req.signal.reason);
+      if (req.signal.aborted) return Promise.reject(isDeadline(req.signal.reason) ? refuse('deadline') : req.signal.reason);
       const arrivedAt = now();
       const refusal = refusalForAnyRequest();
       if (refusal) return Promise.reject(refusal);
@@ -277,3 +280,5 @@ export function createAdmission(opts: AdmissionOptions, deps: AdmissionDeps): Ad
     retryAfterSeconds,
   };
 }
+
+const isDeadline = (reason: unknown) => reason instanceof ShotError && reason.code === 'timeout';

@@ -2,6 +2,7 @@ import genericPool from 'generic-pool';
 import type { Logger } from '../log/logger.js';
 import type { NodeMetrics } from '../metrics/node-metrics.js';
 import type { PolicyProxy, UrlPolicy } from '../policy/index.js';
+import { abortable } from '../async/abortable.js';
 import { BrowserManager } from './browser-manager.js';
 import type { LaunchOptions } from './launch.js';
 import { closeSlot, openSlot, type PageSlot } from './page-slot.js';
@@ -20,7 +21,10 @@ export interface PagePoolOptions {
 }
 
 export interface PagePool {
-  /** Resolves with a clean page; rejects if `signal` aborts first (the page, if it comes later, goes back). */
+  /**
+   * Resolves with a clean page; rejects if `signal` aborts first (the page, if it comes later, goes back). How many
+   * renders hold a page at once is admission's to bound (`pages`): only admitted requests ask.
+   */
   acquire(signal: AbortSignal): Promise<PageSlot>;
   /** Gives a page back: wiped for the next client, or destroyed if it cannot be trusted. */
   release(slot: PageSlot): void;
@@ -33,7 +37,6 @@ export interface PagePool {
    * aborts first (the pool goes on filling; close() ends it).
    */
   warm(signal?: AbortSignal): Promise<void>;
-  inUse(): number;
   size(): number;
   ready(): boolean;
   browserPids(): number[];
@@ -66,11 +69,10 @@ export function createPagePool(opts: PagePoolOptions): PagePool {
     browsers.pageClosed(slot.browser);
   }
 
-  // One window more than renders allowed: a released page is wiped (~65 ms, more under load) while the
-  // next request already renders in the spare, instead of waiting for the wipe. Renders stay bounded by
-  // `pages` through `renders`; the spare costs one idle window's memory.
+  // One window more than renders allowed: a released page is wiped (~90–120 ms of CPU, more under load) while
+  // the next request already renders in the spare, instead of waiting for the wipe. Renders stay bounded by
+  // `pages` through admission; the spare costs one idle window's memory.
   const slots = opts.pages + 1;
-  const renders = createSemaphore(opts.pages);
   let opened = 0;
   let allOpened: () => void = () => undefined;
   const warmed = new Promise<void>((resolve) => (allOpened = resolve));
@@ -98,45 +100,20 @@ export function createPagePool(opts: PagePoolOptions): PagePool {
     for (const slot of idle) if (slot) pool.release(slot);
   }
 
-  async function takeSlot(signal: AbortSignal): Promise<PageSlot> {
-    signal.throwIfAborted();
-    const pending = pool.acquire();
-    let onAbort: () => void = () => undefined;
-    const aborted = new Promise<never>((_, reject) => {
-      onAbort = () => reject(signal.reason);
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
-    try {
-      return await Promise.race([pending, aborted]);
-    } catch (err) {
-      // The client left while waiting: whatever page arrives later goes straight back.
-      void pending.then((slot) => pool.release(slot), () => undefined);
-      throw err;
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-    }
-  }
-
   return {
-    async acquire(signal) {
-      await renders.take(signal);
-      try {
-        return await takeSlot(signal);
-      } catch (err) {
-        renders.give();
-        throw err;
-      }
+    acquire(signal) {
+      if (signal.aborted) return Promise.reject(signal.reason);
+      // A client that left while waiting: whatever page arrives later goes straight back.
+      return abortable(pool.acquire(), signal, (slot) => pool.release(slot));
     },
 
     release(slot) {
-      renders.give();
-      slot.renders++;
+      slot.endRender();
       browsers.countRender(slot.browser);
       if (slot.broken || slot.browser.dead || slot.browser.retired) {
         void pool.destroy(slot);
         return;
       }
-      slot.rules = null;
       // A page whose renderer stopped answering after its capture must not keep its window forever.
       const wipeBound = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the wipe took over 10 s')), 10_000).unref());
       Promise.race([resetSlot(slot), wipeBound]).then(
@@ -157,7 +134,6 @@ export function createPagePool(opts: PagePoolOptions): PagePool {
       pool.start();
       await abortable(warmed, signal);
     },
-    inUse: () => renders.taken(),
     size: () => opts.pages,
     ready: () => !closed && browsers.hasLiveBrowser(),
     browserPids: () => browsers.pids(),
@@ -167,50 +143,6 @@ export function createPagePool(opts: PagePoolOptions): PagePool {
       await Promise.race([pool.drain().catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);
       await pool.clear().catch(() => undefined);
       await browsers.close();
-    },
-  };
-}
-
-function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return work;
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
-}
-
-/** A counter of permits with abortable waiters, served in arrival order. */
-function createSemaphore(permits: number) {
-  let taken = 0;
-  const waiters: (() => void)[] = [];
-  return {
-    taken: () => taken,
-    async take(signal: AbortSignal): Promise<void> {
-      signal.throwIfAborted();
-      if (taken < permits && waiters.length === 0) {
-        taken++;
-        return;
-      }
-      await new Promise<void>((resolve, reject) => {
-        const grant = () => {
-          signal.removeEventListener('abort', onAbort);
-          resolve();
-        };
-        const onAbort = () => {
-          waiters.splice(waiters.indexOf(grant), 1);
-          reject(signal.reason);
-        };
-        waiters.push(grant);
-        signal.addEventListener('abort', onAbort, { once: true });
-      });
-    },
-    /** Hands the permit to the next waiter, if any, or back to the pool. */
-    give(): void {
-      const next = waiters.shift();
-      if (next) next();
-      else taken--;
     },
   };
 }

@@ -2,6 +2,7 @@ import type { BrowserContext, CDPSession, HTTPRequest, Page } from 'puppeteer-co
 import type { Logger } from '../log/logger.js';
 import type { PolicyProxy, UrlPolicy } from '../policy/index.js';
 import type { BrowserHandle } from './browser-manager.js';
+import { createEmulationState, defaultWindow, type Emulation, type EmulationState } from './slot-emulation.js';
 
 /** What the render in progress wants done with each request its page makes. */
 export interface RequestRules {
@@ -14,43 +15,65 @@ export interface RequestRules {
   onRefused(url: string, reason: string): void;
 }
 
+/** What a render may do with its page: render/ drives `page` and `cdp`, and asks the slot for what it must remember. */
+export interface RenderPage {
+  readonly id: number;
+  readonly page: Page;
+  /** The page's own CDP session: captures go through it and skip puppeteer's per-browser screenshot lock. */
+  readonly cdp: CDPSession;
+  /** Starts a render: its request rules, and a fresh record of where its main frame navigates. */
+  beginRender(rules: RequestRules): void;
+  /** Sets the page's emulation; only settings that differ from the page's current ones are sent (slot-emulation.ts). */
+  emulate(wanted: Partial<Emulation>): Promise<void>;
+  /** What this render's main-frame navigation met: hosts the URL policy refused on its chain, a network failure. */
+  navigationOutcome(): NavigationOutcome;
+  /** Rejects with a PageCrashedError the moment the page crashes: a render races its steps against it. */
+  gone: Promise<never>;
+  /** The page's state is unknown (a deadline passed mid-render, a protocol error): destroyed when given back. */
+  markBroken(): void;
+  /** Whether the page's renderer or its whole browser died: the render may be tried again on another page. */
+  lost(): boolean;
+  /** Neither lost nor marked broken: a render may start on it. */
+  usable(): boolean;
+  /**
+   * Whether the page's renderer answers: a round trip to it, raced against its crash report. When many renderers
+   * die at once (an OOM kill, a killed process group), Chromium reports each death a little apart, and an idle
+   * page can look healthy until its own report arrives.
+   */
+  answers(timeoutMs?: number): Promise<boolean>;
+}
+
+export interface NavigationOutcome {
+  refusedHosts: string[];
+  /** Chromium's net error for the main frame's document request (e.g. net::ERR_CONNECTION_REFUSED). */
+  failure?: string;
+}
+
 /**
  * A warm page in a browser context of its own. The context is what keeps concurrent renders apart
  * (cookies, storage and cache are per context); between renders the pool wipes it through CDP
  * (see reset-slot.ts), which is far cheaper than a new context and window per request.
+ * The pool and the sessions own the rest of it; a render sees only RenderPage.
  */
-export interface PageSlot {
-  id: number;
+export interface PageSlot extends RenderPage {
   browser: BrowserHandle;
   context: BrowserContext;
-  page: Page;
-  /** The page's own CDP session: captures go through it and skip puppeteer's per-browser screenshot lock. */
-  cdp: CDPSession;
   proxy: PolicyProxy | null;
-  rules: RequestRules | null;
+  emulation: EmulationState;
   /** http(s) origins the page touched since the last reset: their storage is cleared. */
   origins: Set<string>;
   /** Origins of documents loaded in the main frame and in subframes since the last reset: third-party storage is keyed by both. */
   documentOrigins: { top: Set<string>; frames: Set<string> };
-  /** Hosts the main frame navigated to (page and redirects) in the current render, and those the policy refused. */
-  navigation: { hosts: Set<string>; refused: string[] };
-  /** Page settings a render changed that the next reset must put back. */
-  dirty: Set<'userAgent' | 'media' | 'javascript' | 'background' | 'interception'>;
-  /** Undo steps a render registered for settings of its own (time zone, locale, permissions…): run once at the next reset. */
-  undo: (() => Promise<unknown>)[];
-  /** Request interception on: only while a render blocks resource types (see handleRequest). */
-  intercepting: boolean;
-  /** Set when the page can no longer be trusted (deadline passed mid-render, protocol error): destroy it. */
+  /** Set when the page can no longer be trusted: destroy it. */
   broken: boolean;
   /** Set when the page's renderer crashed or was killed, or its target went away: every call on it fails or hangs. */
   crashed: boolean;
-  /** Rejects with a PageCrashedError the moment the page crashes: a render races its steps against it. */
-  gone: Promise<never>;
   renders: number;
+  /** The render is over: its rules are dropped and it is counted. */
+  endRender(): void;
 }
 
 let nextSlotId = 1;
-export const defaultWindow = { width: 1280, height: 800 };
 
 export interface SlotDeps {
   policy: UrlPolicy;
@@ -68,6 +91,9 @@ export async function openSlot(browser: BrowserHandle, deps: SlotDeps): Promise<
     // A window, not a tab: with 2+ plain tabs, capturing a background one stalled ~4 s, with 4 it could hang until the protocol timed out.
     const page = await context.newPage({ type: 'window', windowBounds: defaultWindow });
     const cdp = await page.createCDPSession();
+    let rules: RequestRules | null = null;
+    let navigation: Navigation = { hosts: new Set(), refused: [] };
+    let userAgent: Promise<string> | undefined;
     const slot: PageSlot = {
       id: nextSlotId++,
       browser,
@@ -75,20 +101,42 @@ export async function openSlot(browser: BrowserHandle, deps: SlotDeps): Promise<
       page,
       cdp,
       proxy,
-      rules: null,
+      emulation: createEmulationState({
+        page,
+        cdp,
+        browserContextId: context.id,
+        browserUserAgent: () => (userAgent ??= page.browser().userAgent()),
+      }),
       origins: new Set(),
       documentOrigins: { top: new Set(), frames: new Set() },
-      navigation: { hosts: new Set(), refused: [] },
-      dirty: new Set(),
-      undo: [],
-      intercepting: false,
       broken: false,
       crashed: false,
       gone: new Promise<never>(() => undefined),
       renders: 0,
+      beginRender(next) {
+        rules = next;
+        navigation = { hosts: new Set(), refused: [] };
+        proxy?.takeRefusals();
+      },
+      endRender() {
+        rules = null;
+        slot.renders++;
+      },
+      emulate: (wanted) => slot.emulation.set(wanted),
+      navigationOutcome() {
+        // Only a refusal on the page's own navigation chain counts: a refused image is not why a page failed.
+        const byProxy = (proxy?.takeRefusals() ?? []).filter((host) => navigation.hosts.has(host));
+        return { refusedHosts: [...navigation.refused, ...byProxy], failure: navigation.failure };
+      },
+      markBroken() {
+        slot.broken = true;
+      },
+      lost: () => slot.crashed || browser.dead || !browser.launched.browser.connected,
+      usable: () => !slot.broken && !slot.lost(),
+      answers: (timeoutMs) => answers(slot, timeoutMs),
     };
     slot.gone = watchForCrash(slot);
-    await prepareGuards(slot, deps);
+    await prepareGuards(slot, deps, { rules: () => rules, navigation: () => navigation });
     return slot;
   } catch (err) {
     await context?.close().catch(() => undefined);
@@ -105,7 +153,7 @@ export async function closeSlot(slot: PageSlot): Promise<void> {
   await slot.proxy?.close();
 }
 
-/** A page whose renderer died: the render on it is retried once on another page, never answered 500. */
+/** A page whose renderer died: the render on it is tried again on another page (render-service.ts). */
 export class PageCrashedError extends Error {
   constructor(why: string) {
     super(`the page's renderer went away (${why})`);
@@ -132,12 +180,7 @@ function watchForCrash(slot: PageSlot): Promise<never> {
   return gone;
 }
 
-/**
- * Whether the page's renderer answers: a round trip to it, raced against its crash report. When many renderers die
- * at once (an OOM kill, a killed process group), Chromium reports each death a little apart, and an idle page can
- * look healthy until its own report arrives.
- */
-export async function answers(slot: PageSlot, timeoutMs = 2000): Promise<boolean> {
+async function answers(slot: PageSlot, timeoutMs = 2000): Promise<boolean> {
   if (slot.crashed || slot.broken || slot.browser.dead) return false;
   const probe = slot.cdp.send('Runtime.evaluate', { expression: '0' }).then(
     () => true,
@@ -148,7 +191,7 @@ export async function answers(slot: PageSlot, timeoutMs = 2000): Promise<boolean
 }
 
 /** Set once per page: dialogs dismissed, popups closed, downloads refused, every request vetted. */
-async function prepareGuards(slot: PageSlot, deps: SlotDeps): Promise<void> {
+async function prepareGuards(slot: PageSlot, deps: SlotDeps, render: RenderInProgress): Promise<void> {
   const { page, context } = slot;
   page.on('dialog', (dialog) => void dialog.dismiss().catch(() => undefined));
   context.on('targetcreated', (target) => {
@@ -159,7 +202,10 @@ async function prepareGuards(slot: PageSlot, deps: SlotDeps): Promise<void> {
         .catch(() => undefined);
     }
   });
-  page.on('request', (request) => handleRequest(slot, deps.policy, request));
+  page.on('request', (request) => handleRequest(slot, deps.policy, render, request));
+  page.on('requestfailed', (request) => {
+    if (isMainNavigation(slot, request)) render.navigation().failure = request.failure()?.errorText;
+  });
   await Promise.all([
     // The HTTP cache is per context but outlives a render; with it off nothing cached by one client
     // can be timed or read by the next.
@@ -186,29 +232,24 @@ async function denyDownloads(slot: PageSlot): Promise<void> {
  * only while interception is on. The URL policy does not need it: when the policy is active every
  * http(s)/ws request goes through the slot's filtering proxy, which refuses what it must; non-network
  * schemes (file:, chrome:) Chromium itself refuses to web pages. Interception costs a round trip to
- * the node per request, so it is switched on only for renders that need it (blockResourceTypes, blockAds,
- * headers and authenticate, which go to one origin only).
+ * the node per request, so a render switches it on (emulation `interception`) only when it needs it
+ * (blockResourceTypes, blockAds, headers and authenticate, which go to one origin only).
  */
-export async function setInterception(slot: PageSlot, on: boolean): Promise<void> {
-  if (slot.intercepting === on) return;
-  slot.intercepting = on;
-  if (on) slot.dirty.add('interception');
-  await slot.page.setRequestInterception(on);
-}
-
-function handleRequest(slot: PageSlot, policy: UrlPolicy, request: HTTPRequest): void {
+function handleRequest(slot: PageSlot, policy: UrlPolicy, render: RenderInProgress, request: HTTPRequest): void {
   const url = request.url();
   const verdict = policy.quickCheck(url);
-  const mainNavigation = request.isNavigationRequest() && request.frame() === slot.page.mainFrame();
-  if (mainNavigation) slot.navigation.hosts.add(hostOf(url));
-  const intercepted = slot.intercepting && !request.isInterceptResolutionHandled();
+  const mainNavigation = isMainNavigation(slot, request);
+  const navigation = render.navigation();
+  const rules = render.rules();
+  if (mainNavigation) navigation.hosts.add(hostOf(url));
+  const intercepted = slot.emulation.current().interception && !request.isInterceptResolutionHandled();
   if (!verdict.ok) {
-    if (mainNavigation) slot.navigation.refused.push(hostOf(url));
-    slot.rules?.onRefused(url, verdict.reason);
+    if (mainNavigation) navigation.refused.push(hostOf(url));
+    rules?.onRefused(url, verdict.reason);
     if (intercepted) void request.abort('accessdenied').catch(() => undefined);
     return;
   }
-  if (intercepted && (slot.rules?.blockResourceTypes.has(request.resourceType()) || slot.rules?.blocks?.(request))) {
+  if (intercepted && (rules?.blockResourceTypes.has(request.resourceType()) || rules?.blocks?.(request))) {
     void request.abort('blockedbyclient').catch(() => undefined);
     return;
   }
@@ -222,8 +263,25 @@ function handleRequest(slot: PageSlot, policy: UrlPolicy, request: HTTPRequest):
     }
   }
   if (!intercepted) return;
-  const extra = slot.rules?.extraHeaders?.(url);
+  const extra = rules?.extraHeaders?.(url);
   void request.continue(extra ? { headers: { ...request.headers(), ...extra } } : undefined).catch(() => undefined);
+}
+
+function isMainNavigation(slot: PageSlot, request: HTTPRequest): boolean {
+  return request.isNavigationRequest() && request.frame() === slot.page.mainFrame();
+}
+
+/** The render in progress, as the request handlers see it. */
+interface RenderInProgress {
+  rules(): RequestRules | null;
+  navigation(): Navigation;
+}
+
+/** Hosts the main frame navigated to (page and redirects) in the current render, those the policy refused, and a failure. */
+interface Navigation {
+  hosts: Set<string>;
+  refused: string[];
+  failure?: string;
 }
 
 function hostOf(url: string): string {

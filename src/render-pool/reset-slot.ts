@@ -1,12 +1,12 @@
-import { setInterception, type PageSlot } from './page-slot.js';
+import type { PageSlot } from './page-slot.js';
 import { partitionedStorageKeys } from './partitioned-storage.js';
 
 /**
- * Wipes what a render left in its slot's context so the next client sees a fresh browser.
- * Measured against the alternative (a new incognito context and window per request, ~4× slower on this kind of
- * machine): about:blank + a handful of CDP calls cost a few ms and reuse the warm window.
+ * Wipes what a render left in its slot's context so the next client sees a fresh browser: leave the page for
+ * about:blank, then clear what it stored. It reuses the warm window and costs ~90–120 ms of the machine's CPU
+ * (`npm run bench:isolation`), against ~4× that for a new incognito context and window per request.
  * test/isolation.test.ts proves nothing crosses over: cookies, local/session storage, IndexedDB,
- * Cache Storage, service workers.
+ * Cache Storage, service workers. Emulation is not undone here: the next render states its own (slot-emulation.ts).
  */
 /** What a site can leave behind. Naming them is ~10× faster than 'all', which also wipes shader and interest-group stores. */
 const siteStorage = 'cookies,local_storage,indexeddb,service_workers,cache_storage,file_systems,websql,storage_buckets,shared_storage';
@@ -35,7 +35,6 @@ export async function clearLeftovers(slot: PageSlot): Promise<void> {
     // So does the session history: history.length would count earlier clients' pages and history.back()
     // would reopen them (from the back/forward cache, with their state).
     cdp.send('Page.resetNavigationHistory'),
-    resetEmulation(slot),
   ]);
 }
 
@@ -45,8 +44,8 @@ export async function clearLeftovers(slot: PageSlot): Promise<void> {
  * fresh renderer process and then another for the next site — ~4× slower, and the slot is held meanwhile.
  * A page whose scripts are off or that cannot leave that way (error pages) gets the slow path.
  *
- * This extra navigation is most of what isolation costs: ~120 ms of the machine's CPU a render, half of it in
- * the browser process, against ~500 ms for the render itself (`npm run bench:isolation`).
+ * This extra navigation is most of what isolation costs, half of it in the browser process, against ~500 ms
+ * for the render itself (`npm run bench:isolation`).
  * Cheaper ways out were measured and each leaks: freezing the page (Page.setWebLifecycleState) stops its
  * timers, but its pagehide/unload handlers still run when the next render navigates and write into a same-
  * origin successor's storage; killing the renderer (Page.crash) leaves puppeteer's emulation calls hanging
@@ -56,7 +55,7 @@ export async function clearLeftovers(slot: PageSlot): Promise<void> {
  */
 export async function leavePage(slot: PageSlot): Promise<void> {
   const { page, cdp } = slot;
-  if (!slot.dirty.has('javascript')) {
+  if (slot.emulation.current().javascript) {
     try {
       await Promise.all([
         page.waitForNavigation({ waitUntil: 'load', timeout: 2_000 }),
@@ -72,28 +71,4 @@ export async function leavePage(slot: PageSlot): Promise<void> {
     }
   }
   await page.goto('about:blank', { waitUntil: 'load', timeout: 10_000 });
-}
-
-/** Puts back the page settings a render changed, keeping cookies and storage (sessions use this alone). */
-export async function resetEmulation(slot: PageSlot): Promise<void> {
-  const settings = [...slot.dirty];
-  const steps = slot.undo.splice(0);
-  slot.dirty.clear();
-  await Promise.all([...settings.map((setting) => undo(slot, setting)), ...steps.map((step) => step())]);
-}
-
-async function undo(slot: PageSlot, setting: PageSlot['dirty'] extends Set<infer T> ? T : never): Promise<void> {
-  const { page, cdp } = slot;
-  switch (setting) {
-    case 'interception':
-      return setInterception(slot, false);
-    case 'userAgent':
-      return cdp.send('Emulation.setUserAgentOverride', { userAgent: await page.browser().userAgent() });
-    case 'media':
-      return cdp.send('Emulation.setEmulatedMedia', { media: '', features: [] });
-    case 'javascript':
-      return page.setJavaScriptEnabled(true);
-    case 'background':
-      return cdp.send('Emulation.setDefaultBackgroundColorOverride', {});
-  }
 }

@@ -1,17 +1,15 @@
-import { KnownDevices, type Viewport } from 'puppeteer-core';
 import type { Logger } from '../log/logger.js';
 import { ShotError } from '../errors/shot-error.js';
-import { setInterception, type PageSlot } from '../render-pool/page-slot.js';
+import type { RenderPage } from '../render-pool/page-slot.js';
 import type { RenderOptions } from './options.js';
 import { navigate } from './navigate.js';
 import { allowBestEffort, waitBudget, type RenderReport } from './best-effort.js';
-import { emulateEnvironment, userAgentOverride } from './emulate-environment.js';
+import { wantedEmulation } from './emulation.js';
 import { hideBlockedElements, runScripts, scrollThroughPage, waitForFonts } from './page-steps.js';
 import { needsInterception, requestRules } from './request-rules.js';
 import { checkTargetStatus, watchDocumentStatus } from './target-status.js';
 import type { AdBlocker } from './ad-blocking.js';
 import { consentBannerCss } from './consent-banners.js';
-import { effectiveViewport } from './viewport.js';
 import { elementBox } from './element-box.js';
 import { fitToBudget, type Box, type PixelBudget } from './pixel-budget.js';
 
@@ -38,15 +36,15 @@ type Clip = { x: number; y: number; width: number; height: number; scale: number
 /** CSS that stops animations and transitions at their end state, for stable captures. */
 const freezeMotionCss = '*,*::before,*::after{animation:none!important;transition:none!important;caret-color:transparent!important}';
 
-/** Drives one render on a slot that is already configured for nothing: emulation, navigation, capture. */
-export async function capture(slot: PageSlot, options: RenderOptions, ctx: CaptureContext): Promise<CaptureResult> {
+/** Drives one render on a page: its rules and emulation, navigation, the page steps, capture. */
+export async function capture(slot: RenderPage, options: RenderOptions, ctx: CaptureContext): Promise<CaptureResult> {
   const remaining = () => Math.max(1, ctx.deadlineAt - Date.now());
   const report = ctx.report ?? { bestEffort: false };
   const waits = waitBudget(options, ctx);
   const blockedAds = new Set<string>();
-  slot.rules = requestRules(options, ctx.log, options.blockAds ? (ctx.adBlocker ?? null) : null, blockedAds);
-
-  await Promise.all([emulate(slot, options), emulateEnvironment(slot, options), setInterception(slot, needsInterception(slot.rules))]);
+  const rules = requestRules(options, ctx.log, options.blockAds ? (ctx.adBlocker ?? null) : null, blockedAds);
+  slot.beginRender(rules);
+  await slot.emulate(wantedEmulation(options, needsInterception(rules)));
   const stopWatching = watchDocumentStatus(slot.page, (status) => (report.targetStatus = status));
   try {
     await allowBestEffort(options, report, () => navigate(slot, options, waits.remaining));
@@ -83,10 +81,6 @@ export async function capture(slot: PageSlot, options: RenderOptions, ctx: Captu
   }
 
   const { clip, truncated } = await captureRegion(slot, options, ctx);
-  if (options.omitBackground) {
-    slot.dirty.add('background');
-    await slot.cdp.send('Emulation.setDefaultBackgroundColorOverride', { color: { r: 0, g: 0, b: 0, a: 0 } });
-  }
   const shot = await slot.cdp.send('Page.captureScreenshot', {
     format: options.format,
     ...(options.format !== 'png' ? { quality: options.quality ?? 80 } : {}),
@@ -102,7 +96,7 @@ export async function capture(slot: PageSlot, options: RenderOptions, ctx: Captu
  * be navigating), so a typo is a 400 rather than a wait until the deadline (waitForSelector) or a silently
  * ignored rule.
  */
-async function checkSelectors(slot: PageSlot, options: RenderOptions): Promise<void> {
+async function checkSelectors(slot: RenderPage, options: RenderOptions): Promise<void> {
   const fields: [string, string][] = [
     ...(options.selector ? [['selector', options.selector] as [string, string]] : []),
     ...(options.waitForSelector ? [['waitForSelector', options.waitForSelector] as [string, string]] : []),
@@ -127,67 +121,8 @@ async function checkSelectors(slot: PageSlot, options: RenderOptions): Promise<v
   }
 }
 
-/** Viewport, device, user agent, media and script settings; each change is undone at reset. (headers: see request-rules.ts) */
-async function emulate(slot: PageSlot, options: RenderOptions): Promise<void> {
-  const { page, cdp } = slot;
-  const device = options.device ? KnownDevices[options.device as keyof typeof KnownDevices] : undefined;
-  const viewport = effectiveViewport(options);
-  const tasks: Promise<unknown>[] = [];
-  // Not undone at reset: every render sets its own viewport (defaults included) when the page's differs, and
-  // resizing back to 1280×800 and again cost ~350 ms of CPU a render for clients that always ask one size
-  // (`npm run bench:isolation -- --candidates`).
-  if (!sameViewport(page.viewport(), viewport)) {
-    // Emulation is per CDP session and Page.captureScreenshot scales by its own session's metrics: without
-    // the same override on the capture session, a deviceScaleFactor 2 page comes out at 1×.
-    tasks.push(
-      page.setViewport(viewport),
-      cdp.send('Emulation.setDeviceMetricsOverride', {
-        width: viewport.width,
-        height: viewport.height,
-        deviceScaleFactor: viewport.deviceScaleFactor ?? 1,
-        mobile: viewport.isMobile ?? false,
-      }),
-    );
-  }
-  const userAgent = options.userAgent ?? device?.userAgent;
-  if (userAgent || options.locale) {
-    slot.dirty.add('userAgent');
-    tasks.push(userAgentOverride(slot, userAgent, options.locale));
-  }
-  if (options.colorScheme || options.reducedMotion || options.mediaType) {
-    slot.dirty.add('media');
-    // One call: each Emulation.setEmulatedMedia replaces both the media type and the features, so
-    // puppeteer's separate emulateMediaType/emulateMediaFeatures undo each other when sent together.
-    tasks.push(
-      cdp.send('Emulation.setEmulatedMedia', {
-        media: options.mediaType ?? '',
-        features: [
-          ...(options.colorScheme ? [{ name: 'prefers-color-scheme', value: options.colorScheme }] : []),
-          ...(options.reducedMotion ? [{ name: 'prefers-reduced-motion', value: 'reduce' }] : []),
-        ],
-      }),
-    );
-  }
-  if (!options.javascript) {
-    slot.dirty.add('javascript');
-    tasks.push(page.setJavaScriptEnabled(false));
-  }
-  await Promise.all(tasks);
-}
-
-function sameViewport(a: Viewport | null, b: Viewport): boolean {
-  return (
-    !!a &&
-    a.width === b.width &&
-    a.height === b.height &&
-    (a.deviceScaleFactor ?? 1) === (b.deviceScaleFactor ?? 1) &&
-    !!a.isMobile === !!b.isMobile &&
-    !!a.hasTouch === !!b.hasTouch
-  );
-}
-
 /** The region to capture in CSS pixels of the document; undefined means "the viewport". */
-async function captureRegion(slot: PageSlot, options: RenderOptions, ctx: CaptureContext): Promise<{ clip?: Clip; truncated: boolean }> {
+async function captureRegion(slot: RenderPage, options: RenderOptions, ctx: CaptureContext): Promise<{ clip?: Clip; truncated: boolean }> {
   if (options.clip) return { clip: { ...options.clip, scale: 1 }, truncated: false };
   if (!options.selector && !options.fullPage) return { truncated: false };
   // Sizes known only now: cut to fit the page-height cap, the pixel budget and the format (pixel-budget.ts).

@@ -1,6 +1,6 @@
 import { TimeoutError, type HTTPRequest, type Page } from 'puppeteer-core';
 import { ShotError } from '../errors/shot-error.js';
-import type { PageSlot } from '../render-pool/page-slot.js';
+import type { RenderPage } from '../render-pool/page-slot.js';
 import type { RenderOptions } from './options.js';
 
 /**
@@ -8,10 +8,8 @@ import type { RenderOptions } from './options.js';
  * README's errors: a page or redirect the URL policy refused → 403, an unreachable target → 502,
  * a load that does not finish in time → 504.
  */
-export async function navigate(slot: PageSlot, options: RenderOptions, remaining: () => number): Promise<void> {
+export async function navigate(slot: RenderPage, options: RenderOptions, remaining: () => number): Promise<void> {
   const { page } = slot;
-  slot.proxy?.takeRefusals();
-  slot.navigation = { hosts: new Set(), refused: [] };
   if (options.cookies?.length) {
     await page
       .setCookie(...options.cookies.map((c) => (c.domain ? { ...c, path: c.path ?? '/' } : { ...c, url: options.url })))
@@ -37,15 +35,14 @@ export async function navigate(slot: PageSlot, options: RenderOptions, remaining
     if (response?.headers()['x-shotfleet-refused']) throw refused(options.url!, [new URL(response.url()).hostname]);
   } catch (err) {
     if (err instanceof ShotError) throw err;
-    // Only a refusal on the page's own navigation chain makes a 403; a refused image is not why a page failed.
-    const refusals = [...slot.navigation.refused, ...(slot.proxy?.takeRefusals() ?? []).filter((h) => slot.navigation.hosts.has(h))];
-    if (refusals.length > 0 && !(err instanceof TimeoutError)) throw refused(options.url!, refusals);
+    const outcome = slot.navigationOutcome();
     if (err instanceof TimeoutError) {
       throw new ShotError('timeout', `the page did not reach "${options.waitUntil}" before the deadline; raise timeout or use waitUntil "domcontentloaded"`);
     }
-    const message = err instanceof Error ? err.message : String(err);
-    if (/net::ERR_|Navigation failed|Cannot navigate/.test(message)) {
-      throw new ShotError('navigation_failed', `could not load the page: ${message.split('\n')[0]}`, { url: options.url });
+    if (outcome.refusedHosts.length > 0) throw refused(options.url!, outcome.refusedHosts);
+    // Chromium's net error for the page's own document, as the slot saw it fail (before page.goto rejects).
+    if (outcome.failure) {
+      throw new ShotError('navigation_failed', `could not load the page: ${outcome.failure} at ${options.url}`, { url: options.url });
     }
     throw err;
   }

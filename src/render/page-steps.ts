@@ -1,12 +1,12 @@
 import { ShotError } from '../errors/shot-error.js';
-import type { PageSlot } from '../render-pool/page-slot.js';
+import type { RenderPage } from '../render-pool/page-slot.js';
 
 /**
  * Waits for the page's web fonts (document.fonts.ready) for at most `budgetMs`. Layout is forced first: a font
  * is only requested once text using it is laid out, and until then fonts.ready reports nothing pending.
  * Returns false when the fonts were not ready in time.
  */
-export async function waitForFonts(slot: PageSlot, budgetMs: number): Promise<boolean> {
+export async function waitForFonts(slot: RenderPage, budgetMs: number): Promise<boolean> {
   // Sent as a plain Runtime.evaluate, not page.evaluate: puppeteer's evaluate runs with a user gesture, which
   // would let the page open one popup (window.open, target=_blank) on every render.
   const ready = slot.cdp
@@ -28,7 +28,7 @@ export async function waitForFonts(slot: PageSlot, budgetMs: number): Promise<bo
  * Runs the client's script in the page's main world. The value of its last expression is awaited when it is a
  * promise; an exception (thrown or a rejected promise) is a 422 with its message.
  */
-export async function runScripts(slot: PageSlot, source: string): Promise<void> {
+export async function runScripts(slot: RenderPage, source: string): Promise<void> {
   const result = await slot.cdp
     .send('Runtime.evaluate', { expression: source, awaitPromise: true, userGesture: true, silent: true })
     .catch((err: unknown) => {
@@ -52,7 +52,7 @@ export async function runScripts(slot: PageSlot, source: string): Promise<void> 
  * images to load and decode, and scrolls back to the top. Stops early when `budgetMs` runs out: the capture
  * still happens, with what has loaded.
  */
-export async function scrollThroughPage(slot: PageSlot, maxHeight: number, budgetMs: number): Promise<void> {
+export async function scrollThroughPage(slot: RenderPage, maxHeight: number, budgetMs: number): Promise<void> {
   const until = Date.now() + budgetMs;
   const { page } = slot;
   let y = 0;
@@ -92,7 +92,7 @@ export async function scrollThroughPage(slot: PageSlot, maxHeight: number, budge
  * Hides the frames, images and embeds whose source was a blocked ad: otherwise each leaves the browser's
  * "blocked" placeholder in the image where the ad would have been.
  */
-export async function hideBlockedElements(slot: PageSlot, blockedUrls: ReadonlySet<string>): Promise<void> {
+export async function hideBlockedElements(slot: RenderPage, blockedUrls: ReadonlySet<string>): Promise<void> {
   await slot.page.evaluate((urls: string[]) => {
     const blocked = new Set(urls);
     for (const el of document.querySelectorAll<HTMLElement>('iframe, frame, img, embed, object')) {

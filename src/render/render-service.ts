@@ -1,10 +1,12 @@
+import { TimeoutError } from 'puppeteer-core';
 import type { Admission } from '../admission/index.js';
+import { abortable, deadlineSignal } from '../async/abortable.js';
 import { ShotError } from '../errors/shot-error.js';
 import type { Logger } from '../log/logger.js';
 import type { NodeMetrics } from '../metrics/node-metrics.js';
 import type { UrlPolicy } from '../policy/index.js';
 import type { PagePool } from '../render-pool/page-pool.js';
-import { answers, type PageSlot } from '../render-pool/page-slot.js';
+import type { RenderPage } from '../render-pool/page-slot.js';
 import type { SessionStore } from '../sessions/session-store.js';
 import type { Storage, StoredObject, UploadReservation } from '../storage/index.js';
 import { capture, type CaptureResult } from './capture.js';
@@ -36,7 +38,7 @@ export interface ScreenshotRequest {
   options: RenderOptions;
   /** When the request arrived (epoch ms): the deadline counts from here. */
   arrivedAt: number;
-  /** Aborted when the client disconnects. */
+  /** Aborted when the client disconnects (the render's waits also end at the deadline: see screenshot()). */
   signal: AbortSignal;
   sessionId?: string;
   log: Logger;
@@ -75,10 +77,15 @@ export function createRenderService(deps: RenderServiceDeps) {
     const pixels = viewport.width * viewport.height * viewport.deviceScaleFactor ** 2;
     const reservation: UploadReservation | null = options.store ? storage!.reserve(options.format, pixels) : null;
     const report: RenderReport = { bestEffort: false };
+    // One signal for every wait of the render — a session's turn, admission, a page, the capture: the client
+    // leaving or the deadline passing. The upload is not under the render's deadline and gets the client's alone.
+    const deadline = deadlineSignal(req.signal, deadlineAt, deadlinePassed);
     try {
-      const rendered = await render(req, deadlineAt, report).catch((err: unknown) => {
-        throw withReportHeaders(err, report);
-      });
+      const rendered = await render(req, deadline.signal, deadlineAt, report)
+        .catch((err: unknown) => {
+          throw withReportHeaders(err, report);
+        })
+        .finally(() => deadline.dispose());
       if (!reservation) {
         return { kind: 'image', ...rendered.capture, timings: rendered.timings, session: rendered.session, ...report };
       }
@@ -121,22 +128,21 @@ export function createRenderService(deps: RenderServiceDeps) {
    * admission permit meanwhile: a page it cannot use yet must not keep another client from a free one. Then
    * admission, then the render; a render whose page or browser died under it is tried again on a fresh page.
    */
-  async function render(req: ScreenshotRequest, deadlineAt: number, report: RenderReport) {
+  async function render(req: ScreenshotRequest, signal: AbortSignal, deadlineAt: number, report: RenderReport) {
     // Loaded (once per process) before a page is taken, so no page waits on it.
     const adBlocker = req.options.blockAds ? await loadAdBlocker() : null;
-    const takeLease = (): Promise<Lease> =>
-      req.sessionId ? sessions.checkout(req.sessionId, req.signal, deadlineAt) : poolLease(req.signal);
+    const takeLease = (): Promise<Lease> => (req.sessionId ? sessions.checkout(req.sessionId, signal) : poolLease(signal));
     let lease: Lease | null = req.sessionId ? await takeLease() : null;
     let ok = false;
     try {
-      const permit = await admission.admit({ costClass: costClass(req.options), deadlineAt, signal: req.signal });
+      const permit = await admission.admit({ costClass: costClass(req.options), deadlineAt, signal });
       const started = Date.now();
       try {
         for (let attempt = 1, skipped = 0; ; attempt++) {
           lease ??= await takeLease();
           // A retry must run on a page that is alive: one caught by the same wave of deaths is swapped, not used.
-          if (attempt > 1 && skipped < 4 && !(await answers(lease.slot))) {
-            lease.slot.broken = true;
+          if (attempt > 1 && skipped < 4 && !(await lease.slot.answers())) {
+            lease.slot.markBroken();
             lease.release(false);
             lease = null;
             skipped++;
@@ -144,7 +150,7 @@ export function createRenderService(deps: RenderServiceDeps) {
             continue;
           }
           try {
-            const result = await renderOn(lease, req, deadlineAt, report, adBlocker);
+            const result = await renderOn(lease, req, signal, deadlineAt, report, adBlocker);
             ok = true;
             return result;
           } catch (err) {
@@ -152,7 +158,7 @@ export function createRenderService(deps: RenderServiceDeps) {
             // Renderers killed together (an OOM kill, a killed process group) are reported one by one, and
             // Chromium's spare renderer can be among them: a retry can land on a process that is already dead.
             // Three tries ride out such a wave; a page that crashes its renderer every time stops there.
-            if (attempt >= maxAttempts || Date.now() >= deadlineAt || req.signal.aborted) {
+            if (attempt >= maxAttempts || signal.aborted) {
               throw new ShotError('render_failed', `the page's renderer crashed ${attempt} times during this render; try again, or check the page`, {
                 cause: err.message,
               });
@@ -170,34 +176,32 @@ export function createRenderService(deps: RenderServiceDeps) {
     }
   }
 
-  async function renderOn(lease: Lease, req: ScreenshotRequest, deadlineAt: number, report: RenderReport, adBlocker: AdBlocker | null) {
+  async function renderOn(lease: Lease, req: ScreenshotRequest, signal: AbortSignal, deadlineAt: number, report: RenderReport, adBlocker: AdBlocker | null) {
     const { slot } = lease;
     // A session's page can have died while this request waited for its turn.
-    if (slot.broken || slot.crashed || slot.browser.dead) throw new RenderLostError('the page was already gone');
+    if (!slot.usable()) throw new RenderLostError('the page was already gone');
     const queueMs = Date.now() - req.arrivedAt;
     const renderStarted = Date.now();
     try {
-      const result = await withDeadline(
-        Promise.race([
-          capture(slot, req.options, { deadlineAt, maxPageHeight: deps.maxPageHeight, budget: { maxPixels: deps.maxPixels }, log: req.log, report, adBlocker }),
-          slot.gone,
-        ]),
-        deadlineAt,
-        req.signal,
-      );
+      const captured = capture(slot, req.options, { deadlineAt, maxPageHeight: deps.maxPageHeight, budget: { maxPixels: deps.maxPixels }, log: req.log, report, adBlocker });
+      captured.catch(() => undefined); // past the deadline nobody waits for it
+      const result = await abortable(Promise.race([captured, slot.gone]), signal);
       const renderMs = Date.now() - renderStarted;
       metrics.renderDuration.observe({ format: req.options.format }, renderMs / 1000);
       return { capture: result, timings: { queueMs, renderMs }, session: lease.session };
     } catch (err) {
-      // The page's state is unknown (a stuck script, a half-done navigation): it is torn down, not reused.
-      if (!(err instanceof ShotError) || err.code === 'timeout') slot.broken = true;
+      const timedOut = err instanceof TimeoutError || (err instanceof ShotError && err.code === 'timeout');
       // A killed renderer fails the call in flight ("Internal error", "Not attached", a navigation net::ERR_ABORTED)
       // a moment before Chromium reports the crash itself: ask the page before deciding what failed. A live page
       // answers in a round trip; a stuck one past its deadline is not asked.
-      if (!slot.crashed && !(err instanceof ShotError && err.code === 'timeout')) await answers(slot, 1000);
-      if (slot.crashed || slot.browser.dead || !slot.browser.launched.browser.connected) {
+      if (slot.lost() || (!timedOut && !(await slot.answers(1000)))) {
+        slot.markBroken();
         throw new RenderLostError(err instanceof Error ? err.message : String(err));
       }
+      // The page's state is unknown (a stuck script, a half-done navigation): it is torn down, not reused.
+      if (!(err instanceof ShotError) || timedOut) slot.markBroken();
+      // A puppeteer wait that ran out is this render's deadline, whichever step it was.
+      if (err instanceof TimeoutError) throw deadlinePassed();
       throw err;
     }
   }
@@ -213,7 +217,7 @@ export function createRenderService(deps: RenderServiceDeps) {
 export type RenderService = ReturnType<typeof createRenderService>;
 
 interface Lease {
-  slot: PageSlot;
+  slot: RenderPage;
   session?: 'new' | 'reused';
   release(ok: boolean): void;
 }
@@ -245,24 +249,8 @@ export function costClass(options: RenderOptions): string {
   return `${options.format}${options.optimizeForSpeed ? '-fast' : ''}:${size}`;
 }
 
-/** Rejects with a 504 at the deadline, or with the abort reason when the client leaves. */
-function withDeadline<T>(work: Promise<T>, deadlineAt: number, signal: AbortSignal): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  let onAbort: (() => void) | undefined;
-  const stop = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new ShotError('timeout', 'the render did not finish before its deadline; raise timeout (up to SHOTFLEET_MAX_TIMEOUT_MS) or simplify the page')),
-      Math.max(0, deadlineAt - Date.now()),
-    );
-    onAbort = () => reject(signal.reason ?? new Error('client disconnected'));
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
-  });
-  work.catch(() => undefined); // the losing side of the race may reject later
-  return Promise.race([work, stop]).finally(() => {
-    clearTimeout(timer);
-    if (onAbort) signal.removeEventListener('abort', onAbort);
-  });
+function deadlinePassed(): ShotError {
+  return new ShotError('timeout', 'the render did not finish before its deadline; raise timeout (up to SHOTFLEET_MAX_TIMEOUT_MS) or simplify the page');
 }
 
 export type { CaptureResult };

@@ -101,11 +101,8 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     log,
     onShed: (reason) => metrics.shedTotal.inc({ reason }),
   });
-  metrics.bindSources({
-    pagesMax: () => config.PAGES,
-    pagesInUse: () => pool.inUse(),
-    sessionsActive: () => sessions.active(),
-  });
+  // Pages in use and their maximum are admission's figures: it is the one gate renders pass (admission.ts).
+  metrics.bindSources({ sessionsActive: () => sessions.active() });
   for (const reason of ['queue_full', 'queue_timeout', 'deadline', 'upload_backlog', 'memory', 'draining'] satisfies ShedReason[]) {
     metrics.shedTotal.inc({ reason }, 0);
   }
@@ -131,7 +128,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
       status: draining ? 'draining' : !started ? 'starting' : pool.ready() ? 'ready' : 'no_browser',
       node: nodeId,
       saturation: a.saturation,
-      pages: { max: config.PAGES, inUse: pool.inUse(), limit: a.limit },
+      pages: { max: config.PAGES, inUse: a.inUse, limit: a.limit },
       queue: { length: a.queued, max: a.queueMax },
       uploads: { inFlight: u?.inFlight ?? 0, max: u?.max ?? config.UPLOADS, queued: u?.queued ?? 0, backlogBytes: u?.backlogBytes ?? 0 },
       sessions: sessions.active(),

@@ -2,7 +2,7 @@ import { ShotError, shed, type ShedReason } from '../errors/shot-error.js';
 import type { Logger } from '../log/logger.js';
 import type { PagePool } from '../render-pool/page-pool.js';
 import type { PageSlot } from '../render-pool/page-slot.js';
-import { resetEmulation } from '../render-pool/reset-slot.js';
+import { abortable } from '../async/abortable.js';
 
 export interface SessionLease {
   slot: PageSlot;
@@ -13,9 +13,10 @@ export interface SessionLease {
 export interface SessionStore {
   /**
    * The session's own page (its context keeps cookies and storage), one render at a time per session. The wait for
-   * the session's earlier request ends with a 503 `queue_timeout` at `deadlineAt`, or with the signal's reason.
+   * the session's earlier request ends with the signal: a 503 `queue_timeout` when its deadline passed (the
+   * signal's reason is a `timeout` ShotError), else with the signal's reason.
    */
-  checkout(id: string, signal: AbortSignal, deadlineAt: number): Promise<SessionLease>;
+  checkout(id: string, signal: AbortSignal): Promise<SessionLease>;
   active(): number;
   close(): Promise<void>;
 }
@@ -86,11 +87,11 @@ export function createSessionStore(opts: SessionStoreOptions): SessionStore {
   }
 
   function usable(session: Session | undefined): session is Session {
-    return !!session && !session.slot.broken && !session.slot.browser.dead;
+    return !!session && session.slot.usable();
   }
 
   return {
-    async checkout(id, signal, deadlineAt) {
+    async checkout(id, signal) {
       if (!validId.test(id)) {
         throw new ShotError('invalid_request', 'the session cookie must be 1–128 characters of A–Z a–z 0–9 . _ ~ -', { field: 'cookie' });
       }
@@ -111,7 +112,7 @@ export function createSessionStore(opts: SessionStoreOptions): SessionStore {
       let letGo!: () => void;
       current.turn = new Promise((resolve) => (letGo = resolve));
       try {
-        await waitForTurn(previous, signal, deadlineAt, () => opts.onShed('queue_timeout'));
+        await waitForTurn(previous, signal, () => opts.onShed('queue_timeout'));
       } catch (err) {
         current.busy--;
         // The request ahead still holds the page: the one behind this one waits for it, not for this one.
@@ -124,15 +125,15 @@ export function createSessionStore(opts: SessionStoreOptions): SessionStore {
         release(ok) {
           current.busy--;
           current.lastUsed = Date.now();
-          current.slot.renders++;
-          current.slot.rules = null;
+          current.slot.endRender();
           if (current.slot.broken || current.slot.browser.dead) {
             letGo();
             void end(current, ok ? 'its page died' : 'its render failed');
             return;
           }
-          resetEmulation(current.slot)
-            .then(() => current.slot.page.goto('about:blank', { waitUntil: 'load', timeout: 10_000 }))
+          // Emulation stays as the render set it: the session's next render states its own (slot-emulation.ts).
+          current.slot.page
+            .goto('about:blank', { waitUntil: 'load', timeout: 10_000 })
             .catch(() => {
               current.slot.broken = true;
             })
@@ -154,23 +155,12 @@ export function createSessionStore(opts: SessionStoreOptions): SessionStore {
 }
 
 /** The session's earlier request letting go, bounded by the client leaving and by this request's deadline. */
-function waitForTurn(turn: Promise<void>, signal: AbortSignal, deadlineAt: number, onTimeout: () => void): Promise<void> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      onTimeout();
-      reject(shed('queue_timeout', 1, "this session's earlier request still holds its page and this one's deadline passed; send a session's requests one after another"));
-    }, Math.max(0, deadlineAt - Date.now()));
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    void turn.then(() => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    });
-  });
+async function waitForTurn(turn: Promise<void>, signal: AbortSignal, onTimeout: () => void): Promise<void> {
+  try {
+    await abortable(turn, signal);
+  } catch (err) {
+    if (!(err instanceof ShotError && err.code === 'timeout')) throw err;
+    onTimeout();
+    throw shed('queue_timeout', 1, "this session's earlier request still holds its page and this one's deadline passed; send a session's requests one after another");
+  }
 }
