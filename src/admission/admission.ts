@@ -1,3 +1,4 @@
+import { createWaitQueue } from '../async/wait-queue.js';
 import { shed, ShotError, type ShedReason } from '../errors/shot-error.js';
 import type { NodeMetrics } from '../metrics/node-metrics.js';
 import { createAdaptiveLimit } from './adaptive-limit.js';
@@ -85,10 +86,6 @@ export interface AdmissionDeps {
   probeIntervalMs?: number;
 }
 
-interface Waiter {
-  grant(): void;
-}
-
 interface Running {
   costClass: string;
   startedAt: number;
@@ -115,7 +112,7 @@ export function createAdmission(opts: AdmissionOptions, deps: AdmissionDeps): Ad
   const estimates = createRenderEstimates();
   const shedRate = createShedRate(now);
   const adaptive = opts.enabled && opts.adaptive && opts.pages > 1 ? createAdaptiveLimit({ max: opts.pages, now, probeIntervalMs: deps.probeIntervalMs }) : undefined;
-  const queue: Waiter[] = [];
+  const queue = createWaitQueue();
   const running = new Set<Running>();
   let draining = false;
 
@@ -183,40 +180,25 @@ export function createAdmission(opts: AdmissionOptions, deps: AdmissionDeps): Ad
   }
 
   function dispatch(): void {
-    while (queue.length > 0 && running.size < enforcedLimit()) queue.shift()!.grant();
+    while (running.size < enforcedLimit() && queue.wakeNext()) {}
   }
 
-  function enqueue(req: AdmitRequest, arrivedAt: number): Promise<Permit> {
-    return new Promise<Permit>((resolve, reject) => {
-      let timer: unknown;
-      const leave = () => {
-        const i = queue.indexOf(waiter);
-        if (i >= 0) queue.splice(i, 1);
-        if (timer !== undefined) timers.clearTimeout(timer);
-        req.signal.removeEventListener('abort', onAbort);
-      };
-      const onAbort = () => {
-        leave();
-        reject(isDeadline(req.signal.reason) ? refuse('queue_timeout') : req.signal.reason);
-      };
-      const waiter: Waiter = {
-        grant() {
-          leave();
-          resolve(start(req.costClass, arrivedAt));
-        },
-      };
-      queue.push(waiter);
-      req.signal.addEventListener('abort', onAbort, { once: true });
-      if (opts.enabled) {
-        // Waiting past the point where the render can still finish in time only wastes a page later.
-        const lastUsefulStart = req.deadlineAt - (estimates.forClass(req.costClass) ?? 0);
-        const waitMs = Math.min(opts.queueTimeoutMs ?? Number.POSITIVE_INFINITY, lastUsefulStart - arrivedAt);
-        timer = timers.setTimeout(() => {
-          leave();
-          reject(refuse('queue_timeout'));
-        }, Math.min(maxTimerMs, Math.max(0, waitMs)));
-      }
-    });
+  async function enqueue(req: AdmitRequest, arrivedAt: number): Promise<Permit> {
+    // Waiting past the point where the render can still finish in time only wastes a page later.
+    const giveUp = new AbortController();
+    let timer: unknown;
+    if (opts.enabled) {
+      const lastUsefulStart = req.deadlineAt - (estimates.forClass(req.costClass) ?? 0);
+      const waitMs = Math.min(opts.queueTimeoutMs ?? Number.POSITIVE_INFINITY, lastUsefulStart - arrivedAt);
+      timer = timers.setTimeout(() => giveUp.abort(refuse('queue_timeout')), Math.min(maxTimerMs, Math.max(0, waitMs)));
+    }
+    try {
+      return await queue.wait(AbortSignal.any([req.signal, giveUp.signal]), () => start(req.costClass, arrivedAt));
+    } catch (err) {
+      throw isDeadline(err) ? refuse('queue_timeout') : err;
+    } finally {
+      if (timer !== undefined) timers.clearTimeout(timer);
+    }
   }
 
   deps.metrics?.bindSources({

@@ -1,3 +1,5 @@
+import { createWaitQueue } from '../async/wait-queue.js';
+
 /**
  * How many requests may be in flight, adapted AIMD-style: every 503 cuts the limit by 10 %, every
  * success the fleet accepts grows it by 1/limit (about one per round of successes), never above the
@@ -16,34 +18,20 @@ export interface ConcurrencyLimit {
 export function createConcurrencyLimit(max: number, { decrease = 0.9 } = {}): ConcurrencyLimit {
   let limit = max;
   let inFlight = 0;
-  const waiters: (() => void)[] = [];
-
+  const waiters = createWaitQueue();
+  const take = () => {
+    inFlight++;
+    return true;
+  };
   const wakeUp = () => {
-    while (waiters.length > 0 && inFlight < Math.floor(limit)) {
-      inFlight++;
-      waiters.shift()!();
-    }
+    while (inFlight < Math.floor(limit) && waiters.wakeNext()) {}
   };
 
   return {
     acquire(signal) {
       if (signal.aborted) return Promise.resolve(false);
-      if (inFlight < Math.floor(limit) && waiters.length === 0) {
-        inFlight++;
-        return Promise.resolve(true);
-      }
-      return new Promise((resolve) => {
-        const granted = () => {
-          signal.removeEventListener('abort', onAbort);
-          resolve(true);
-        };
-        const onAbort = () => {
-          waiters.splice(waiters.indexOf(granted), 1);
-          resolve(false);
-        };
-        waiters.push(granted);
-        signal.addEventListener('abort', onAbort, { once: true });
-      });
+      if (inFlight < Math.floor(limit) && waiters.length === 0) return Promise.resolve(take());
+      return waiters.wait(signal, take).catch(() => false);
     },
     release() {
       inFlight--;

@@ -1,3 +1,5 @@
+import { createWaitQueue } from '../async/wait-queue.js';
+
 export interface PoolLimits {
   /** Uploads running at once. */
   slots: number;
@@ -25,17 +27,12 @@ export function createUploadPool(limits: PoolLimits) {
   let inFlight = 0;
   let backlogBytes = 0;
   let tickets = 0;
-  const waiting = new Set<() => void>();
+  const waiting = createWaitQueue();
   let idleWaiters: (() => void)[] = [];
 
   function freeSlot() {
-    const next = waiting.values().next();
-    if (next.done) {
-      inFlight--;
-      return;
-    }
-    waiting.delete(next.value);
-    next.value(); // the slot passes straight to the next upload
+    // The slot passes straight to the next upload, if one waits.
+    if (!waiting.wakeNext()) inFlight--;
   }
 
   function reserve(estimatedBytes: number): Ticket | undefined {
@@ -62,19 +59,9 @@ export function createUploadPool(limits: PoolLimits) {
           return Promise.resolve();
         }
         slot = 'waiting';
-        return new Promise<void>((resolve, reject) => {
-          const granted = () => {
-            signal.removeEventListener('abort', onAbort);
-            slot = 'held';
-            resolve();
-          };
-          const onAbort = () => {
-            waiting.delete(granted);
-            slot = 'none';
-            reject(signal.reason);
-          };
-          waiting.add(granted);
-          signal.addEventListener('abort', onAbort, { once: true });
+        return waiting.wait(signal, () => void (slot = 'held')).catch((err: unknown) => {
+          slot = 'none';
+          throw err;
         });
       },
       release() {
@@ -94,7 +81,7 @@ export function createUploadPool(limits: PoolLimits) {
 
   return {
     reserve,
-    stats: () => ({ inFlight, queued: waiting.size, backlogBytes, tickets }),
+    stats: () => ({ inFlight, queued: waiting.length, backlogBytes, tickets }),
     /** Resolves when no image is reserved, queued or uploading. */
     whenIdle(): Promise<void> {
       if (tickets === 0) return Promise.resolve();
