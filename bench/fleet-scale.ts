@@ -15,7 +15,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -323,7 +323,7 @@ async function main() {
       const now = Date.now();
       for (const v of victims) {
         const s = live.get(`127.0.0.1:${v.port}`);
-        if (!downAt.has(v.id) && (!s || !s.running)) downAt.set(v.id, now);
+        if (!downAt.has(v.id) && (!s?.running)) downAt.set(v.id, now);
         if (!emptiedAt.has(v.id) && !s) emptiedAt.set(v.id, now);
       }
       return emptiedAt.size === victims.length;

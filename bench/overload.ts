@@ -129,7 +129,11 @@ function summarize(
     .sort((a, b) => a - b)
     .slice(0, immediate.length);
   const fromSend = (o: Outcome) => o.latencyMs - o.sendLagMs;
-  const count = (list: string[]) => list.reduce<Record<string, number>>((acc, k) => ((acc[k] = (acc[k] ?? 0) + 1), acc), {});
+  const count = (list: string[]) => {
+    const counts: Record<string, number> = {};
+    for (const k of list) counts[k] = (counts[k] ?? 0) + 1;
+    return counts;
+  };
   const mb = (b: number) => b / 1024 / 1024;
   return {
     multiplier,

@@ -278,7 +278,7 @@ console.log(table);
 await mkdir(path.dirname(flags.out), { recursive: true });
 await writeFile(
   flags.out,
-  JSON.stringify(
+  `${JSON.stringify(
     {
       measuredAt: new Date().toISOString(),
       machine: { cpus: os.cpus().length, memoryGB: round(os.totalmem() / 2 ** 30), node: process.version },
@@ -299,7 +299,7 @@ await writeFile(
     },
     null,
     2,
-  ) + '\n',
+  )}\n`,
 );
 console.error(`wrote ${path.relative(process.cwd(), flags.out)}`);
 

@@ -29,12 +29,12 @@ export function lineChartsSvg(title: string, xLabels: string[], panels: Panel[])
     .map(([name, color], i) => {
       const x = 16 + (i % perRow) * legendEntryWidth;
       const y = panelHeight + 36 + Math.floor(i / perRow) * 20;
-      return `<g transform="translate(${x},${y})"><rect width="14" height="4" y="-4" fill="${color}"/><text x="20" font-size="12">${escape(name)}</text></g>`;
+      return `<g transform="translate(${x},${y})"><rect width="14" height="4" y="-4" fill="${color}"/><text x="20" font-size="12">${escapeXml(name)}</text></g>`;
     })
     .join('');
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">
 <rect width="100%" height="100%" fill="white"/>
-<text x="16" y="20" font-size="14" font-weight="bold">${escape(title)}</text>
+<text x="16" y="20" font-size="14" font-weight="bold">${escapeXml(title)}</text>
 ${parts.join('\n')}
 ${legend}
 </svg>
@@ -54,7 +54,7 @@ function panelSvg(panel: Panel, xLabels: string[], offsetX: number): string {
   const grid = ticks
     .map((t) => `<line x1="0" x2="${w}" y1="${scaleY(t)}" y2="${scaleY(t)}" stroke="#ddd"/><text x="-6" y="${scaleY(t) + 4}" font-size="10" text-anchor="end">${fmt(t)}</text>`)
     .join('');
-  const xAxis = xLabels.map((l, i) => `<text x="${scaleX(i)}" y="${h + 16}" font-size="10" text-anchor="middle">${escape(l)}</text>`).join('');
+  const xAxis = xLabels.map((l, i) => `<text x="${scaleX(i)}" y="${h + 16}" font-size="10" text-anchor="middle">${escapeXml(l)}</text>`).join('');
   const lines = panel.series
     .map((s) => {
       const points = s.values.map((v, i) => (v === null || !Number.isFinite(v) ? null : `${scaleX(i)},${scaleY(v)}`)).filter(Boolean);
@@ -63,7 +63,7 @@ function panelSvg(panel: Panel, xLabels: string[], offsetX: number): string {
     })
     .join('');
   return `<g transform="translate(${offsetX + margin.left},${margin.top})">
-<text x="0" y="-10" font-size="12">${escape(panel.title)} (${escape(panel.unit)}${panel.logScale ? ', log' : ''})</text>
+<text x="0" y="-10" font-size="12">${escapeXml(panel.title)} (${escapeXml(panel.unit)}${panel.logScale ? ', log' : ''})</text>
 ${grid}<line x1="0" x2="0" y1="0" y2="${h}" stroke="#888"/><line x1="0" x2="${w}" y1="${h}" y2="${h}" stroke="#888"/>
 ${xAxis}${lines}
 </g>`;
@@ -79,4 +79,4 @@ function logTicks(min: number, max: number): number[] {
 }
 
 const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 1 ? v.toFixed(1) : v.toPrecision(2));
-const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+const escapeXml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');

@@ -69,7 +69,7 @@ table{border-collapse:collapse}td{border:1px solid #ccc;padding:2px 8px}
 
 function lorem(sentences: number): string {
   const words = 'lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore et dolore magna aliqua'.split(' ');
-  return Array.from({ length: sentences }, (_, s) => Array.from({ length: 14 }, (_, w) => words[(s * 5 + w * 3) % words.length]).join(' ') + '.').join(' ');
+  return Array.from({ length: sentences }, (_, s) => `${Array.from({ length: 14 }, (_, w) => words[(s * 5 + w * 3) % words.length]).join(' ')}.`).join(' ');
 }
 
 function assetFor(name: string): { type: string; body: string | Buffer } | undefined {

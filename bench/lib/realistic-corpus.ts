@@ -58,7 +58,7 @@ function photo(width: number, height: number, seed: number): Buffer {
     for (let x = 0; x < width; x++) {
       let r = (hue + (x / width) * 90) & 255;
       let g = ((y / height) * 200 + 30) & 255;
-      let b = (hue * 0.5 + ((x + y) / (width + height)) * 150) & 255;
+      const b = (hue * 0.5 + ((x + y) / (width + height)) * 150) & 255;
       for (const blob of blobs) {
         const dx = x - blob.x;
         const dy = y - blob.y;

@@ -68,5 +68,3 @@ export function createAdaptiveLimit(opts: AdaptiveLimitOptions) {
     },
   };
 }
-
-export type AdaptiveLimit = ReturnType<typeof createAdaptiveLimit>;

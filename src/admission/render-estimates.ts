@@ -31,5 +31,3 @@ export function createRenderEstimates() {
     },
   };
 }
-
-export type RenderEstimates = ReturnType<typeof createRenderEstimates>;

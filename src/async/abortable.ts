@@ -29,10 +29,8 @@ export function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined, 
 }
 
 export interface DeadlineSignal {
-  /** Aborts when the client leaves (with its reason) or at the deadline (with `atDeadline()`), whichever is first. */
+  /** Aborts when the client leaves (with its reason) or at the deadline (with the error `atDeadline` makes), whichever is first. */
   signal: AbortSignal;
-  /** Whether the deadline, not the client, ended it. */
-  passed(): boolean;
   /** Stops the deadline's timer: call when the work is done. */
   dispose(): void;
 }
@@ -47,7 +45,6 @@ export function deadlineSignal(client: AbortSignal, deadlineAt: number, atDeadli
   timer.unref();
   return {
     signal: AbortSignal.any([client, deadline.signal]),
-    passed: () => deadline.signal.aborted,
     dispose: () => clearTimeout(timer),
   };
 }

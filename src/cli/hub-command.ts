@@ -1,7 +1,7 @@
 import { parseArgs } from './args.js';
-import { ConfigError, describeSettings, loadConfig } from '../config/load.js';
+import { type Config, ConfigError, describeSettings, loadConfig } from '../config/load.js';
 import { createLogger } from '../log/logger.js';
-import { startHub } from '../fleet/hub.js';
+import { type RunningHub, startHub } from '../fleet/hub.js';
 
 const help = `usage: shotfleet hub [options]
 
@@ -24,7 +24,7 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
     console.log(help);
     return 0;
   }
-  let config;
+  let config: Config;
   try {
     config = loadConfig('hub', args.flags, env);
   } catch (err) {
@@ -33,7 +33,7 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
     return 2;
   }
   const log = createLogger(config.LOG_LEVEL, { role: 'hub' });
-  let hub;
+  let hub: RunningHub;
   try {
     hub = await startHub(config, log);
   } catch (err) {

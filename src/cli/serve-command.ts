@@ -1,4 +1,4 @@
-import { ConfigError, describeSettings, loadConfig } from '../config/load.js';
+import { type Config, ConfigError, describeSettings, loadConfig } from '../config/load.js';
 import { parseArgs } from './args.js';
 import { createLogger } from '../log/logger.js';
 import { startNode } from '../server/node.js';
@@ -20,7 +20,7 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
     console.error(`shotfleet serve: unexpected argument "${args.positionals[0]}"; run with --help`);
     return 2;
   }
-  let config;
+  let config: Config;
   try {
     config = loadConfig('serve', args.flags, env);
   } catch (err) {

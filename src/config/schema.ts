@@ -71,7 +71,7 @@ const haproxySockets = z
 /** Why a Runtime API socket address is refused, or undefined when it is a unix path or a loopback host:port. */
 export function runtimeSocketProblem(socket: string): string | undefined {
   if (socket.includes('/')) return /[\s;#]/.test(socket) ? `"${socket}": a socket path must not hold spaces, ";" or "#"` : undefined;
-  const m = /^(?:\[([^\]]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(socket);
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(socket);
   const host = m?.[1] ?? m?.[2];
   const port = Number(m?.[3]);
   if (!m || !host || port < 1 || port > 65535) return `"${socket}" is neither a unix socket path nor host:port`;
@@ -86,7 +86,7 @@ export function isLoopbackHost(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase();
   if (h === 'localhost' || h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
   const v4 = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(h);
-  return v4 !== null && v4.slice(1).every((octet) => Number(octet) <= 255);
+  return !!v4?.slice(1).every((octet) => Number(octet) <= 255);
 }
 
 export const settingsSchema = z.object({

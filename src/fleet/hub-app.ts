@@ -9,7 +9,7 @@ import type { Logger } from '../log/logger.js';
 import { renderHaproxyConfig } from '../haproxy/config.js';
 import { maxNodePages } from '../haproxy/layout.js';
 import type { Fleet } from './fleet.js';
-import { parseNodeUrl } from './node-url.js';
+import { type NodeEndpoint, parseNodeUrl } from './node-url.js';
 
 export interface HubSettings {
   token?: string;
@@ -48,7 +48,7 @@ export function createHubApp(fleet: Fleet, metrics: client.Registry, s: HubSetti
       if (typeof body !== 'object' || body === null || Array.isArray(body)) {
         throw new ShotError('invalid_request', 'the body must be a JSON object like {"url":"http://10.0.0.5:3000"}');
       }
-      let endpoint;
+      let endpoint: NodeEndpoint;
       try {
         endpoint = parseNodeUrl(body.url);
       } catch (err) {

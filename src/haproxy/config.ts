@@ -30,7 +30,7 @@ export interface HaproxyLayoutOptions {
   defaultMaxconn: number;
 }
 
-const safeToken = /^[A-Za-z0-9._:@\[\]\/-]+$/;
+const safeToken = /^[A-Za-z0-9._:@[\]/-]+$/;
 
 /** The HAProxy layout the README describes (sessions hashed to one node, the rest spread). Throws on values that would let a flag smuggle lines into the config. */
 export function renderHaproxyConfig(o: HaproxyLayoutOptions): string {

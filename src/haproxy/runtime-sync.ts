@@ -83,7 +83,7 @@ export function createRuntimeSync(api: RuntimeApi, slotCount: number, log: Logge
     const groups = [...byServer.values()];
     const answers = await api.runGroups(groups);
     let refused = 0;
-    groups.forEach((group, g) =>
+    groups.forEach((group, g) => {
       group.forEach((command, i) => {
         const answer = answers[g][i] ?? '';
         // HAProxy answers successful "set server addr" with a description of the change; anything else is an error.
@@ -91,8 +91,8 @@ export function createRuntimeSync(api: RuntimeApi, slotCount: number, log: Logge
           refused++;
           log.warn({ command, answer }, 'HAProxy refused a runtime command');
         }
-      }),
-    );
+      });
+    });
     log.debug({ commands: commands.length }, 'haproxy updated');
     return { commands: commands.length, refused };
   }

@@ -25,8 +25,12 @@ export interface RenderPage {
   beginRender(rules: RequestRules): void;
   /** Sets the page's emulation; only settings that differ from the page's current ones are sent (slot-emulation.ts). */
   emulate(wanted: Partial<Emulation>): Promise<void>;
-  /** What this render's main-frame navigation met: hosts the URL policy refused on its chain, a network failure. */
-  navigationOutcome(): NavigationOutcome;
+  /**
+   * What this render's main-frame navigation met: hosts the URL policy refused on its chain, a network failure.
+   * Asked once the navigation failed: it first lets the page's document request report its end (page.goto can
+   * reject a moment before Chromium's loadingFailed event arrives), for at most a second.
+   */
+  navigationOutcome(): Promise<NavigationOutcome>;
   /** Rejects with a PageCrashedError the moment the page crashes: a render races its steps against it. */
   gone: Promise<never>;
   /** The page's state is unknown (a deadline passed mid-render, a protocol error): destroyed when given back. */
@@ -92,7 +96,7 @@ export async function openSlot(browser: BrowserHandle, deps: SlotDeps): Promise<
     const page = await context.newPage({ type: 'window', windowBounds: defaultWindow });
     const cdp = await page.createCDPSession();
     let rules: RequestRules | null = null;
-    let navigation: Navigation = { hosts: new Set(), refused: [] };
+    let navigation = newNavigation();
     let userAgent: Promise<string> | undefined;
     const slot: PageSlot = {
       id: nextSlotId++,
@@ -115,7 +119,7 @@ export async function openSlot(browser: BrowserHandle, deps: SlotDeps): Promise<
       renders: 0,
       beginRender(next) {
         rules = next;
-        navigation = { hosts: new Set(), refused: [] };
+        navigation = newNavigation();
         proxy?.takeRefusals();
       },
       endRender() {
@@ -123,7 +127,8 @@ export async function openSlot(browser: BrowserHandle, deps: SlotDeps): Promise<
         slot.renders++;
       },
       emulate: (wanted) => slot.emulation.set(wanted),
-      navigationOutcome() {
+      async navigationOutcome() {
+        await documentRequestsEnded(navigation, 1000);
         // Only a refusal on the page's own navigation chain counts: a refused image is not why a page failed.
         const byProxy = (proxy?.takeRefusals() ?? []).filter((host) => navigation.hosts.has(host));
         return { refusedHosts: [...navigation.refused, ...byProxy], failure: navigation.failure };
@@ -154,7 +159,7 @@ export async function closeSlot(slot: PageSlot): Promise<void> {
 }
 
 /** A page whose renderer died: the render on it is tried again on another page (render-service.ts). */
-export class PageCrashedError extends Error {
+class PageCrashedError extends Error {
   constructor(why: string) {
     super(`the page's renderer went away (${why})`);
   }
@@ -204,7 +209,13 @@ async function prepareGuards(slot: PageSlot, deps: SlotDeps, render: RenderInPro
   });
   page.on('request', (request) => handleRequest(slot, deps.policy, render, request));
   page.on('requestfailed', (request) => {
-    if (isMainNavigation(slot, request)) render.navigation().failure = request.failure()?.errorText;
+    if (!isMainNavigation(slot, request)) return;
+    const navigation = render.navigation();
+    navigation.failure = request.failure()?.errorText;
+    documentRequestEnded(navigation, request);
+  });
+  page.on('requestfinished', (request) => {
+    if (isMainNavigation(slot, request)) documentRequestEnded(render.navigation(), request);
   });
   await Promise.all([
     // The HTTP cache is per context but outlives a render; with it off nothing cached by one client
@@ -241,7 +252,10 @@ function handleRequest(slot: PageSlot, policy: UrlPolicy, render: RenderInProgre
   const mainNavigation = isMainNavigation(slot, request);
   const navigation = render.navigation();
   const rules = render.rules();
-  if (mainNavigation) navigation.hosts.add(hostOf(url));
+  if (mainNavigation) {
+    navigation.hosts.add(hostOf(url));
+    navigation.inFlight.add(request);
+  }
   const intercepted = slot.emulation.current().interception && !request.isInterceptResolutionHandled();
   if (!verdict.ok) {
     if (mainNavigation) navigation.refused.push(hostOf(url));
@@ -282,6 +296,27 @@ interface Navigation {
   hosts: Set<string>;
   refused: string[];
   failure?: string;
+  /** The main frame's document requests not yet finished or failed, and who waits for them to end. */
+  inFlight: Set<HTTPRequest>;
+  waiters: (() => void)[];
+}
+
+const newNavigation = (): Navigation => ({ hosts: new Set(), refused: [], inFlight: new Set(), waiters: [] });
+
+function documentRequestEnded(navigation: Navigation, request: HTTPRequest): void {
+  navigation.inFlight.delete(request);
+  if (navigation.inFlight.size === 0) for (const wake of navigation.waiters.splice(0)) wake();
+}
+
+function documentRequestsEnded(navigation: Navigation, boundMs: number): Promise<void> {
+  if (navigation.inFlight.size === 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, boundMs);
+    navigation.waiters.push(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }
 
 function hostOf(url: string): string {

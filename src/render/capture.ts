@@ -36,36 +36,88 @@ type Clip = { x: number; y: number; width: number; height: number; scale: number
 /** CSS that stops animations and transitions at their end state, for stable captures. */
 const freezeMotionCss = '*,*::before,*::after{animation:none!important;transition:none!important;caret-color:transparent!important}';
 
-/** Drives one render on a page: its rules and emulation, navigation, the page steps, capture. */
+/** One render in progress: what its steps share. */
+interface Render {
+  slot: RenderPage;
+  options: RenderOptions;
+  ctx: CaptureContext;
+  report: RenderReport;
+  waits: ReturnType<typeof waitBudget>;
+  /** Ad and tracker URLs refused during the load: the frames and images that showed them are hidden. */
+  blockedAds: Set<string>;
+}
+
+type Step = (render: Render) => Promise<void>;
+
+/**
+ * A render, step by step in this order, all under the request's one deadline (render-service.ts aborts the wait
+ * when it passes): each step does one thing, and one a request does not ask for returns at once.
+ */
+const steps: Step[] = [
+  stateRulesAndEmulation,
+  loadPage,
+  failOnTargetStatus,
+  checkSelectors,
+  waitForSelector,
+  runPageScripts,
+  scrollPage,
+  hideBlockedAds,
+  addStyles,
+  waitDelay,
+  // Web fonts last: scripts, scrolling and injected CSS can each start a font load.
+  waitForWebFonts,
+];
+
+/** Drives one render on a page: its steps, then the capture. */
 export async function capture(slot: RenderPage, options: RenderOptions, ctx: CaptureContext): Promise<CaptureResult> {
-  const remaining = () => Math.max(1, ctx.deadlineAt - Date.now());
-  const report = ctx.report ?? { bestEffort: false };
-  const waits = waitBudget(options, ctx);
-  const blockedAds = new Set<string>();
+  const render: Render = { slot, options, ctx, report: ctx.report ?? { bestEffort: false }, waits: waitBudget(options, ctx), blockedAds: new Set() };
+  for (const step of steps) await step(render);
+  return takeScreenshot(render);
+}
+
+/** Request rules first, then every emulation setting: both before the page loads. */
+async function stateRulesAndEmulation({ slot, options, ctx, blockedAds }: Render): Promise<void> {
   const rules = requestRules(options, ctx.log, options.blockAds ? (ctx.adBlocker ?? null) : null, blockedAds);
   slot.beginRender(rules);
   await slot.emulate(wantedEmulation(options, needsInterception(rules)));
+}
+
+async function loadPage({ slot, options, report, waits }: Render): Promise<void> {
   const stopWatching = watchDocumentStatus(slot.page, (status) => (report.targetStatus = status));
   try {
     await allowBestEffort(options, report, () => navigate(slot, options, waits.remaining));
   } finally {
     stopWatching();
   }
-  checkTargetStatus(options.failOnHttpStatus, report.targetStatus);
-  await checkSelectors(slot, options);
+}
 
-  if (options.waitForSelector) {
-    await allowBestEffort(options, report, () =>
-      slot.page.waitForSelector(options.waitForSelector!, { timeout: waits.remaining() }).catch((err) => {
-        throw new ShotError('timeout', `waitForSelector "${options.waitForSelector}" did not appear before the deadline`, {
-          cause: String(err?.message ?? err),
-        });
-      }),
-    );
-  }
+async function failOnTargetStatus({ options, report }: Render): Promise<void> {
+  checkTargetStatus(options.failOnHttpStatus, report.targetStatus);
+}
+
+async function waitForSelector({ slot, options, report, waits }: Render): Promise<void> {
+  const selector = options.waitForSelector;
+  if (!selector) return;
+  await allowBestEffort(options, report, () =>
+    slot.page.waitForSelector(selector, { timeout: waits.remaining() }).catch((err) => {
+      throw new ShotError('timeout', `waitForSelector "${selector}" did not appear before the deadline`, { cause: String(err?.message ?? err) });
+    }),
+  );
+}
+
+async function runPageScripts({ slot, options }: Render): Promise<void> {
   if (options.scripts !== undefined) await runScripts(slot, options.scripts);
+}
+
+async function scrollPage({ slot, options, ctx, waits }: Render): Promise<void> {
   if (options.scrollPage) await scrollThroughPage(slot, ctx.maxPageHeight, waits.scrollBudget());
+}
+
+async function hideBlockedAds({ slot, blockedAds }: Render): Promise<void> {
   if (blockedAds.size > 0) await hideBlockedElements(slot, blockedAds);
+}
+
+async function addStyles({ slot, options }: Render): Promise<void> {
   const styles = [
     options.reducedMotion ? freezeMotionCss : '',
     options.hideSelectors?.length ? `${options.hideSelectors.join(',')}{visibility:hidden!important}` : '',
@@ -73,13 +125,19 @@ export async function capture(slot: RenderPage, options: RenderOptions, ctx: Cap
     options.css ?? '',
   ].filter(Boolean);
   if (styles.length > 0) await slot.page.addStyleTag({ content: styles.join('\n') });
-  if (options.delay > 0) await new Promise((r) => setTimeout(r, Math.min(options.delay, remaining())));
-  // Web fonts last: scripts, scrolling and injected CSS can each start a font load.
-  if (!(await waitForFonts(slot, waits.remaining()))) {
-    if (!options.bestEffort) throw new ShotError('timeout', 'the page\'s web fonts did not load before the deadline; raise timeout or use bestEffort');
-    report.bestEffort = true;
-  }
+}
 
+async function waitDelay({ options, ctx }: Render): Promise<void> {
+  if (options.delay > 0) await new Promise((r) => setTimeout(r, Math.min(options.delay, Math.max(1, ctx.deadlineAt - Date.now()))));
+}
+
+async function waitForWebFonts({ slot, options, report, waits }: Render): Promise<void> {
+  if (await waitForFonts(slot, waits.remaining())) return;
+  if (!options.bestEffort) throw new ShotError('timeout', "the page's web fonts did not load before the deadline; raise timeout or use bestEffort");
+  report.bestEffort = true;
+}
+
+async function takeScreenshot({ slot, options, ctx }: Render): Promise<CaptureResult> {
   const { clip, truncated } = await captureRegion(slot, options, ctx);
   const shot = await slot.cdp.send('Page.captureScreenshot', {
     format: options.format,
@@ -96,7 +154,7 @@ export async function capture(slot: RenderPage, options: RenderOptions, ctx: Cap
  * be navigating), so a typo is a 400 rather than a wait until the deadline (waitForSelector) or a silently
  * ignored rule.
  */
-async function checkSelectors(slot: RenderPage, options: RenderOptions): Promise<void> {
+async function checkSelectors({ slot, options }: Render): Promise<void> {
   const fields: [string, string][] = [
     ...(options.selector ? [['selector', options.selector] as [string, string]] : []),
     ...(options.waitForSelector ? [['waitForSelector', options.waitForSelector] as [string, string]] : []),

@@ -35,10 +35,10 @@ export async function navigate(slot: RenderPage, options: RenderOptions, remaini
     if (response?.headers()['x-shotfleet-refused']) throw refused(options.url!, [new URL(response.url()).hostname]);
   } catch (err) {
     if (err instanceof ShotError) throw err;
-    const outcome = slot.navigationOutcome();
     if (err instanceof TimeoutError) {
       throw new ShotError('timeout', `the page did not reach "${options.waitUntil}" before the deadline; raise timeout or use waitUntil "domcontentloaded"`);
     }
+    const outcome = await slot.navigationOutcome();
     if (outcome.refusedHosts.length > 0) throw refused(options.url!, outcome.refusedHosts);
     // Chromium's net error for the page's own document, as the slot saw it fail (before page.goto rejects).
     if (outcome.failure) {

@@ -34,7 +34,9 @@ const fieldValue = /^[\t\x20-\x7e\x80-\xff]*$/;
 const connectionHeaders = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'keep-alive', 'upgrade', 'te', 'trailer', 'cookie2']);
 const settableHeader = (name: string) => !connectionHeaders.has(name.toLowerCase()) && !name.toLowerCase().startsWith('proxy-');
 /** What Chromium's cookie parser takes: no control characters, spaces (names), `;` or `=` (names). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what these refuse
 const cookieName = /^[^\x00-\x20\x7f;=,]+$/;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: as above
 const cookieValue = /^[^\x00-\x1f\x7f;]*$/;
 
 export function createOptionsSchema(limits: RenderLimits) {

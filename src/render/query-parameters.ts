@@ -86,7 +86,10 @@ export function queryToBody(params: readonly QueryParameter[], query: Record<str
               : toBool(name, raw)
             : raw;
     let target = body;
-    for (const step of param.path.slice(0, -1)) target = (target[step] ??= {}) as Record<string, unknown>;
+    for (const step of param.path.slice(0, -1)) {
+      target[step] ??= {};
+      target = target[step] as Record<string, unknown>;
+    }
     target[param.path[param.path.length - 1]] = value;
   }
   return body;

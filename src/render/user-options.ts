@@ -53,10 +53,12 @@ export function userFacingOptions() {
           .string()
           .min(1)
           .max(1024)
+          // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses
           .regex(/^[^:\x00-\x1f\x7f]*$/, { error: 'authenticate.username must not contain ":" or control characters' }),
         password: z
           .string()
           .max(1024)
+          // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses
           .regex(/^[^\x00-\x1f\x7f]*$/, { error: 'authenticate.password must not contain control characters' }),
       })
       .optional()

@@ -2,7 +2,7 @@ import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import { createAdaptorServer } from '@hono/node-server';
-import { createAdmission, createMemoryProbe, saturationRatio } from '../admission/index.js';
+import { createAdmission, createMemoryProbe } from '../admission/index.js';
 import { startAgent } from '../agent/agent.js';
 import type { Config } from '../config/load.js';
 import type { ShedReason } from '../errors/shot-error.js';

@@ -1,7 +1,7 @@
 import fsp from 'node:fs/promises';
 import { text } from 'node:stream/consumers';
 import { createAdaptiveThrottle, type AdaptiveThrottle } from './adaptive-throttle.js';
-import { runBatch, type BatchObserver } from './batch.js';
+import { runBatch, type BatchObserver, type BatchStats } from './batch.js';
 import { parseInput, type RequestBody, type ShotItem } from './input.js';
 import { alreadyDone, openManifest, readManifest, type ManifestRecord } from './manifest.js';
 import { createProgress, type ProgressOutput } from './progress.js';
@@ -82,7 +82,7 @@ export async function shoot(options: ShootOptions, io: ShootIo): Promise<number>
     },
   };
 
-  let stats;
+  let stats: BatchStats;
   try {
     stats = await runBatch(
       todo,

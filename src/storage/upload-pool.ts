@@ -59,7 +59,10 @@ export function createUploadPool(limits: PoolLimits) {
           return Promise.resolve();
         }
         slot = 'waiting';
-        return waiting.wait(signal, () => void (slot = 'held')).catch((err: unknown) => {
+        const hold = () => {
+          slot = 'held';
+        };
+        return waiting.wait(signal, hold).catch((err: unknown) => {
           slot = 'none';
           throw err;
         });
@@ -89,5 +92,3 @@ export function createUploadPool(limits: PoolLimits) {
     },
   };
 }
-
-export type UploadPool = ReturnType<typeof createUploadPool>;
