@@ -87,7 +87,7 @@ function accepts(port: number): Promise<boolean> {
 }
 
 
-export interface FakeNode {
+export interface FakeFleetNode {
   id: string;
   url: string;
   port: number;
@@ -103,11 +103,12 @@ export interface FakeNode {
 }
 
 /**
- * A tiny HTTP stand-in for a node: /status in the node's shape, anything else answers 200 with the node id
- * in X-Shotfleet-Node (or 503 while `saturated`).
+ * A fleet member as HAProxy and the hub see it: /status in the node's shape, anything else answers 200 with the
+ * node id in X-Shotfleet-Node (or 503 while `saturated`). The batch client's fake, whose answers are scripted
+ * per page URL, is startScriptedShotNode in scripted-shot-node.ts.
  */
-export async function startFakeNode(id: string, port = 0, host = '127.0.0.1'): Promise<FakeNode> {
-  const node: FakeNode = {
+export async function startFakeFleetNode(id: string, port = 0, host = '127.0.0.1'): Promise<FakeFleetNode> {
+  const node: FakeFleetNode = {
     id,
     url: '',
     port: 0,
