@@ -4,18 +4,10 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from './processes.js';
 import { sleep, waitFor } from './wait.js';
 
-export { sleep, waitFor };
-
-/** A port free on 127.0.0.1 right now (bound and released), for processes that need a fixed one. */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+export { freePort, sleep, waitFor };
 
 /** `haproxy -c -f` on the text: the exit code and what it printed. */
 export function checkHaproxyConfig(text: string): { ok: boolean; output: string } {

@@ -1,4 +1,3 @@
-import { PNG } from 'pngjs';
 import { defaultLimits } from '../../src/api/readme-options.js';
 import type { ShotError } from '../../src/errors/shot-error.js';
 import { createLogger } from '../../src/log/logger.js';
@@ -6,10 +5,10 @@ import { createNodeMetrics, type NodeMetrics } from '../../src/metrics/node-metr
 import type { RenderService, ScreenshotRequest, ScreenshotResult } from '../../src/render/render-service.js';
 import { createApp } from '../../src/server/app.js';
 import type { NodeStatus } from '../../src/server/health-routes.js';
+import { tinyPng } from './images.js';
 import { readAnswer, type Answer } from './node-client.js';
 
 export const nodeId = 'in-process:1';
-export const tinyPng = PNG.sync.write(new PNG({ width: 2, height: 2 }));
 
 /** What the stub render answers when a test does not say otherwise: a 2×2 PNG, as a render of a page would. */
 export const imageResult = (extra: Partial<ScreenshotResult> = {}): ScreenshotResult =>

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { PNG } from 'pngjs';
+import { tinyPng } from './images.js';
 
 /**
  * A stand-in for a node's POST /screenshot, scripted by the page URL's first path segment:
@@ -18,7 +18,6 @@ export interface ScriptedShotNode {
   close(): Promise<void>;
 }
 
-export const tinyPng = PNG.sync.write(new PNG({ width: 2, height: 2 }));
 const jpegBytes = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 0x10, 0x4a, 0x46, 0x49, 0x46, 0, 1, 0xff, 0xd9]);
 
 export async function startScriptedShotNode(): Promise<ScriptedShotNode> {
