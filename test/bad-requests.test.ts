@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { badCases, expectCleanError, judgedPastTheHttpLayer, type BadCase } from './helpers/bad-requests.js';
+import { badCaseRequest, badCases, expectCleanError, judgedPastTheHttpLayer, type BadCase } from './helpers/bad-requests.js';
 import { expectPng, metricValues, request, shoot, solidPage, startSite, type Answer, type Site } from './helpers/node-client.js';
 import { startShotfleet, type RunningProcess } from './helpers/processes.js';
 
@@ -14,13 +14,8 @@ const token = 'render-token-123';
 const maxBodyBytes = 256 * 1024;
 const auth = { authorization: `Bearer ${token}` };
 
-async function send(base: string, c: BadCase, headers: Record<string, string> = auth): Promise<Answer> {
-  const contentType = c.contentType === undefined ? 'application/json' : c.contentType;
-  return request(`${base}/screenshot`, {
-    method: 'POST',
-    headers: { ...headers, ...(contentType ? { 'content-type': contentType } : {}) },
-    body: c.raw ?? JSON.stringify(c.body),
-  });
+function send(base: string, c: BadCase, headers: Record<string, string> = auth): Promise<Answer> {
+  return request(`${base}/screenshot`, badCaseRequest(c, headers));
 }
 
 describe('bad input and auth on a real node', () => {

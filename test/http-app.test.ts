@@ -3,7 +3,7 @@ import { TimeoutError } from 'puppeteer-core';
 import { describe, expect, it } from 'vitest';
 import { errorStatus, shed, ShotError, type ErrorCode } from '../src/errors/shot-error.js';
 import { signLink } from '../src/signing/signature.js';
-import { badCases, expectCleanError, judgedPastTheHttpLayer, type BadCase } from './helpers/bad-requests.js';
+import { badCaseRequest, badCases, expectCleanError, judgedPastTheHttpLayer, type BadCase } from './helpers/bad-requests.js';
 import { imageResult, inProcessNode, nodeId, readyStatus, type InProcessNode } from './helpers/in-process-node.js';
 import { expectPng, metricValues, type Answer } from './helpers/node-client.js';
 
@@ -21,12 +21,7 @@ const auth = { authorization: `Bearer ${token}` };
 const page = 'http://127.0.0.1:9/page';
 
 function send(node: InProcessNode, c: BadCase, headers: Record<string, string> = auth): Promise<Answer> {
-  const contentType = c.contentType === undefined ? 'application/json' : c.contentType;
-  return node.request('/screenshot', {
-    method: 'POST',
-    headers: { ...headers, ...(contentType ? { 'content-type': contentType } : {}) },
-    body: c.raw ?? JSON.stringify(c.body),
-  });
+  return node.request('/screenshot', badCaseRequest(c, headers));
 }
 
 describe('bad input', () => {

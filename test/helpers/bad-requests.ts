@@ -173,6 +173,12 @@ export const judgedPastTheHttpLayer = new Set([
   'invalid CSS selector',
 ]);
 
+/** The POST /screenshot request of a case, as sent: its body as given, its content type (application/json unless set). */
+export function badCaseRequest(c: BadCase, headers: Record<string, string>) {
+  const contentType = c.contentType === undefined ? 'application/json' : c.contentType;
+  return { method: 'POST', headers: { ...headers, ...(contentType ? { 'content-type': contentType } : {}) }, body: c.raw ?? JSON.stringify(c.body) };
+}
+
 /** Every generated case for a page at `url` on a node whose body cap is `maxBodyBytes`. */
 export function badCases(url: string, maxBodyBytes: number): BadCase[] {
   return [...wrongTypes(url), ...badValues(url), ...badSyntax(url, maxBodyBytes)];
