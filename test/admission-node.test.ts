@@ -2,9 +2,9 @@ import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startShotfleet, type RunningProcess } from './helpers/processes.js';
-
-const pngSignature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+import { isPng } from './helpers/images.js';
+import { metricValues, shoot as shootNode } from './helpers/node-client.js';
+import { freePort, startShotfleet, type RunningProcess } from './helpers/processes.js';
 
 interface Answer {
   status: number;
@@ -14,30 +14,11 @@ interface Answer {
   png: boolean;
 }
 
+/** POST /screenshot, kept to what admission decides: the status, a shed's reason and code, Retry-After. */
 async function shoot(base: string, body: Record<string, unknown>, signal?: AbortSignal): Promise<Answer> {
-  const res = await fetch(`${base}/screenshot`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-    signal: signal ?? AbortSignal.timeout(60_000),
-  });
-  const bytes = Buffer.from(await res.arrayBuffer());
-  let reason: string | undefined;
-  let code: string | undefined;
-  if (res.status !== 200) {
-    const parsed = JSON.parse(bytes.toString('utf8'));
-    reason = parsed.error?.details?.reason;
-    code = parsed.error?.code;
-  }
-  return { status: res.status, reason, code, retryAfter: res.headers.get('retry-after'), png: bytes.subarray(0, 8).equals(pngSignature) };
-}
-
-/** Sample values of one metric family, keyed by the given label ('' when unlabelled). */
-function metricValues(text: string, name: string, label?: string): Record<string, number> {
-  const out: Record<string, number> = {};
-  const pattern = label ? new RegExp(`^${name}\\{${label}="([^"]*)"\\} (\\S+)$`, 'gm') : new RegExp(`^${name}() (\\S+)$`, 'gm');
-  for (const m of text.matchAll(pattern)) out[m[1]] = Number(m[2]);
-  return out;
+  const answer = await shootNode(base, body, { timeoutMs: 60_000, signal });
+  const error = answer.status !== 200 ? answer.json?.error : undefined;
+  return { status: answer.status, reason: error?.details?.reason as string | undefined, code: error?.code, retryAfter: answer.headers.get('retry-after'), png: isPng(answer.bytes) };
 }
 
 function askAgent(port: number): Promise<string> {
@@ -50,14 +31,6 @@ function askAgent(port: number): Promise<string> {
     socket.on('close', () => (clearTimeout(timer), resolve(text)));
     socket.on('error', (err) => (clearTimeout(timer), reject(err)));
   });
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 describe('admission on a real node (1 page, real Chromium)', () => {

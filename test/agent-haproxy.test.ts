@@ -7,14 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAgent } from '../src/agent/agent.js';
 import { createLogger } from '../src/log/logger.js';
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import { freePort } from './helpers/processes.js';
 
 /** One Runtime API command over the stats socket. */
 function runtime(socketPath: string, command: string): Promise<string> {

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertColor, decodePng } from './helpers/images.js';
 import { page, startTestSite, type TestSite } from './helpers/pages.js';
 import { startShotfleet, type RunningProcess } from './helpers/processes.js';
-import { ok, shoot } from './helpers/shots.js';
+import { ok, shoot } from './helpers/node-client.js';
 
 const green: [number, number, number] = [20, 180, 40];
 const red: [number, number, number] = [220, 20, 30];

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertColor, decodePng } from './helpers/images.js';
 import { page, startTestSite, type TestSite } from './helpers/pages.js';
 import { startShotfleet, type RunningProcess } from './helpers/processes.js';
-import { ok, shoot, type Shot } from './helpers/shots.js';
+import { ok, shoot, type Answer } from './helpers/node-client.js';
 
 const green: [number, number, number] = [20, 180, 40];
 const blue: [number, number, number] = [30, 40, 210];
@@ -30,7 +30,7 @@ function verdictPage(checks: string[], head = ''): string {
   );
 }
 
-function expectBoxes(shot: Shot, expected: [number, number, number][]): void {
+function expectBoxes(shot: Answer, expected: [number, number, number][]): void {
   const image = decodePng(ok(shot));
   expected.forEach((colour, i) => assertColor(image, i * 100 + 50, 50, colour));
 }

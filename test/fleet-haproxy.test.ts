@@ -7,7 +7,7 @@ import { createLogger } from '../src/log/logger.js';
 import { createRuntimeApi, parseServersState, type ServerState } from '../src/haproxy/runtime-api.js';
 import { planSlotCommands } from '../src/haproxy/runtime-sync.js';
 import { startShotfleet, waitForLog, type RunningProcess } from './helpers/processes.js';
-import { checkHaproxyConfig, freePort, startFakeNode, startHaproxy, waitFor, type FakeNode, type RunningHaproxy } from './helpers/haproxy.js';
+import { checkHaproxyConfig, freePort, startFakeFleetNode, startHaproxy, waitFor, type FakeFleetNode, type RunningHaproxy } from './helpers/haproxy.js';
 
 const server = (backend: string, slot: number, over: Partial<ServerState> = {}): ServerState => ({
   backend,
@@ -74,7 +74,7 @@ describe('hub keeps a running HAProxy in step (real HAProxy 2.6, stand-in nodes)
   const log = createLogger('silent');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shotfleet-fleet-haproxy-'));
   const socket = path.join(dir, 'admin.sock');
-  const nodes = new Map<string, FakeNode>();
+  const nodes = new Map<string, FakeFleetNode>();
   const memberships = new Map<string, Membership>();
   let hubPort: number;
   let hub: RunningProcess;
@@ -90,8 +90,8 @@ describe('hub keeps a running HAProxy in step (real HAProxy 2.6, stand-in nodes)
   });
 
   /** A stand-in node that keeps itself registered, or (heartbeats: false) registers once, like a node about to be killed. */
-  async function join(id: string, heartbeats = true): Promise<FakeNode> {
-    const node = await startFakeNode(id);
+  async function join(id: string, heartbeats = true): Promise<FakeFleetNode> {
+    const node = await startFakeFleetNode(id);
     nodes.set(id, node);
     if (heartbeats) {
       memberships.set(id, startMembership({ hubUrl: hub.url, token, nodeId: id, advertiseUrl: node.url, capacity: 2, heartbeatIntervalMs: 500, log }));

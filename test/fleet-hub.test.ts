@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMembership, type Membership } from '../src/server/membership.js';
 import { createLogger } from '../src/log/logger.js';
 import { cliEntry, repoRoot, startShotfleet, waitForLog, type RunningProcess } from './helpers/processes.js';
-import { checkHaproxyConfig, freePort, startFakeNode, waitFor, type FakeNode } from './helpers/haproxy.js';
+import { checkHaproxyConfig, freePort, startFakeFleetNode, waitFor, type FakeFleetNode } from './helpers/haproxy.js';
 
 const token = 'hub-test-token';
 const heartbeatMs = 1000;
@@ -21,7 +21,7 @@ type NodeView = { id: string; url: string; state: string; saturation: number; la
 describe('shotfleet hub with stand-in nodes', () => {
   let hubPort: number;
   let hub: RunningProcess;
-  const nodes: FakeNode[] = [];
+  const nodes: FakeFleetNode[] = [];
   const memberships: Membership[] = [];
   const auth = { Authorization: `Bearer ${token}` };
 
@@ -41,7 +41,7 @@ describe('shotfleet hub with stand-in nodes', () => {
   });
 
   it('refuses a wrong or missing token with 401 in the node error shape, and registers nothing', async () => {
-    const node = await startFakeNode('intruder');
+    const node = await startFakeFleetNode('intruder');
     nodes.push(node);
     for (const headers of [{ Authorization: 'Bearer wrong' }, { token: 'hub-test-tokeX' }, {}]) {
       const res = await register({ url: node.url, id: 'intruder' }, headers);
@@ -56,7 +56,7 @@ describe('shotfleet hub with stand-in nodes', () => {
   });
 
   it('registers a node (token header form too), pings it and lists it in the contract shape', async () => {
-    const node = await startFakeNode('alpha');
+    const node = await startFakeFleetNode('alpha');
     nodes.push(node);
     node.status.saturation = 0.5;
     const res = await register({ url: node.url, id: 'alpha' }, { token });
@@ -91,7 +91,7 @@ describe('shotfleet hub with stand-in nodes', () => {
   });
 
   it('removes a node after the configured number of failed pings, passing through suspect', async () => {
-    const node = await startFakeNode('doomed');
+    const node = await startFakeFleetNode('doomed');
     nodes.push(node);
     expect((await register({ url: node.url, id: 'doomed' })).status).toBe(200);
     await waitFor('doomed up', async () => (await listNodes()).some((n) => n.id === 'doomed' && n.state === 'up'));
@@ -106,7 +106,7 @@ describe('shotfleet hub with stand-in nodes', () => {
   });
 
   it('marks a draining node draining and forgets a deregistered one', async () => {
-    const node = await startFakeNode('leaving');
+    const node = await startFakeFleetNode('leaving');
     nodes.push(node);
     await register({ url: node.url, id: 'leaving' });
     await waitFor('leaving up', async () => (await listNodes()).some((n) => n.id === 'leaving' && n.state === 'up'));
@@ -122,7 +122,7 @@ describe('shotfleet hub with stand-in nodes', () => {
     // Two saturated nodes of 2 pages, each shedding 3 requests/s of 0.5 s renders:
     // demand = 2 × (1 × 2 + 3 × 0.5) = 7 pages; desired = ceil(7 ÷ (2 × 0.7)) = 5, where saturation alone says 3.
     for (const id of ['busy-1', 'busy-2']) {
-      const node = await startFakeNode(id);
+      const node = await startFakeFleetNode(id);
       nodes.push(node);
       Object.assign(node.status, { saturation: 1, pagesMax: 2, shedPerSecond: 3, renderSecondsAvg: 0.5 });
       await register({ url: node.url, id });
@@ -147,9 +147,9 @@ describe('shotfleet hub with stand-in nodes', () => {
 
   it('relearns every node within about one heartbeat after a restart', async () => {
     const log = createLogger('silent');
-    const members: FakeNode[] = [];
+    const members: FakeFleetNode[] = [];
     for (const id of ['member-1', 'member-2']) {
-      const node = await startFakeNode(id);
+      const node = await startFakeFleetNode(id);
       nodes.push(node);
       members.push(node);
       memberships.push(startMembership({ hubUrl: hub.url, token, nodeId: id, advertiseUrl: node.url, capacity: 2, heartbeatIntervalMs: heartbeatMs, log }));

@@ -7,7 +7,7 @@ import { renderHaproxyConfig } from '../src/haproxy/config.js';
 import { createRuntimeApi } from '../src/haproxy/runtime-api.js';
 import { createLogger } from '../src/log/logger.js';
 import { startShotfleet, waitForLog, type RunningProcess } from './helpers/processes.js';
-import { checkHaproxyConfig, freePort, startFakeNode, startHaproxy, waitFor, type FakeNode, type RunningHaproxy } from './helpers/haproxy.js';
+import { checkHaproxyConfig, freePort, startFakeFleetNode, startHaproxy, waitFor, type FakeFleetNode, type RunningHaproxy } from './helpers/haproxy.js';
 
 const token = 'scale-token';
 const auth = { token };
@@ -22,7 +22,7 @@ const metrics = async (hub: string) => (await fetch(`${hub}/metrics`)).text();
 const serverLines = (cfg: string) => cfg.split('\n').filter((l) => /^\s+(server s\d+|# node )/.test(l));
 
 describe('fleet at scale (stand-in nodes, real hubs and HAProxy)', () => {
-  const nodes: FakeNode[] = [];
+  const nodes: FakeFleetNode[] = [];
   const hubs: RunningProcess[] = [];
   const proxies: RunningHaproxy[] = [];
   const memberships: Membership[] = [];
@@ -41,7 +41,7 @@ describe('fleet at scale (stand-in nodes, real hubs and HAProxy)', () => {
     return hub;
   };
   const fakeNodes = async (prefix: string, n: number) => {
-    const started = await Promise.all(Array.from({ length: n }, (_, i) => startFakeNode(`${prefix}-${i}`)));
+    const started = await Promise.all(Array.from({ length: n }, (_, i) => startFakeFleetNode(`${prefix}-${i}`)));
     nodes.push(...started);
     return started;
   };

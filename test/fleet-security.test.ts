@@ -4,7 +4,7 @@ import { startHub, type RunningHub } from '../src/fleet/hub.js';
 import { readNodeStatus } from '../src/fleet/node-status.js';
 import { createLogger } from '../src/log/logger.js';
 import { startShotfleet } from './helpers/processes.js';
-import { checkHaproxyConfig, startFakeNode, waitFor, type FakeNode } from './helpers/haproxy.js';
+import { checkHaproxyConfig, startFakeFleetNode, waitFor, type FakeFleetNode } from './helpers/haproxy.js';
 
 const log = createLogger('silent');
 type NodeView = { id: string; url: string; state: string; failures: number };
@@ -40,7 +40,7 @@ describe('the hub is never open to the network', () => {
   it('with its own token, the hub refuses the API token every client holds', async () => {
     const hub = await startShotfleet('hub', { SHOTFLEET_TOKEN: 'api', SHOTFLEET_HUB_TOKEN: 'fleet' });
     try {
-      const node = await startFakeNode('member');
+      const node = await startFakeFleetNode('member');
       try {
         const post = (token: string) =>
           fetch(`${hub.url}/nodes`, { method: 'POST', headers: { token, 'Content-Type': 'application/json' }, body: JSON.stringify({ url: node.url, id: 'member' }) });
@@ -77,16 +77,16 @@ describe('the hub is never open to the network', () => {
 
 describe('the hub pings and routes only the address it checked', () => {
   let hub: RunningHub;
-  let node: FakeNode;
-  let impostor: FakeNode;
+  let node: FakeFleetNode;
+  let impostor: FakeFleetNode;
   const lookups: string[] = [];
   const token = 'rebind-token';
   const auth = { token };
 
   beforeAll(async () => {
-    node = await startFakeNode('real-node', 0, '127.0.0.1');
+    node = await startFakeFleetNode('real-node', 0, '127.0.0.1');
     // Same port on another loopback address: where a rebinding name would send a second lookup.
-    impostor = await startFakeNode('impostor', node.port, '127.0.0.2');
+    impostor = await startFakeFleetNode('impostor', node.port, '127.0.0.2');
     const config = loadConfig('hub', {}, { SHOTFLEET_HOST: '127.0.0.1', SHOTFLEET_PORT: '0', SHOTFLEET_HUB_TOKEN: token, SHOTFLEET_PING_INTERVAL_MS: '100', SHOTFLEET_PING_FAILURES: '1000' });
     // A rebinding name: the first answer is the node, every later one another address.
     const lookup = async (host: string) => {
@@ -171,10 +171,10 @@ describe('a node\'s /status figures are checked before they reach HAProxy', () =
   it('a node reporting pages.max 1e21 or 0.5 stays out of the config, which still passes haproxy -c', async () => {
     const token = 'figures-token';
     const hub = await startShotfleet('hub', { SHOTFLEET_HUB_TOKEN: token, SHOTFLEET_PING_INTERVAL_MS: '250', SHOTFLEET_PING_FAILURES: '1000' });
-    const nodes: FakeNode[] = [];
+    const nodes: FakeFleetNode[] = [];
     try {
       for (const [id, pagesMax] of [['good', 3], ['huge', 1e21], ['half', 0.5]] as const) {
-        const node = await startFakeNode(id);
+        const node = await startFakeFleetNode(id);
         nodes.push(node);
         node.status.pagesMax = pagesMax;
         const res = await fetch(`${hub.url}/nodes`, { method: 'POST', headers: { token, 'Content-Type': 'application/json' }, body: JSON.stringify({ url: node.url, id }) });

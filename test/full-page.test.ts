@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertColor, css, decodePng, type DecodedPng } from './helpers/images.js';
 import { page, startTestSite, type TestSite } from './helpers/pages.js';
 import { startShotfleet, type RunningProcess } from './helpers/processes.js';
-import { ok, shoot, shootGet } from './helpers/shots.js';
+import { ok, shoot, shootGet } from './helpers/node-client.js';
 
 type Rgb = [number, number, number];
 

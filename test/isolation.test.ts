@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { embeddingPage, lastReport, nothingKept, page, startTestSite, stateProbeRoutes, type TestSite } from './helpers/pages.js';
 import { startShotfleet, type RunningProcess } from './helpers/processes.js';
-import { ok, shoot } from './helpers/shots.js';
+import { ok, shoot } from './helpers/node-client.js';
 
 /**
  * Session-less requests on a one-page node: every render reuses the same window and context, so

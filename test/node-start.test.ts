@@ -2,10 +2,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nodeChromiumPids } from './helpers/node-client.js';
 import { startTestSite, type TestSite } from './helpers/pages.js';
 import { cliEntry, freePort, repoRoot } from './helpers/processes.js';
-import { shoot, type Shot } from './helpers/shots.js';
+import { nodeChromiumPids, shoot, type Answer } from './helpers/node-client.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 /**
@@ -119,7 +118,7 @@ describe('a node started as an operator starts it: ready means started, SIGTERM 
 
       // Four clients send renders back to back — more than the node has pages — from now until the end.
       let sending = true;
-      const answers: Shot[] = [];
+      const answers: Answer[] = [];
       const clients = [0, 1, 2, 3].map(async (c) => {
         for (let i = 0; sending; i++) {
           answers.push(await shoot(node.url, { url: `${site.url}/page?c=${c}&i=${i}`, format: 'jpeg' }, { timeoutMs: 60_000 }));

@@ -2,6 +2,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { shoot as shootNode } from './helpers/node-client.js';
 import { startShotfleet, type RunningProcess } from './helpers/processes.js';
 
 /**
@@ -59,15 +60,9 @@ beforeEach(() => {
   hits.length = 0;
 });
 
-async function shoot(body: Record<string, unknown>) {
-  const res = await fetch(`${node.url}/screenshot`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ viewport: { width: 200, height: 100 }, ...body }),
-  });
-  const bytes = Buffer.from(await res.arrayBuffer());
-  const json = res.headers.get('content-type')?.startsWith('application/json') ? JSON.parse(bytes.toString('utf8')) : undefined;
-  return { status: res.status, bytes, json };
+/** POST /screenshot to the node, at 200×100 unless the body says otherwise. */
+function shoot(body: Record<string, unknown>) {
+  return shootNode(node.url, { viewport: { width: 200, height: 100 }, ...body }, { timeoutMs: 60_000 });
 }
 
 function pixel(png: Buffer, x: number, y: number): number[] {

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertColor, css, decodePng, dimensions, isJpeg, isPng, isWebp } from './helpers/images.js';
 import { page, startTestSite, type TestSite } from './helpers/pages.js';
 import { startShotfleet, type RunningProcess } from './helpers/processes.js';
-import { ok, shoot, shootGet } from './helpers/shots.js';
+import { ok, shoot, shootGet } from './helpers/node-client.js';
 
 const red = [220, 20, 30] as const;
 const green = [20, 180, 40] as const;

@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodePng, near } from './helpers/images.js';
-import { rendererPids } from './helpers/node-client.js';
 import { startTestSite, type TestSite } from './helpers/pages.js';
 import { startShotfleet, type RunningProcess } from './helpers/processes.js';
-import { metricValues, shoot, type Shot } from './helpers/shots.js';
+import { rendererPids, metricValues, shoot, type Answer } from './helpers/node-client.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 
@@ -39,7 +38,7 @@ describe('renderers killed under load: every request is retried on a fresh page,
   it('three rounds of SIGKILL to every renderer while 3 clients render: all 200 with their own page, no 500, no 504', async () => {
     // Rounds far enough apart that a retried render is not caught by the next one (the soak bench kills every 30 s).
     let sending = true;
-    const answers: { n: number; shot: Shot }[] = [];
+    const answers: { n: number; shot: Answer }[] = [];
     let next = 0;
     const clients = [0, 1, 2].map(async () => {
       while (sending) {

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodePng, near } from './helpers/images.js';
 import { page, startTestSite, type Route, type TestSite } from './helpers/pages.js';
 import { startShotfleet, type RunningProcess } from './helpers/processes.js';
-import { ok, shoot } from './helpers/shots.js';
+import { ok, shoot } from './helpers/node-client.js';
 
 const green: [number, number, number] = [20, 180, 40];
 const slotHeight = 300;

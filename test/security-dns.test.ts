@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { page, startTestSite, type TestSite } from './helpers/pages.js';
 import { startShotfleet, type RunningProcess } from './helpers/processes.js';
-import { ok, shoot, type Shot } from './helpers/shots.js';
+import { ok, shoot, type Answer } from './helpers/node-client.js';
 import { waitFor } from './helpers/wait.js';
 
 /**
@@ -98,7 +98,7 @@ describe('a slow name server named by one page', () => {
     try {
       await waitFor('the slow page asking the name server', () => dns.slowNames.size >= 4, 30_000);
 
-      const fast: Shot = await shoot(node.url, { url: `http://fast.test:${port}/page` }, { timeoutMs: 25_000 });
+      const fast: Answer = await shoot(node.url, { url: `http://fast.test:${port}/page` }, { timeoutMs: 25_000 });
       ok(fast);
       expect(dns.fastQueries).toBeGreaterThan(0);
       expect(site.hits('/img.png')).toBeGreaterThan(0);

@@ -2,7 +2,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startShotfleet, waitForLog, type RunningProcess } from './helpers/processes.js';
-import { shoot } from './helpers/shots.js';
+import { shoot } from './helpers/node-client.js';
 import { waitFor } from './helpers/wait.js';
 
 /**

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { css, decodePng, dimensions, isWebp, near, type Rgba } from './helpers/images.js';
 import { page, startTestSite, type TestSite } from './helpers/pages.js';
 import { startShotfleet, type RunningProcess } from './helpers/processes.js';
-import { ok, shoot, shootGet } from './helpers/shots.js';
+import { ok, shoot, shootGet } from './helpers/node-client.js';
 
 /**
  * Issue 11, item 5: one request could take the machine's memory (an 8192×40000 PNG took ~5 GB), a webp over

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodePng, near, type Rgba } from './helpers/images.js';
 import { startTestSite, type TestSite } from './helpers/pages.js';
 import { startShotfleet, type RunningProcess } from './helpers/processes.js';
-import { metricValues, shoot, type Shot } from './helpers/shots.js';
+import { metricValues, shoot, type Answer } from './helpers/node-client.js';
 
 /** A colour per page, so each answer can be checked to be the page that was asked for. */
 const colorOf = (c: number, i: number): [number, number, number] => [(40 + c * 60) % 250, 30 + i * 20, (450 - c * 40) % 250];
@@ -16,7 +16,7 @@ function sessionPage(query: URLSearchParams): string {
   </script></body>`;
 }
 
-function pixel(shot: Shot): Rgba {
+function pixel(shot: Answer): Rgba {
   if (shot.status !== 200) throw new Error(`expected 200, got ${shot.status}: ${shot.bytes.toString('utf8').slice(0, 300)}`);
   return decodePng(shot.bytes).at(10, 10);
 }
@@ -52,8 +52,8 @@ describe('sessions under ordinary use: more sessions than pages, same-site and c
     await Promise.all(sites.map((s) => s.close()));
   });
 
-  async function client(c: number, requests: number, crossSite: boolean): Promise<Shot[]> {
-    const answers: Shot[] = [];
+  async function client(c: number, requests: number, crossSite: boolean): Promise<Answer[]> {
+    const answers: Answer[] = [];
     for (let i = 0; i < requests; i++) {
       const site = crossSite ? sites[i % sites.length] : sites[0];
       answers.push(
@@ -63,7 +63,7 @@ describe('sessions under ordinary use: more sessions than pages, same-site and c
     return answers;
   }
 
-  function expectSessionRenders(c: number, answers: Shot[]): void {
+  function expectSessionRenders(c: number, answers: Answer[]): void {
     answers.forEach((answer, i) => {
       const seen = pixel(answer);
       if (!near(seen, colorOf(c, i))) throw new Error(`client ${c} request ${i}: got ${seen}, expected ${colorOf(c, i)}`);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lastReport, nothingKept, page, startTestSite, stateProbeRoutes, type StateSeen, type TestSite } from './helpers/pages.js';
 import { startShotfleet, waitForLog, type RunningProcess } from './helpers/processes.js';
-import { metricValues, ok, shoot, type Shot } from './helpers/shots.js';
+import { metricValues, ok, shoot, type Answer } from './helpers/node-client.js';
 
 /** Everything /write leaves behind, as a later /read in the same session should see it. */
 const kept: StateSeen = {
@@ -20,7 +20,7 @@ async function sessionsActive(base: string): Promise<number> {
   return metricValues(text, 'shotfleet_sessions_active')[''];
 }
 
-function probe(node: RunningProcess, site: TestSite, path: '/write' | '/read', session?: string): Promise<Shot> {
+function probe(node: RunningProcess, site: TestSite, path: '/write' | '/read', session?: string): Promise<Answer> {
   return shoot(
     node.url,
     { url: `${site.url}${path}`, waitForSelector: '#done', viewport: { width: 200, height: 100 } },

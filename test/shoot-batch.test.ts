@@ -4,13 +4,13 @@ import path from 'node:path';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdaptiveThrottle } from '../src/shoot/adaptive-throttle.js';
-import { startFakeNode, type FakeNode } from './helpers/shoot-fake-node.js';
+import { startScriptedShotNode, type ScriptedShotNode } from './helpers/scripted-shot-node.js';
 import { makeBatch, manifestRecords, shootInProcess, spawnShoot } from './helpers/shoot-run.js';
 
-let node: FakeNode;
+let node: ScriptedShotNode;
 let root: string;
 beforeAll(async () => {
-  node = await startFakeNode();
+  node = await startScriptedShotNode();
   root = await fs.mkdtemp(path.join(os.tmpdir(), 'shoot-batch-'));
 });
 afterAll(async () => {

@@ -5,7 +5,7 @@ import { assertColor, css, decodePng } from './helpers/images.js';
 import { page, startTestSite, type TestSite } from './helpers/pages.js';
 import { startShotfleet, type RunningProcess } from './helpers/processes.js';
 import { s3NodeEnv, startS3, type RunningS3 } from './helpers/s3.js';
-import { ok, shoot } from './helpers/shots.js';
+import { ok, shoot } from './helpers/node-client.js';
 
 const green = [20, 180, 40] as const;
 const red = [220, 20, 30] as const;

@@ -4,18 +4,10 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort } from './processes.js';
 import { sleep, waitFor } from './wait.js';
 
-export { sleep, waitFor };
-
-/** A port free on 127.0.0.1 right now (bound and released), for processes that need a fixed one. */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+export { freePort, sleep, waitFor };
 
 /** `haproxy -c -f` on the text: the exit code and what it printed. */
 export function checkHaproxyConfig(text: string): { ok: boolean; output: string } {
@@ -87,7 +79,7 @@ function accepts(port: number): Promise<boolean> {
 }
 
 
-export interface FakeNode {
+export interface FakeFleetNode {
   id: string;
   url: string;
   port: number;
@@ -103,11 +95,12 @@ export interface FakeNode {
 }
 
 /**
- * A tiny HTTP stand-in for a node: /status in the node's shape, anything else answers 200 with the node id
- * in X-Shotfleet-Node (or 503 while `saturated`).
+ * A fleet member as HAProxy and the hub see it: /status in the node's shape, anything else answers 200 with the
+ * node id in X-Shotfleet-Node (or 503 while `saturated`). The batch client's fake, whose answers are scripted
+ * per page URL, is startScriptedShotNode in scripted-shot-node.ts.
  */
-export async function startFakeNode(id: string, port = 0, host = '127.0.0.1'): Promise<FakeNode> {
-  const node: FakeNode = {
+export async function startFakeFleetNode(id: string, port = 0, host = '127.0.0.1'): Promise<FakeFleetNode> {
+  const node: FakeFleetNode = {
     id,
     url: '',
     port: 0,

@@ -24,6 +24,9 @@ export function decodePng(bytes: Buffer): DecodedPng {
   };
 }
 
+/** A valid 2×2 PNG, for stand-ins that answer with an image. */
+export const tinyPng = PNG.sync.write(new PNG({ width: 2, height: 2 }));
+
 export const isPng = (b: Buffer) => b.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
 export const isJpeg = (b: Buffer) => b.length > 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
 export const isWebp = (b: Buffer) => b.subarray(0, 4).toString('latin1') === 'RIFF' && b.subarray(8, 12).toString('latin1') === 'WEBP';

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { isPng } from './images.js';
 import { chromiumPids } from './processes.js';
 import { sleep, waitFor } from './wait.js';
 
@@ -17,21 +18,23 @@ export interface Answer {
   ms: number;
 }
 
-export const pngSignature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-export const isPng = (b: Buffer) => b.subarray(0, 8).equals(pngSignature);
-
 /** Any request to a node; the body is sent as given (a string is not re-encoded). */
 export async function request(
   url: string,
-  init: { method?: string; headers?: Record<string, string>; body?: string | Buffer; timeoutMs?: number } = {},
+  init: { method?: string; headers?: Record<string, string>; body?: string | Buffer; timeoutMs?: number; signal?: AbortSignal } = {},
 ): Promise<Answer> {
   const started = performance.now();
   const res = await fetch(url, {
     method: init.method ?? 'GET',
     headers: init.headers,
     body: init.body,
-    signal: AbortSignal.timeout(init.timeoutMs ?? 90_000),
+    signal: AbortSignal.any([AbortSignal.timeout(init.timeoutMs ?? 90_000), ...(init.signal ? [init.signal] : [])]),
   });
+  return readAnswer(res, started);
+}
+
+/** Reads a whole response into an Answer: what a real node sent over HTTP or an in-process app returned. */
+export async function readAnswer(res: Response, started: number): Promise<Answer> {
   const bytes = Buffer.from(await res.arrayBuffer());
   const type = res.headers.get('content-type') ?? '';
   let json: Answer['json'];
@@ -39,14 +42,30 @@ export async function request(
   return { status: res.status, headers: res.headers, bytes, json, ms: performance.now() - started };
 }
 
-/** POST /screenshot with a JSON body. */
-export function shoot(base: string, body: unknown, opts: { headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<Answer> {
+/** POST /screenshot with a JSON body; `cookie` becomes the request's Cookie header (e.g. a session). */
+export function shoot(
+  base: string,
+  body: unknown,
+  opts: { headers?: Record<string, string>; cookie?: string; timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<Answer> {
   return request(`${base}/screenshot`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...opts.headers },
+    headers: { 'content-type': 'application/json', ...(opts.cookie ? { cookie: opts.cookie } : {}), ...opts.headers },
     body: JSON.stringify(body),
     timeoutMs: opts.timeoutMs,
+    signal: opts.signal,
   });
+}
+
+/** GET /screenshot with flat query parameters. */
+export function shootGet(base: string, query: Record<string, string>, opts: { headers?: Record<string, string> } = {}): Promise<Answer> {
+  return request(`${base}/screenshot?${new URLSearchParams(query)}`, { headers: opts.headers });
+}
+
+/** Throws with the node's error body when the answer is not a 200 (of any image format), so a failing test says why. */
+export function ok(answer: Answer): Buffer {
+  if (answer.status !== 200) throw new Error(`expected 200, got ${answer.status}: ${answer.bytes.toString('utf8').slice(0, 500)}`);
+  return answer.bytes;
 }
 
 /** Throws with the node's answer unless it is a 200 PNG, so a failing test says what came back. */

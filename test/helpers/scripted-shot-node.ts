@@ -1,15 +1,16 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { PNG } from 'pngjs';
+import { tinyPng } from './images.js';
 
 /**
  * A stand-in for a node's POST /screenshot, scripted by the page URL's first path segment:
  *   ok · shed-once (503 + Retry-After: 1, then ok) · shed-always · reset-once (socket destroyed) ·
  *   502-once · 504-once · 502-always · bad-request (400) · torn-once (half an image, then the socket dies) ·
  *   slow (answers after 300 ms) · store (the JSON a node sends with store: true)
- * e.g. {"url":"http://page.test/shed-once/3"}.
+ * e.g. {"url":"http://page.test/shed-once/3"}. For the batch client (`shotfleet shoot`); a fleet member as
+ * HAProxy and the hub see it is startFakeFleetNode in haproxy.ts.
  */
-export interface FakeNode {
+export interface ScriptedShotNode {
   url: string;
   /** Every request in arrival order. */
   requests: { pageUrl: string; body: Record<string, unknown>; authorization?: string; at: number }[];
@@ -17,11 +18,10 @@ export interface FakeNode {
   close(): Promise<void>;
 }
 
-export const tinyPng = PNG.sync.write(new PNG({ width: 2, height: 2 }));
 const jpegBytes = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0, 0x10, 0x4a, 0x46, 0x49, 0x46, 0, 1, 0xff, 0xd9]);
 
-export async function startFakeNode(): Promise<FakeNode> {
-  const requests: FakeNode['requests'] = [];
+export async function startScriptedShotNode(): Promise<ScriptedShotNode> {
+  const requests: ScriptedShotNode['requests'] = [];
   const attempts = (pageUrl: string) => requests.filter((r) => r.pageUrl === pageUrl).length;
 
   const server = http.createServer(async (req, res) => {
