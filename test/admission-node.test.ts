@@ -28,8 +28,14 @@ function askAgent(port: number): Promise<string> {
     const timer = setTimeout(() => socket.destroy(new Error('agent did not answer within 5 s')), 5000);
     socket.setEncoding('utf8');
     socket.on('data', (d) => (text += d));
-    socket.on('close', () => (clearTimeout(timer), resolve(text)));
-    socket.on('error', (err) => (clearTimeout(timer), reject(err)));
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(text);
+    });
+    socket.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
   });
 }
 

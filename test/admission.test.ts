@@ -74,8 +74,14 @@ describe('admission', () => {
     const a = await s.admission.admit(s.req());
     const b = await s.admission.admit(s.req());
     const order: string[] = [];
-    const c = s.admission.admit(s.req()).then((p) => (order.push('c'), p));
-    const d = s.admission.admit(s.req()).then((p) => (order.push('d'), p));
+    const c = s.admission.admit(s.req()).then((p) => {
+      order.push('c');
+      return p;
+    });
+    const d = s.admission.admit(s.req()).then((p) => {
+      order.push('d');
+      return p;
+    });
     expect(s.admission.snapshot()).toMatchObject({ inUse: 2, queued: 2 });
     s.clock.advance(250);
     a.done({ ok: true, renderMs: 250 });

@@ -110,7 +110,7 @@ describe('browser lifecycle on a real node', () => {
 
     for (let round = 0; round < 5; round++) {
       const pair = await Promise.all([0, 1].map((i) => shoot(node.url, { url: `${site.url}/recycle/${round}/${i}` })));
-      pair.forEach((answer) => expectPng(answer));
+      for (const answer of pair) expectPng(answer);
       for (const pid of await browserPids(nodePid)) seen.add(pid);
     }
     expect(seen.size).toBeGreaterThanOrEqual(2);

@@ -11,6 +11,7 @@ import { checkHaproxyConfig } from './helpers/haproxy.js';
 import { cliEntry, repoRoot, startShotfleet, type RunningProcess } from './helpers/processes.js';
 
 /** Manifests are untyped YAML, checked field by field below. */
+// biome-ignore lint/suspicious/noExplicitAny: parsed YAML, walked by the checks below
 type Manifest = Record<string, any>;
 
 const dir = path.join(repoRoot, 'deploy/kubernetes');
@@ -209,7 +210,7 @@ describe('the edge pod start, run here with the real hub and haproxy -c', () => 
 
       const init = container('haproxy-config');
       const script: string = init.args[0];
-      const outFile: string = init.volumeMounts[0].mountPath + '/haproxy.cfg';
+      const outFile: string = `${init.volumeMounts[0].mountPath}/haproxy.cfg`;
       const local = script
         .replace('node dist/src/cli/main.js', `${JSON.stringify(process.execPath)} --import tsx ${JSON.stringify(cliEntry)}`)
         .replace('http://127.0.0.1:4000', hub.url)

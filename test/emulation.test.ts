@@ -32,7 +32,9 @@ function verdictPage(checks: string[], head = ''): string {
 
 function expectBoxes(shot: Answer, expected: [number, number, number][]): void {
   const image = decodePng(ok(shot));
-  expected.forEach((colour, i) => assertColor(image, i * 100 + 50, 50, colour));
+  expected.forEach((colour, i) => {
+    assertColor(image, i * 100 + 50, 50, colour);
+  });
 }
 
 describe('emulation, scoped credentials and scripts: each one used, then gone from the next render on the same page', () => {

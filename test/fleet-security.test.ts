@@ -13,7 +13,10 @@ describe('the hub is never open to the network', () => {
   it('refuses to start on a non-loopback address without a token, naming the variables', async () => {
     let started: Awaited<ReturnType<typeof startShotfleet>> | undefined;
     const outcome = await startShotfleet('hub', { SHOTFLEET_HOST: '0.0.0.0' }, { timeoutMs: 20_000 }).then(
-      (hub) => ((started = hub), 'started'),
+      (hub) => {
+        started = hub;
+        return 'started';
+      },
       (err: Error) => err.message,
     );
     await started?.stop();
@@ -71,7 +74,10 @@ describe('the hub is never open to the network', () => {
   ])('SHOTFLEET_HAPROXY_SOCKET=%s accepted: %s (unix path or loopback only)', (value, accepted) => {
     const load = () => loadConfig('hub', {}, { SHOTFLEET_HAPROXY_SOCKET: value });
     if (accepted) expect(load().HAPROXY_SOCKET!.length).toBeGreaterThan(0);
-    else expect(load).toThrow(ConfigError), expect(load).toThrow(/SHOTFLEET_HAPROXY_SOCKET.*(loopback|unix socket path)/);
+    else {
+      expect(load).toThrow(ConfigError);
+      expect(load).toThrow(/SHOTFLEET_HAPROXY_SOCKET.*(loopback|unix socket path)/);
+    }
   });
 });
 

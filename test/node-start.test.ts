@@ -49,7 +49,10 @@ async function launch(env: Record<string, string> = {}): Promise<Launched> {
 
 async function statusCode(url: string): Promise<number> {
   return fetch(`${url}/status`, { signal: AbortSignal.timeout(5000) }).then(
-    async (res) => (await res.arrayBuffer(), res.status),
+    async (res) => {
+        await res.arrayBuffer();
+        return res.status;
+      },
     () => 0,
   );
 }

@@ -73,12 +73,16 @@ describe('sessions under ordinary use: more sessions than pages, same-site and c
 
   it('4 sessions × 5 requests on a 2-page node, same site with different query strings: every render is its page, new then reused', async () => {
     const all = await Promise.all([0, 1, 2, 3].map((c) => client(c, 5, false)));
-    all.forEach((answers, c) => expectSessionRenders(c, answers));
+    all.forEach((answers, c) => {
+      expectSessionRenders(c, answers);
+    });
   }, 180_000);
 
   it('4 sessions × 6 requests moving between three sites: every render succeeds and the session is kept', async () => {
     const all = await Promise.all([0, 1, 2, 3].map((c) => client(c, 6, true)));
-    all.forEach((answers, c) => expectSessionRenders(c, answers));
+    all.forEach((answers, c) => {
+      expectSessionRenders(c, answers);
+    });
   }, 180_000);
 
   it('one session, 8 requests back to back: all succeed on the same session', async () => {
@@ -98,9 +102,18 @@ describe('sessions under ordinary use: more sessions than pages, same-site and c
     const third = shoot(node.url, { url: `${slowSite.url}/p?c=2&i=0`, viewport: { width: 64, height: 48 } });
     const order: string[] = [];
     const [a, b, c] = await Promise.all([
-      first.then((s) => (order.push('first'), s)),
-      second.then((s) => (order.push('second'), s)),
-      third.then((s) => (order.push('third'), s)),
+      first.then((s) => {
+        order.push('first');
+        return s;
+      }),
+      second.then((s) => {
+        order.push('second');
+        return s;
+      }),
+      third.then((s) => {
+        order.push('third');
+        return s;
+      }),
     ]);
     expect(pixel(a)).toSatisfy((p: Rgba) => near(p, colorOf(1, 1)));
     expect(pixel(c)).toSatisfy((p: Rgba) => near(p, colorOf(2, 0)));

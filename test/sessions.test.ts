@@ -125,7 +125,7 @@ describe('sessions: state kept per cookie, separate between ids, LRU eviction (3
   });
 
   it('a malformed session id is a 400', async () => {
-    const bad = await shoot(node.url, { html: page('x') }, { cookie: 'shot_session=' + 'x'.repeat(200) });
+    const bad = await shoot(node.url, { html: page('x') }, { cookie: `shot_session=${'x'.repeat(200)}` });
     expect(bad.status).toBe(400);
     expect(bad.json?.error?.code).toBe('invalid_request');
   });

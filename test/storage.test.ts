@@ -59,7 +59,10 @@ afterAll(async () => {
 afterEach(async () => {
   await Promise.all(drains.splice(0).map((s) => s.drain(5_000)));
 });
-const track = <T extends { storage: Storage }>(x: T) => (drains.push(x.storage), x);
+const track = <T extends { storage: Storage }>(x: T) => {
+  drains.push(x.storage);
+  return x;
+};
 
 describe('storage against s3rver', () => {
   it('builds no storage without a bucket', () => {

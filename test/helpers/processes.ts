@@ -98,7 +98,10 @@ export async function startShotfleet(
       throw new Error(`${command} was not ready (${path} 200) in time; stderr:\n${stderr}`);
     }
     const status = await fetch(`${url}${path}`, { signal: AbortSignal.timeout(2000) }).then(
-      async (res) => (await res.arrayBuffer(), res.status),
+      async (res) => {
+        await res.arrayBuffer();
+        return res.status;
+      },
       () => 0,
     );
     if (status === 200) break;
