@@ -43,9 +43,11 @@ function picture(width: number, height: number, seed: number): Buffer {
   return PNG.sync.write(png);
 }
 
-const late = (body: string | Buffer, type: string): Route => (_req, res) => {
-  setTimeout(() => res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store' }).end(body), adLatencyMs);
-};
+const late =
+  (body: string | Buffer, type: string): Route =>
+  (_req, res) => {
+    setTimeout(() => res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store' }).end(body), adLatencyMs);
+  };
 
 const creative = picture(300, 250, 7);
 const ads = await startTestSite(
@@ -58,7 +60,10 @@ const ads = await startTestSite(
   },
   { host: '127.0.0.2' },
 );
-const article = Array.from({ length: 12 }, (_, i) => `<p>Paragraph ${i + 1}: ${'Lorem ipsum dolor sit amet, consectetur adipiscing elit. '.repeat(6)}</p>`).join('');
+const article = Array.from(
+  { length: 12 },
+  (_, i) => `<p>Paragraph ${i + 1}: ${'Lorem ipsum dolor sit amet, consectetur adipiscing elit. '.repeat(6)}</p>`,
+).join('');
 const site = await startTestSite({
   '/news': page(
     `<main style="width:760px;float:left;font:16px/1.5 sans-serif;padding:16px"><h1>Headline</h1><img src="/photo.png" width="720" height="400">${article}</main>

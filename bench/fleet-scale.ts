@@ -31,7 +31,10 @@ const cliEntry = path.join(repoRoot, 'src/cli/main.ts');
 const args = process.argv.slice(2);
 const flag = (name: string, fallback: string) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : fallback);
 const fleetSize = Number(flag('nodes', '300'));
-const cpuAt = flag('cpu-at', '100,300').split(',').map(Number).sort((a, b) => a - b);
+const cpuAt = flag('cpu-at', '100,300')
+  .split(',')
+  .map(Number)
+  .sort((a, b) => a - b);
 const windowS = Number(flag('window-s', '20'));
 const cpuOnly = args.includes('--cpu-only');
 const largest = Math.max(fleetSize + 100, ...cpuAt);
@@ -79,7 +82,10 @@ function join(node: SimNode, hubUrl: string): void {
       method: 'POST',
       headers: { token, 'Content-Type': 'application/json' },
       body: JSON.stringify({ id: node.id, url: node.url, capacity: 2 }),
-    }).then((r) => r.body?.cancel(), () => undefined);
+    }).then(
+      (r) => r.body?.cancel(),
+      () => undefined,
+    );
   node.registeredAt = Date.now();
   void post();
   node.heartbeat = setInterval(() => void post(), heartbeatMs);
@@ -200,10 +206,14 @@ async function main() {
     return added;
   };
   const waitRoutable = async (set: SimNode[], timeoutMs = 120_000) =>
-    until(async () => {
-      const live = await routable();
-      return set.every((n) => live.get(`127.0.0.1:${n.port}`)?.running);
-    }, timeoutMs, 250);
+    until(
+      async () => {
+        const live = await routable();
+        return set.every((n) => live.get(`127.0.0.1:${n.port}`)?.running);
+      },
+      timeoutMs,
+      250,
+    );
 
   try {
     hub = await launchHub(hubEnv);
@@ -244,7 +254,13 @@ async function main() {
       await sleep(windowS * 1000);
       const after = processUsage(hub!.proc.pid!);
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-      const row = { nodes: n, hubCpuShareOfOneCore: round((after.cpuSeconds - before.cpuSeconds) / seconds, 4), hubRssMB: round(after.rssBytes / 2 ** 20), windowS: round(seconds), loadAverage: loadAverage() };
+      const row = {
+        nodes: n,
+        hubCpuShareOfOneCore: round((after.cpuSeconds - before.cpuSeconds) / seconds, 4),
+        hubRssMB: round(after.rssBytes / 2 ** 20),
+        windowS: round(seconds),
+        loadAverage: loadAverage(),
+      };
       console.log('hub at rest', row);
       cpu.push(row);
     };
@@ -283,7 +299,12 @@ async function main() {
     const onLeaver = [...ringBeforeLeave.values()].filter((n) => n === leaver.id).length / cookies.length;
     results.sessions = {
       cookies: cookies.length,
-      joinOneTo100: { movedShare: round(moved(ringBefore, ringAfterJoin), 4), expected: round(1 / 101, 4), target: round(2 / 101, 4), movedWithStickTable: round(moved(ringBefore, stickyAfterJoin), 4) },
+      joinOneTo100: {
+        movedShare: round(moved(ringBefore, ringAfterJoin), 4),
+        expected: round(1 / 101, 4),
+        target: round(2 / 101, 4),
+        movedWithStickTable: round(moved(ringBefore, stickyAfterJoin), 4),
+      },
       leaveOneOf100: { movedShare: round(moved(ringBeforeLeave, ringAfterLeave), 4), sessionsOnTheLeaver: round(onLeaver, 4), expected: round(1 / 100, 4) },
     };
     console.log('sessions', results.sessions);
@@ -292,12 +313,16 @@ async function main() {
     // A burst of 100 joins: first registration → HAProxy routes to it (slot filled, check passed).
     const burst = await addNodes(100, 'burst');
     const routableAt = new Map<string, number>();
-    await until(async () => {
-      const live = await routable();
-      const now = Date.now();
-      for (const n of burst) if (!routableAt.has(n.id) && live.get(`127.0.0.1:${n.port}`)?.running) routableAt.set(n.id, now);
-      return routableAt.size === burst.length;
-    }, 180_000, 250);
+    await until(
+      async () => {
+        const live = await routable();
+        const now = Date.now();
+        for (const n of burst) if (!routableAt.has(n.id) && live.get(`127.0.0.1:${n.port}`)?.running) routableAt.set(n.id, now);
+        return routableAt.size === burst.length;
+      },
+      180_000,
+      250,
+    );
     const fromRegistration = burst.map((n) => routableAt.get(n.id)! - n.registeredAt);
     const fromFirstPing = burst.map((n) => routableAt.get(n.id)! - n.firstHubPingAt);
     results.joinBurst = {
@@ -318,16 +343,20 @@ async function main() {
     await Promise.all(victims.map(kill));
     const downAt = new Map<string, number>();
     const emptiedAt = new Map<string, number>();
-    await until(async () => {
-      const live = await routable();
-      const now = Date.now();
-      for (const v of victims) {
-        const s = live.get(`127.0.0.1:${v.port}`);
-        if (!downAt.has(v.id) && (!s?.running)) downAt.set(v.id, now);
-        if (!emptiedAt.has(v.id) && !s) emptiedAt.set(v.id, now);
-      }
-      return emptiedAt.size === victims.length;
-    }, 120_000, 250);
+    await until(
+      async () => {
+        const live = await routable();
+        const now = Date.now();
+        for (const v of victims) {
+          const s = live.get(`127.0.0.1:${v.port}`);
+          if (!downAt.has(v.id) && !s?.running) downAt.set(v.id, now);
+          if (!emptiedAt.has(v.id) && !s) emptiedAt.set(v.id, now);
+        }
+        return emptiedAt.size === victims.length;
+      },
+      120_000,
+      250,
+    );
     nodes.splice(nodes.length - 50, 50);
     const down = [...downAt.values()].map((t) => t - killedAt);
     const emptied = [...emptiedAt.values()].map((t) => t - killedAt);
@@ -343,7 +372,15 @@ async function main() {
     // A full resync: a second HAProxy started from an empty config gets every slot through the Runtime API
     // (the hub's own sync code), timed from the first command to the last answer.
     const socket2 = path.join(dir, 'admin2.sock');
-    const empty = renderHaproxyConfig({ slots, servers: [], bind: `127.0.0.1:${await freePort()}`, statsBind: '', sessionCookie: 'shot_session', runtimeSocket: socket2, defaultMaxconn: 2 });
+    const empty = renderHaproxyConfig({
+      slots,
+      servers: [],
+      bind: `127.0.0.1:${await freePort()}`,
+      statsBind: '',
+      sessionCookie: 'shot_session',
+      runtimeSocket: socket2,
+      defaultMaxconn: 2,
+    });
     const second = await startHaproxy(empty, dir, socket2);
     extra.push(second);
     const desired = (await hubNodes())
@@ -351,7 +388,14 @@ async function main() {
       .map((n) => ({ slot: n.slot!, address: new URL(n.url).hostname, port: Number(new URL(n.url).port), maxconn: 2, state: 'ready' as const }));
     let outcome = { ok: false, seconds: NaN, commands: 0 };
     await createRuntimeSync(createRuntimeApi(socket2, 60_000), slots, silent, (o) => (outcome = o)).sync(desired);
-    results.resync = { slotsFilled: desired.length, slotsTotal: slots, commands: outcome.commands, seconds: round(outcome.seconds, 3), ok: outcome.ok, loadAverage: loadAverage() };
+    results.resync = {
+      slotsFilled: desired.length,
+      slotsTotal: slots,
+      commands: outcome.commands,
+      seconds: round(outcome.seconds, 3),
+      ok: outcome.ok,
+      loadAverage: loadAverage(),
+    };
     console.log('full resync', results.resync);
 
     // A hub restart: it adopts HAProxy's slots, relearns every node from their heartbeats, and moves nobody.
@@ -359,10 +403,18 @@ async function main() {
     await hub.stop();
     const restartedAt = Date.now();
     hub = await launchHub(hubEnv); // same port: the nodes keep heartbeating to it
-    const relearnMs = await until(async () => ((await hubNodes()).filter((x) => x.state === 'up').length >= nodes.length ? Date.now() - restartedAt : undefined), 120_000, 100);
+    const relearnMs = await until(
+      async () => ((await hubNodes()).filter((x) => x.state === 'up').length >= nodes.length ? Date.now() - restartedAt : undefined),
+      120_000,
+      100,
+    );
     await sleep(5000);
     const slotsAfter = [...(await routable()).keys()].sort();
-    results.hubRestart = { nodes: nodes.length, relearnedAllMs: relearnMs, haproxySlotsChanged: slotsBefore.filter((s, i) => slotsAfter[i] !== s).length + Math.abs(slotsAfter.length - slotsBefore.length) };
+    results.hubRestart = {
+      nodes: nodes.length,
+      relearnedAllMs: relearnMs,
+      haproxySlotsChanged: slotsBefore.filter((s, i) => slotsAfter[i] !== s).length + Math.abs(slotsAfter.length - slotsBefore.length),
+    };
     console.log('hub restart', results.hubRestart);
 
     for (const n of cpuAt.filter((x) => x > fleetSize)) {
@@ -370,7 +422,12 @@ async function main() {
       await measureCpu(n);
     }
     results.hubAtRest = cpu;
-    results.machine = { cpus: os.availableParallelism(), node: process.version, haproxy: spawnSync('haproxy', ['-v'], { encoding: 'utf8' }).stdout.split('\n')[0], loadAverageAtEnd: loadAverage() };
+    results.machine = {
+      cpus: os.availableParallelism(),
+      node: process.version,
+      haproxy: spawnSync('haproxy', ['-v'], { encoding: 'utf8' }).stdout.split('\n')[0],
+      loadAverageAtEnd: loadAverage(),
+    };
     console.log(JSON.stringify(results, null, 2));
     fs.mkdirSync(path.join(repoRoot, 'bench/results'), { recursive: true });
     fs.writeFileSync(path.join(repoRoot, 'bench/results/fleet-scale.json'), `${JSON.stringify(results, null, 2)}\n`);
@@ -382,7 +439,6 @@ async function main() {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
-
 
 main().then(
   () => process.exit(0),

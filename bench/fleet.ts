@@ -30,7 +30,6 @@ interface Proc {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-
 /** Spawns a command and resolves once it logs {"msg":"listening","url"}. */
 function launch(argv: string[], env: Record<string, string>): Promise<Proc> {
   const proc = spawn(process.execPath, argv, {
@@ -120,28 +119,38 @@ async function main() {
       const listeningMs = Date.now() - started;
       let registeredMs = NaN;
       // Session-less requests through HAProxy until one is answered by the new node.
-      await until(async () => {
-        if (Number.isNaN(registeredMs) && (await nodes(hub.url)).some((n) => n.id === id && n.state === 'up')) registeredMs = Date.now() - started;
-        const r = await fetch(`http://127.0.0.1:${frontPort}/livez`);
-        await r.body?.cancel();
-        return r.headers.get('x-shotfleet-node') === id;
-      }, 60_000, 20);
+      await until(
+        async () => {
+          if (Number.isNaN(registeredMs) && (await nodes(hub.url)).some((n) => n.id === id && n.state === 'up')) registeredMs = Date.now() - started;
+          const r = await fetch(`http://127.0.0.1:${frontPort}/livez`);
+          await r.body?.cancel();
+          return r.headers.get('x-shotfleet-node') === id;
+        },
+        60_000,
+        20,
+      );
       const joinMs = Date.now() - started;
       const port = Number(new URL(node.url).port);
 
       const killed = Date.now();
       node.proc.kill('SIGKILL');
       let downMs = NaN;
-      await until(async () => {
-        const s = (await api.servers('shotfleet_nodes')).find((x) => x.port === port);
-        if (Number.isNaN(downMs) && s && !s.running) downMs = Date.now() - killed;
-        return !s || s.maintenance;
-      }, 60_000, 50);
+      await until(
+        async () => {
+          const s = (await api.servers('shotfleet_nodes')).find((x) => x.port === port);
+          if (Number.isNaN(downMs) && s && !s.running) downMs = Date.now() - killed;
+          return !s || s.maintenance;
+        },
+        60_000,
+        50,
+      );
       const removedMs = Date.now() - killed;
       await node.kill();
       await killOrphanedChromium(node.proc.pid!);
       results.push({ listeningMs, joinMs, registeredMs, downMs, removedMs });
-      console.log(`round ${round}: listening ${listeningMs} ms, hub saw it up ${registeredMs} ms, first request via HAProxy ${joinMs} ms; after kill -9: HAProxy check DOWN ${downMs} ms, hub emptied the slot ${removedMs} ms`);
+      console.log(
+        `round ${round}: listening ${listeningMs} ms, hub saw it up ${registeredMs} ms, first request via HAProxy ${joinMs} ms; after kill -9: HAProxy check DOWN ${downMs} ms, hub emptied the slot ${removedMs} ms`,
+      );
       await sleep(1000);
     }
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

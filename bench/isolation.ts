@@ -123,12 +123,20 @@ try {
   for (let i = 0; i < warmup + renders; i++) {
     const url = corpus.urls[i % corpus.urls.length];
     const record = i >= warmup;
-    await measure('bare', async () => {
-      await bare.goto(url, { waitUntil: 'load', timeout: 30_000 });
-      await bareCdp.send('Page.captureScreenshot', { format: 'png', fromSurface: true });
-    }, record);
+    await measure(
+      'bare',
+      async () => {
+        await bare.goto(url, { waitUntil: 'load', timeout: 30_000 });
+        await bareCdp.send('Page.captureScreenshot', { format: 'png', fromSurface: true });
+      },
+      record,
+    );
     const options = parseRenderOptions(schema, { url, format: 'png' });
-    await measure('render', () => capture(slot, options, { deadlineAt: Date.now() + 30_000, maxPageHeight: 20_000, budget: { maxPixels: 100_000_000 }, log }), record);
+    await measure(
+      'render',
+      () => capture(slot, options, { deadlineAt: Date.now() + 30_000, maxPageHeight: 20_000, budget: { maxPixels: 100_000_000 }, log }),
+      record,
+    );
     await measure('leave', () => leavePage(slot), record);
     await measure('clear', () => clearLeftovers(slot), record);
   }
@@ -144,7 +152,9 @@ const lines = phases.map((p) => [p, perRender(p, 'machine'), ...kinds.map((k) =>
 console.log([header, header.map((h) => '-'.repeat(h.length)), ...lines].map((r) => `| ${r.join(' | ')} |`).join('\n'));
 const isolated = perRender('render', 'machine') + perRender('leave', 'machine') + perRender('clear', 'machine');
 const bound = perRender('bare', 'machine') / isolated;
-console.log(`\nCPU per render: bare ${perRender('bare', 'machine')} ms, isolated ${isolated} ms → at most ${bound.toFixed(2)} of bare's throughput on saturated cores`);
+console.log(
+  `\nCPU per render: bare ${perRender('bare', 'machine')} ms, isolated ${isolated} ms → at most ${bound.toFixed(2)} of bare's throughput on saturated cores`,
+);
 
 const out = {
   date: new Date().toISOString(),

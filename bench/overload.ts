@@ -141,13 +141,37 @@ function summarize(
     sent: outcomes.length,
     goodputPerSecond: round(good.length / (stepMs / 1000), 2)!,
     ok: ok.length,
-    acceptedP50Ms: round(quantile(ok.map((o) => o.latencyMs), 0.5), 0),
-    acceptedP99Ms: round(quantile(ok.map((o) => o.latencyMs), 0.99), 0),
+    acceptedP50Ms: round(
+      quantile(
+        ok.map((o) => o.latencyMs),
+        0.5,
+      ),
+      0,
+    ),
+    acceptedP99Ms: round(
+      quantile(
+        ok.map((o) => o.latencyMs),
+        0.99,
+      ),
+      0,
+    ),
     shed: shed.length,
-    shedP99Ms: round(quantile(immediate.map((o) => o.latencyMs), 0.99), 1),
+    shedP99Ms: round(
+      quantile(
+        immediate.map((o) => o.latencyMs),
+        0.99,
+      ),
+      1,
+    ),
     shedFromSendP99Ms: round(quantile(immediate.map(fromSend), 0.99), 1),
     floorP99Ms: round(quantile(floorOutcomes.filter((o) => o.status === 503).map(fromSend), 0.99), 1),
-    sendLagP99Ms: round(quantile(outcomes.map((o) => o.sendLagMs), 0.99), 1),
+    sendLagP99Ms: round(
+      quantile(
+        outcomes.map((o) => o.sendLagMs),
+        0.99,
+      ),
+      1,
+    ),
     shedServerP99Ms: round(quantile(immediateNodeTimes, 0.99), 1),
     queueTimeouts: shed.length - immediate.length,
     shedShare: round(shed.length / Math.max(1, outcomes.length), 3)!,
@@ -172,7 +196,8 @@ function counterValues(text: string, name: string, label: string): Record<string
   return out;
 }
 
-const results: Record<string, { steps: StepResult[]; pages: number; metrics: { shedTotal: Record<string, number>; requestsTotal: Record<string, number> } }> = {};
+const results: Record<string, { steps: StepResult[]; pages: number; metrics: { shedTotal: Record<string, number>; requestsTotal: Record<string, number> } }> =
+  {};
 let capacity = 0;
 /** 1-minute load average after each step: other work on the machine shows up here and in every latency. */
 const loadAverages: number[] = [];
@@ -199,7 +224,8 @@ try {
         const logMark = node.logs.length;
         const statuses = sampleEvery(100, nodeStatus(node.url));
         const memorySamples = sampleEvery(500, nodeTreeMemory(node.proc.pid!));
-        const load = (url: string, ratePerSecond: number) => runOpenLoop({ url, ratePerSecond, durationMs: stepMs, body, clientTimeoutMs: timeoutMs + clientGraceMs });
+        const load = (url: string, ratePerSecond: number) =>
+          runOpenLoop({ url, ratePerSecond, durationMs: stepMs, body, clientTimeoutMs: timeoutMs + clientGraceMs });
         const [outcomes, floorOutcomes] = await Promise.all([load(node.url, rate), load(floor.url, Math.min(rate, floorRateMax))]);
         const step = summarize(multiplier, rate, outcomes, floorOutcomes, await statuses.stop(), await memorySamples.stop(), node.logs.slice(logMark));
         steps.push(step);
@@ -223,28 +249,51 @@ try {
 }
 
 const cell = (v: unknown) => (v === null || v === undefined ? '–' : String(v));
-const header = ['mode', 'load', 'req/s', 'goodput/s', 'ok p50 ms', 'ok p99 ms', 'shed p99 ms', 'from send', 'floor', 'in node', 'send lag p99', '503 share', 'queue timeouts', 'client timeouts', 'other', 'max pages', 'limit', 'mem max MB'];
+const header = [
+  'mode',
+  'load',
+  'req/s',
+  'goodput/s',
+  'ok p50 ms',
+  'ok p99 ms',
+  'shed p99 ms',
+  'from send',
+  'floor',
+  'in node',
+  'send lag p99',
+  '503 share',
+  'queue timeouts',
+  'client timeouts',
+  'other',
+  'max pages',
+  'limit',
+  'mem max MB',
+];
 const rows = Object.entries(results).flatMap(([mode, r]) =>
-  r.steps.map((s) => [
-    mode,
-    `${s.multiplier}×`,
-    s.ratePerSecond,
-    s.goodputPerSecond,
-    s.acceptedP50Ms,
-    s.acceptedP99Ms,
-    s.shedP99Ms,
-    s.shedFromSendP99Ms,
-    s.floorP99Ms,
-    s.shedServerP99Ms,
-    s.sendLagP99Ms,
-    `${Math.round(s.shedShare * 100)}%`,
-    s.queueTimeouts,
-    s.clientTimeouts,
-    Object.entries(s.otherErrors).map(([k, v]) => `${k}:${v}`).join(' ') || 0,
-    s.maxPagesInUse,
-    s.concurrencyLimit ? `${s.concurrencyLimit.min}–${s.concurrencyLimit.max}` : '–',
-    s.memoryMaxMB,
-  ].map(cell)),
+  r.steps.map((s) =>
+    [
+      mode,
+      `${s.multiplier}×`,
+      s.ratePerSecond,
+      s.goodputPerSecond,
+      s.acceptedP50Ms,
+      s.acceptedP99Ms,
+      s.shedP99Ms,
+      s.shedFromSendP99Ms,
+      s.floorP99Ms,
+      s.shedServerP99Ms,
+      s.sendLagP99Ms,
+      `${Math.round(s.shedShare * 100)}%`,
+      s.queueTimeouts,
+      s.clientTimeouts,
+      Object.entries(s.otherErrors)
+        .map(([k, v]) => `${k}:${v}`)
+        .join(' ') || 0,
+      s.maxPagesInUse,
+      s.concurrencyLimit ? `${s.concurrencyLimit.min}–${s.concurrencyLimit.max}` : '–',
+      s.memoryMaxMB,
+    ].map(cell),
+  ),
 );
 const table = [header, header.map((h) => '-'.repeat(h.length)), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
 console.log(`\n${table}\n`);
@@ -266,13 +315,23 @@ function verdicts(steps: StepResult[]) {
   };
 }
 const summary = Object.fromEntries(Object.entries(results).map(([mode, r]) => [mode, verdicts(r.steps)]));
-console.log('targets: goodput@10× ≥ 0.95 of peak; shed p99 ≤ 10 ms (floor: what a trivial server gets here); accepted p99 @10× ≤ 2 × @1×; memory within ±10 %; 0 client timeouts');
+console.log(
+  'targets: goodput@10× ≥ 0.95 of peak; shed p99 ≤ 10 ms (floor: what a trivial server gets here); accepted p99 @10× ≤ 2 × @1×; memory within ±10 %; 0 client timeouts',
+);
 console.log(JSON.stringify(summary, null, 2));
 
 const out = {
   date: new Date().toISOString(),
   machine: { cpus: os.availableParallelism(), node: process.version, loadAverageAfterSteps: loadAverages },
-  settings: { pages, stepSeconds: stepMs / 1000, requestTimeoutMs: timeoutMs, clientTimeoutMs: timeoutMs + clientGraceMs, mix: '2/3 png, 1/3 jpeg q80, 1280×800, 4 pages × 4 hosts', capacityPerSecond: round(capacity, 2), nodeEnv },
+  settings: {
+    pages,
+    stepSeconds: stepMs / 1000,
+    requestTimeoutMs: timeoutMs,
+    clientTimeoutMs: timeoutMs + clientGraceMs,
+    mix: '2/3 png, 1/3 jpeg q80, 1280×800, 4 pages × 4 hosts',
+    capacityPerSecond: round(capacity, 2),
+    nodeEnv,
+  },
   results,
   summary,
 };

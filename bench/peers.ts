@@ -57,7 +57,9 @@ const { values: flags } = parseArgs({
   },
 });
 if (flags.help) {
-  console.log('npm run bench:peers -- [--concurrency 2] [--runs 3] [--shots 16] [--formats jpeg,png,webp] [--corpora light,realistic] [--peers bare,context,cluster,browserless,shotfleet] [--name peers]');
+  console.log(
+    'npm run bench:peers -- [--concurrency 2] [--runs 3] [--shots 16] [--formats jpeg,png,webp] [--corpora light,realistic] [--peers bare,context,cluster,browserless,shotfleet] [--name peers]',
+  );
   process.exit(0);
 }
 const concurrency = Math.max(1, Number(flags.concurrency));
@@ -175,7 +177,16 @@ async function startBrowserless(): Promise<Peer | string> {
   const port = 30_000 + (process.pid % 20_000);
   const token = 'bench';
   const proc = spawn(process.execPath, [entry], {
-    env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), TOKEN: token, CONCURRENT: String(concurrency), QUEUED: '100', TIMEOUT: '60000', CHROME_PATH: flags['chrome-path'] },
+    env: {
+      ...process.env,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      TOKEN: token,
+      CONCURRENT: String(concurrency),
+      QUEUED: '100',
+      TIMEOUT: '60000',
+      CHROME_PATH: flags['chrome-path'],
+    },
     stdio: 'ignore',
   });
   process.once('exit', () => proc.kill('SIGKILL'));
@@ -187,7 +198,10 @@ async function startBrowserless(): Promise<Peer | string> {
       proc.kill('SIGKILL');
       return 'did not answer on its port within 60 s';
     }
-    const up = await fetch(`${base}/json/version?token=${token}`).then((r) => r.ok, () => false);
+    const up = await fetch(`${base}/json/version?token=${token}`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (up) break;
     await new Promise((r) => setTimeout(r, 500));
   }
@@ -271,7 +285,11 @@ async function runClosedLoop(peer: Peer, corpus: Corpus, format: Format, offset:
   };
 }
 
-const median = (values: number[]) => quantile(values.filter((v) => Number.isFinite(v)), 0.5);
+const median = (values: number[]) =>
+  quantile(
+    values.filter((v) => Number.isFinite(v)),
+    0.5,
+  );
 const medianRatio = (over: RunResult[], under: RunResult[]) => median(over.map((r, i) => r.throughput / under[i].throughput));
 
 interface PeerFigures {
@@ -309,11 +327,15 @@ for (const corpusName of corpora) {
       if (skipped[name]) continue;
       try {
         const peer =
-          name === 'bare' ? await startBare()
-          : name === 'context' ? await startContextPerShot()
-          : name === 'cluster' ? await startCluster()
-          : name === 'browserless' ? await startBrowserless()
-          : await startNode(corpus.hosts);
+          name === 'bare'
+            ? await startBare()
+            : name === 'context'
+              ? await startContextPerShot()
+              : name === 'cluster'
+                ? await startCluster()
+                : name === 'browserless'
+                  ? await startBrowserless()
+                  : await startNode(corpus.hosts);
         if (typeof peer === 'string') skipped[name] = peer;
         else started.set(name, peer);
       } catch (err) {
@@ -386,7 +408,10 @@ const lines = [
   '',
   '| corpus | format | shotfleet ÷ bare | shotfleet ÷ best isolating peer | shotfleet p50 − bare p50 ms |',
   '|---|---|---|---|---|',
-  ...rows.map((r) => `| ${r.corpus} | ${r.format} | ${fmt(r.peers.shotfleet?.toBare)} | ${fmt(r.shotfleetToBestIsolating)}${r.bestIsolating ? ` (${r.bestIsolating})` : ''} | ${fmt(r.shotfleetP50OverBareMs, 0)} |`),
+  ...rows.map(
+    (r) =>
+      `| ${r.corpus} | ${r.format} | ${fmt(r.peers.shotfleet?.toBare)} | ${fmt(r.shotfleetToBestIsolating)}${r.bestIsolating ? ` (${r.bestIsolating})` : ''} | ${fmt(r.shotfleetP50OverBareMs, 0)} |`,
+  ),
   '',
   ...Object.entries(skipped).map(([name, why]) => `${name}: skipped — ${why}`),
 ];
@@ -398,7 +423,8 @@ await mkdir(resultsDir, { recursive: true });
 await writeFile(path.join(resultsDir, `${flags.name}.md`), `${table}\n`);
 const colors: Record<PeerName, string> = { bare: '#888888', context: '#d62728', cluster: '#ff7f0e', browserless: '#9467bd', shotfleet: '#1f77b4' };
 const xLabels = rows.map((r) => `${r.corpus} ${r.format}`);
-const series = (pick: (p: PeerFigures) => number) => measured.map((name) => ({ name, color: colors[name], values: rows.map((r) => (r.peers[name] ? pick(r.peers[name]!) : null)) }));
+const series = (pick: (p: PeerFigures) => number) =>
+  measured.map((name) => ({ name, color: colors[name], values: rows.map((r) => (r.peers[name] ? pick(r.peers[name]!) : null)) }));
 await writeFile(
   path.join(resultsDir, `${flags.name}.svg`),
   lineChartsSvg(`shotfleet and its peers, concurrency ${concurrency} (medians of ${runs} runs)`, xLabels, [
@@ -412,7 +438,13 @@ await writeFile(
   `${JSON.stringify(
     {
       measuredAt: new Date().toISOString(),
-      machine: { cpus: os.cpus().length, memoryGB: round(os.totalmem() / 2 ** 30), node: process.version, loadAverageAtStart: loadAtStart.map((l) => round(l, 2)), loadAverageAtEnd: loadAtEnd.map((l) => round(l, 2)) },
+      machine: {
+        cpus: os.cpus().length,
+        memoryGB: round(os.totalmem() / 2 ** 30),
+        node: process.version,
+        loadAverageAtStart: loadAtStart.map((l) => round(l, 2)),
+        loadAverageAtEnd: loadAtEnd.map((l) => round(l, 2)),
+      },
       settings: { concurrency, runs, shotsPerRun, formats, corpora, quality, viewport },
       corpora: corpusFacts,
       durationSeconds: round((Date.now() - benchStarted) / 1000),
@@ -433,7 +465,15 @@ await writeFile(
               p95Ms: round(p.p95Ms),
               cpuMsPerShot: round(p.cpuMsPerShot),
               errors: p.errors,
-              runs: p.runs.map((x) => ({ shots: x.shots, errors: x.errors, throughput: round(x.throughput, 2), p50Ms: round(x.p50Ms), p95Ms: round(x.p95Ms), cpuMsPerShot: round(x.cpuMsPerShot), loadAverage: round(x.loadAverage, 2) })),
+              runs: p.runs.map((x) => ({
+                shots: x.shots,
+                errors: x.errors,
+                throughput: round(x.throughput, 2),
+                p50Ms: round(x.p50Ms),
+                p95Ms: round(x.p95Ms),
+                cpuMsPerShot: round(x.cpuMsPerShot),
+                loadAverage: round(x.loadAverage, 2),
+              })),
             },
           ]),
         ),

@@ -311,6 +311,13 @@ function roundSummary(s: Summary) {
     meanKB: round(s.meanKB),
     size: s.runs[0]?.size,
     errors: s.errors,
-    runs: s.runs.map((r) => ({ shots: r.shots, errors: r.errors, seconds: round(r.seconds, 2), throughput: round(r.throughput, 2), p50Ms: round(r.p50Ms), p95Ms: round(r.p95Ms) })),
+    runs: s.runs.map((r) => ({
+      shots: r.shots,
+      errors: r.errors,
+      seconds: round(r.seconds, 2),
+      throughput: round(r.throughput, 2),
+      p50Ms: round(r.p50Ms),
+      p95Ms: round(r.p95Ms),
+    })),
   };
 }

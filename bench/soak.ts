@@ -49,7 +49,11 @@ if (flags.help) {
 const minutes = Number(flags.minutes);
 const pages = Number(flags.pages);
 const loadShare = Number(flags.load);
-for (const [name, v] of [['--minutes', minutes], ['--pages', pages], ['--load', loadShare]] as const) {
+for (const [name, v] of [
+  ['--minutes', minutes],
+  ['--pages', pages],
+  ['--load', loadShare],
+] as const) {
   if (!(v > 0)) throw new Error(`${name} must be a positive number`);
 }
 const durationMs = Math.round(minutes * 60_000);
@@ -99,7 +103,10 @@ const nodeEnv = {
   SHOTFLEET_AGENT_PORT: String(agentPort),
   SHOTFLEET_ALLOW_HOSTS: [...corpus.hosts, hostile.host].join(','),
 };
-for (const [id, host] of [['soak-a', '127.0.0.21'], ['soak-b', '127.0.0.22']] as const) {
+for (const [id, host] of [
+  ['soak-a', '127.0.0.21'],
+  ['soak-b', '127.0.0.22'],
+] as const) {
   const slot = nodeSlot(id, host, await freePort(host), nodeEnv);
   const readyMs = await startNodeProcess(slot);
   nodes.push(slot as NodeSlot);
@@ -135,17 +142,28 @@ async function measureCapacity(): Promise<{ steps: { concurrency: number; answer
   for (const concurrency of [Math.max(1, totalPages / 2), totalPages, totalPages * 2]) {
     const outcomes: SoakOutcome[] = [];
     const started = Date.now();
-    await startSoakClient({ frontUrl: haproxy!.frontUrl, token, mix: { ...mix, seed: concurrency }, load: { kind: 'closed', concurrency, durationMs: stepMs } }, (o) => outcomes.push(o)).done;
+    await startSoakClient(
+      { frontUrl: haproxy!.frontUrl, token, mix: { ...mix, seed: concurrency }, load: { kind: 'closed', concurrency, durationMs: stepMs } },
+      (o) => outcomes.push(o),
+    ).done;
     const seconds = (Date.now() - started) / 1000;
     const answeredCount = outcomes.filter((o) => o.status !== 503 && o.status !== 0).length;
-    steps.push({ concurrency, answeredPerSecond: round(answeredCount / seconds, 2)!, ok: outcomes.filter((o) => o.status === 200).length, shed: outcomes.filter((o) => o.status === 503).length });
+    steps.push({
+      concurrency,
+      answeredPerSecond: round(answeredCount / seconds, 2)!,
+      ok: outcomes.filter((o) => o.status === 200).length,
+      shed: outcomes.filter((o) => o.status === 503).length,
+    });
     log(`ramp: ${concurrency} in flight → ${(answeredCount / seconds).toFixed(2)} answers/s (${steps.at(-1)!.ok} ok, ${steps.at(-1)!.shed} shed)`);
   }
   return { steps, capacity: Math.max(...steps.map((s) => s.answeredPerSecond)) };
 }
 
 // The first requests of each host warm renderers and the node's estimates; they are not counted.
-await startSoakClient({ frontUrl: haproxy.frontUrl, token, mix: { ...mix, seed: 1 }, load: { kind: 'closed', concurrency: pages * nodes.length, durationMs: 5000 } }, () => undefined).done;
+await startSoakClient(
+  { frontUrl: haproxy.frontUrl, token, mix: { ...mix, seed: 1 }, load: { kind: 'closed', concurrency: pages * nodes.length, durationMs: 5000 } },
+  () => undefined,
+).done;
 const ramp = await measureCapacity();
 const rate = ramp.capacity * loadShare;
 log(`capacity ${ramp.capacity.toFixed(2)}/s through HAProxy; soaking at ${rate.toFixed(2)}/s for ${minutes} min`);
@@ -167,10 +185,26 @@ const sampler = (async () => {
     await new Promise((r) => setTimeout(r, 5000));
   }
 })();
-const chaos = startChaos({ nodes, hub, haproxy, plan: { rendererEveryMs: Number(flags['renderer-every']) * 1000, browserEveryMs: Number(flags['browser-every']) * 1000, restartEveryMs: Number(flags['restart-every']) * 1000, stopGraceMs }, log }, durationMs);
+const chaos = startChaos(
+  {
+    nodes,
+    hub,
+    haproxy,
+    plan: {
+      rendererEveryMs: Number(flags['renderer-every']) * 1000,
+      browserEveryMs: Number(flags['browser-every']) * 1000,
+      restartEveryMs: Number(flags['restart-every']) * 1000,
+      stopGraceMs,
+    },
+    log,
+  },
+  durationMs,
+);
 const progress = setInterval(() => {
   const recent = outcomes.filter((o) => o.doneAt > Date.now() - 30_000);
-  log(`${Math.round((Date.now() - start) / 1000)} s: ${outcomes.length} done; last 30 s: ${recent.filter((o) => o.status === 200).length} ok, ${recent.filter((o) => o.status !== 200).length} other (${[...new Set(recent.filter((o) => o.status !== 200).map((o) => `${o.status} ${o.code ?? ''}`))].join(', ')}), load ${os.loadavg()[0].toFixed(1)}`);
+  log(
+    `${Math.round((Date.now() - start) / 1000)} s: ${outcomes.length} done; last 30 s: ${recent.filter((o) => o.status === 200).length} ok, ${recent.filter((o) => o.status !== 200).length} other (${[...new Set(recent.filter((o) => o.status !== 200).map((o) => `${o.status} ${o.code ?? ''}`))].join(', ')}), load ${os.loadavg()[0].toFixed(1)}`,
+  );
 }, 30_000);
 const client = startSoakClient({ frontUrl: haproxy.frontUrl, token, mix, load: { kind: 'open', ratePerSecond: rate, durationMs } }, (o) => outcomes.push(o));
 const loadAverages: number[] = [];
@@ -191,9 +225,16 @@ log('stopping the fleet');
 const problems = Object.fromEntries(
   nodes.map((n) => [
     n.id,
-    n.children.flatMap((c, g) =>
-      c.problems.map((p) => ({ generation: g + 1, at: p.time, msg: p.msg, err: typeof p.err === 'object' && p.err ? (p.err as { message?: string }).message : p.err })),
-    ).slice(-40),
+    n.children
+      .flatMap((c, g) =>
+        c.problems.map((p) => ({
+          generation: g + 1,
+          at: p.time,
+          msg: p.msg,
+          err: typeof p.err === 'object' && p.err ? (p.err as { message?: string }).message : p.err,
+        })),
+      )
+      .slice(-40),
   ]),
 );
 /** How often each log message came, over every process of each node (request lines left out). */
@@ -224,14 +265,34 @@ const restarts = chaos.events
   .filter((e) => e.restart)
   .map((e) => {
     const { sigtermAt, spawnAt, backAt, ...figures } = e.restart!;
-    return { node: e.node, atS: Math.round((sigtermAt - start) / 1000), ...figures, firstAnswerMs: firstAnswerMs(e.node, spawnAt), windowS: round((backAt - sigtermAt) / 1000, 1) };
+    return {
+      node: e.node,
+      atS: Math.round((sigtermAt - start) / 1000),
+      ...figures,
+      firstAnswerMs: firstAnswerMs(e.node, spawnAt),
+      windowS: round((backAt - sigtermAt) / 1000, 1),
+    };
   });
 const chaosCounts = (kind: ChaosEvent['kind']) => chaos.events.filter((e) => e.kind === kind);
 const report = {
   date: new Date().toISOString(),
   commit: process.env.SOAK_COMMIT ?? null,
-  machine: { cpus: os.availableParallelism(), memoryBytes: os.totalmem(), node: process.version, loadAveragePerMinute: loadAverages, loadAverageAtEnd: os.loadavg().map((x) => round(x, 2)) },
-  settings: { minutes, pagesPerNode: pages, nodes: ids, load: loadShare, ratePerSecond: round(rate, 2), mix: { ...mix, ordinaryUrls: mix.ordinaryUrls.length, hostileUrls: hostile.urls }, chaos: { rendererEveryS: Number(flags['renderer-every']), browserEveryS: Number(flags['browser-every']), restartEveryS: Number(flags['restart-every']) } },
+  machine: {
+    cpus: os.availableParallelism(),
+    memoryBytes: os.totalmem(),
+    node: process.version,
+    loadAveragePerMinute: loadAverages,
+    loadAverageAtEnd: os.loadavg().map((x) => round(x, 2)),
+  },
+  settings: {
+    minutes,
+    pagesPerNode: pages,
+    nodes: ids,
+    load: loadShare,
+    ratePerSecond: round(rate, 2),
+    mix: { ...mix, ordinaryUrls: mix.ordinaryUrls.length, hostileUrls: hostile.urls },
+    chaos: { rendererEveryS: Number(flags['renderer-every']), browserEveryS: Number(flags['browser-every']), restartEveryS: Number(flags['restart-every']) },
+  },
   capacity: ramp,
   summary: { ...summary, sentBySender: sent, chromiumLeftAfterRun: leftover.length },
   targets: {
@@ -239,12 +300,29 @@ const report = {
     errors500: { target: 0, got: summary.errors500 },
     connectionErrorsOutsideRestarts: { target: 0, got: summary.connectionErrorsOutsideRestarts },
     memoryDriftAfterFirstMinute: { target: '< 0.10', got: Object.fromEntries(ids.map((id) => [id, drifts[id].total])) },
-    fdDriftAfterFirstMinute: { target: '< 0.10', got: Object.fromEntries(ids.map((id) => [id, { node: drifts[id].nodeFds, chromium: drifts[id].chromiumFds }])) },
+    fdDriftAfterFirstMinute: {
+      target: '< 0.10',
+      got: Object.fromEntries(ids.map((id) => [id, { node: drifts[id].nodeFds, chromium: drifts[id].chromiumFds }])),
+    },
     chromiumLeftAfterRun: { target: 0, got: leftover.length },
   },
   chaos: {
-    rendererKills: chaosCounts('renderers').map((e) => ({ atS: Math.round((e.at - start) / 1000), node: e.node, killed: e.killed, orphansAfter2s: e.orphansAfter2s, orphanTypes: e.orphanTypes, skipped: e.skipped })),
-    browserKills: chaosCounts('browser').map((e) => ({ atS: Math.round((e.at - start) / 1000), node: e.node, killed: e.killed, orphansAfter2s: e.orphansAfter2s, orphanTypes: e.orphanTypes, skipped: e.skipped })),
+    rendererKills: chaosCounts('renderers').map((e) => ({
+      atS: Math.round((e.at - start) / 1000),
+      node: e.node,
+      killed: e.killed,
+      orphansAfter2s: e.orphansAfter2s,
+      orphanTypes: e.orphanTypes,
+      skipped: e.skipped,
+    })),
+    browserKills: chaosCounts('browser').map((e) => ({
+      atS: Math.round((e.at - start) / 1000),
+      node: e.node,
+      killed: e.killed,
+      orphansAfter2s: e.orphansAfter2s,
+      orphanTypes: e.orphanTypes,
+      skipped: e.skipped,
+    })),
     restarts,
   },
   unexpected: unexpectedBesideChaos(outcomes, chaos.events, start),
@@ -256,10 +334,31 @@ const report = {
   nodeLogMessages: nodeMessages,
 };
 await writeFile(`${flags.out}.json`, `${JSON.stringify(report, null, 2)}\n`);
-await writeFile(`${flags.out}.svg`, timelineSvg(`shotfleet chaos soak: 2 nodes × ${pages} pages, ${rate.toFixed(1)}/s for ${minutes} min`, outcomes, samples, chaos.events, start, durationMs, ids));
+await writeFile(
+  `${flags.out}.svg`,
+  timelineSvg(
+    `shotfleet chaos soak: 2 nodes × ${pages} pages, ${rate.toFixed(1)}/s for ${minutes} min`,
+    outcomes,
+    samples,
+    chaos.events,
+    start,
+    durationMs,
+    ids,
+  ),
+);
 
 const minuteTable = markdownTable(
-  ['min', 'sent', 'answered', '200', 'unexpected', '503 waits', 'p50 ms', 'p99 ms', ...ids.flatMap((id) => [`${id} gen`, `${id} node MB`, `${id} Chromium MB`, `${id} fds node/Chromium`])],
+  [
+    'min',
+    'sent',
+    'answered',
+    '200',
+    'unexpected',
+    '503 waits',
+    'p50 ms',
+    'p99 ms',
+    ...ids.flatMap((id) => [`${id} gen`, `${id} node MB`, `${id} Chromium MB`, `${id} fds node/Chromium`]),
+  ],
   rows.map((r) => [
     r.minute,
     r.sent,
@@ -281,7 +380,7 @@ const targetTable = markdownTable(
     ['requests answered / sent', '100 %', `${summary.answered} / ${summary.sent} (${round(100 * (summary.answeredShare ?? 0), 2)} %)`],
     ['500 answers', '0', summary.errors500],
     ['connection errors outside restart windows', '0', `${summary.connectionErrorsOutsideRestarts} (inside: ${summary.connectionErrorsInRestarts})`],
-    ['answers other than 200 or a hostile page\'s 504', '–', summary.unexpected],
+    ["answers other than 200 or a hostile page's 504", '–', summary.unexpected],
     ['p50 / p99 of 200s (ordinary + session, from due time, 503 waits included)', '–', `${summary.p50Ms} / ${summary.p99Ms} ms`],
     ['memory drift, node + Chromium, minute 2 → last', '< 10 %', ids.map((id) => `${id} ${fmtShare(drifts[id].total)}`).join(', ')],
     ['open fds drift, node / Chromium', '< 10 %', ids.map((id) => `${id} ${fmtShare(drifts[id].nodeFds)} / ${fmtShare(drifts[id].chromiumFds)}`).join(', ')],
@@ -290,9 +389,22 @@ const targetTable = markdownTable(
 );
 const restartTable = markdownTable(
   ['at s', 'node', 'drain ms', 'exit', 'Chromium left 1 s after exit', 'ready ms', 'hub up ms', 'HAProxy routes ms', 'first answer ms', 'error'],
-  restarts.map((r) => [r.atS, r.node, r.drainMs, `${r.exitCode ?? r.exitSignal}${r.killedAfterGrace ? ' (SIGKILL)' : ''}`, `${r.leftoverChromiumAfter1s}${r.leftoverTypes.length ? ` (${r.leftoverTypes.join(', ')})` : ''}`, r.readyMs, r.hubUpMs, r.haproxyRoutesMs, r.firstAnswerMs, r.error ?? '']),
+  restarts.map((r) => [
+    r.atS,
+    r.node,
+    r.drainMs,
+    `${r.exitCode ?? r.exitSignal}${r.killedAfterGrace ? ' (SIGKILL)' : ''}`,
+    `${r.leftoverChromiumAfter1s}${r.leftoverTypes.length ? ` (${r.leftoverTypes.join(', ')})` : ''}`,
+    r.readyMs,
+    r.hubUpMs,
+    r.haproxyRoutesMs,
+    r.firstAnswerMs,
+    r.error ?? '',
+  ]),
 );
-console.log(`\n${targetTable}\n\nunexpected answers: ${JSON.stringify(summary.unexpectedByCode)}\nby kind: ${JSON.stringify(summary.byKind, null, 1)}\nsession answers: ${JSON.stringify(summary.sessionAnswers)}\nchaos: ${chaosCounts('renderers').length} renderer kills (${chaosCounts('renderers').reduce((a, e) => a + (e.killed ?? 0), 0)} processes), ${chaosCounts('browser').length} browser kills, ${restarts.length} restarts; orphaned Chromium after kills: ${chaos.events.reduce((a, e) => a + (e.orphansAfter2s ?? 0), 0)}\n\n${minuteTable}\n\n${restartTable}\n`);
+console.log(
+  `\n${targetTable}\n\nunexpected answers: ${JSON.stringify(summary.unexpectedByCode)}\nby kind: ${JSON.stringify(summary.byKind, null, 1)}\nsession answers: ${JSON.stringify(summary.sessionAnswers)}\nchaos: ${chaosCounts('renderers').length} renderer kills (${chaosCounts('renderers').reduce((a, e) => a + (e.killed ?? 0), 0)} processes), ${chaosCounts('browser').length} browser kills, ${restarts.length} restarts; orphaned Chromium after kills: ${chaos.events.reduce((a, e) => a + (e.orphansAfter2s ?? 0), 0)}\n\n${minuteTable}\n\n${restartTable}\n`,
+);
 const fiveHundreds = report.unexpected.filter((u) => u.answer.startsWith('500'));
 if (fiveHundreds.length > 0) {
   console.log(

@@ -94,23 +94,24 @@ async function main() {
     const status = (await (await fetch(`${node.url}/status`)).json()) as { pages: { max: number }; uploads: { max: number } };
     for (const plan of plans) {
       await storeShots(node, corpus.urls, plan.format, 8); // warm the pages, contexts and connections
-      for (let round = 1; round <= rounds; round++) for (const putLatencyMs of [0, injectedMs]) {
-        proxy.putLatencyMs = putLatencyMs;
-        const r = await storeShots(node, corpus.urls, plan.format, plan.shots);
-        const run: Run = {
-          round,
-          format: plan.format,
-          putLatencyMs,
-          shots: plan.shots,
-          seconds: Number(r.seconds.toFixed(2)),
-          shotsPerSecond: Number((plan.shots / r.seconds).toFixed(2)),
-          p50Ms: r.p50Ms,
-          p95Ms: r.p95Ms,
-          retriedAfter503: r.retried,
-        };
-        runs.push(run);
-        console.error(`round ${round}: ${run.format} +${putLatencyMs} ms/PUT: ${run.shotsPerSecond} shots/s`);
-      }
+      for (let round = 1; round <= rounds; round++)
+        for (const putLatencyMs of [0, injectedMs]) {
+          proxy.putLatencyMs = putLatencyMs;
+          const r = await storeShots(node, corpus.urls, plan.format, plan.shots);
+          const run: Run = {
+            round,
+            format: plan.format,
+            putLatencyMs,
+            shots: plan.shots,
+            seconds: Number(r.seconds.toFixed(2)),
+            shotsPerSecond: Number((plan.shots / r.seconds).toFixed(2)),
+            p50Ms: r.p50Ms,
+            p95Ms: r.p95Ms,
+            retriedAfter503: r.retried,
+          };
+          runs.push(run);
+          console.error(`round ${round}: ${run.format} +${putLatencyMs} ms/PUT: ${run.shotsPerSecond} shots/s`);
+        }
     }
     const stored = (await s3.keys()).length;
     const ratios = Object.fromEntries(

@@ -18,7 +18,13 @@ interface Answer {
 async function shoot(base: string, body: Record<string, unknown>, signal?: AbortSignal): Promise<Answer> {
   const answer = await shootNode(base, body, { timeoutMs: 60_000, signal });
   const error = answer.status !== 200 ? answer.json?.error : undefined;
-  return { status: answer.status, reason: error?.details?.reason as string | undefined, code: error?.code, retryAfter: answer.headers.get('retry-after'), png: isPng(answer.bytes) };
+  return {
+    status: answer.status,
+    reason: error?.details?.reason as string | undefined,
+    code: error?.code,
+    retryAfter: answer.headers.get('retry-after'),
+    png: isPng(answer.bytes),
+  };
 }
 
 function askAgent(port: number): Promise<string> {
@@ -94,7 +100,11 @@ describe('admission on a real node (1 page, real Chromium)', () => {
     const delta = (name: string, label?: string) => {
       const b = metricValues(before, name, label);
       const a = metricValues(after, name, label);
-      return Object.fromEntries(Object.keys(a).map((k) => [k, a[k] - (b[k] ?? 0)]).filter(([, v]) => v !== 0));
+      return Object.fromEntries(
+        Object.keys(a)
+          .map((k) => [k, a[k] - (b[k] ?? 0)])
+          .filter(([, v]) => v !== 0),
+      );
     };
     const byReason: Record<string, number> = {};
     for (const a of shed) byReason[a.reason!] = (byReason[a.reason!] ?? 0) + 1;
@@ -109,7 +119,9 @@ describe('admission on a real node (1 page, real Chromium)', () => {
   it('refuses at once with deadline a request whose class is known to take longer than its timeout', async () => {
     // Teach the estimate for this class (jpeg 640x480) with renders of a page that takes 1.5 s to arrive.
     for (let i = 0; i < 2; i++) {
-      expect(await shoot(node.url, { url: `${pagesUrl}/slow/${i}`, format: 'jpeg', viewport: { width: 640, height: 480 }, timeout: 20_000 })).toMatchObject({ status: 200 });
+      expect(await shoot(node.url, { url: `${pagesUrl}/slow/${i}`, format: 'jpeg', viewport: { width: 640, height: 480 }, timeout: 20_000 })).toMatchObject({
+        status: 200,
+      });
     }
     const answer = await shoot(node.url, { url: `${pagesUrl}/slow/x`, format: 'jpeg', viewport: { width: 640, height: 480 }, timeout: 1000 });
     expect(answer).toMatchObject({ status: 503, reason: 'deadline', code: 'saturated' });

@@ -47,8 +47,7 @@ function setup(opts: Partial<AdmissionOptions> = {}, memory = () => 10) {
     deadlineAt: clock.now() + (extra.timeoutMs ?? 30_000),
     signal: extra.signal ?? new AbortController().signal,
   });
-  const shedCount = async (reason: string) =>
-    (await metrics.shedTotal.get()).values.find((v) => v.labels.reason === reason)?.value ?? 0;
+  const shedCount = async (reason: string) => (await metrics.shedTotal.get()).values.find((v) => v.labels.reason === reason)?.value ?? 0;
   return { clock, metrics, admission, req, shedCount };
 }
 

@@ -88,17 +88,37 @@ describe('agent with a real HAProxy 2.6', () => {
   });
 
   it('HAProxy applies the weight, drains on drain, and returns to ready', async () => {
-    const half = await until(() => serverStat(socketPath).catch(() => ({ weight: -1, status: '' })), (s) => s.weight === 50);
+    const half = await until(
+      () => serverStat(socketPath).catch(() => ({ weight: -1, status: '' })),
+      (s) => s.weight === 50,
+    );
     expect(half).toEqual({ weight: 50, status: 'UP' });
 
     state.freeShare = 0;
-    expect(await until(() => serverStat(socketPath), (s) => s.weight === 1)).toMatchObject({ weight: 1, status: 'UP' });
+    expect(
+      await until(
+        () => serverStat(socketPath),
+        (s) => s.weight === 1,
+      ),
+    ).toMatchObject({ weight: 1, status: 'UP' });
 
     state.draining = true;
-    expect((await until(() => serverStat(socketPath), (s) => s.status.startsWith('DRAIN'))).status).toBe('DRAIN (agent)');
+    expect(
+      (
+        await until(
+          () => serverStat(socketPath),
+          (s) => s.status.startsWith('DRAIN'),
+        )
+      ).status,
+    ).toBe('DRAIN (agent)');
 
     state.draining = false;
     state.freeShare = 1;
-    expect(await until(() => serverStat(socketPath), (s) => s.status === 'UP' && s.weight === 100)).toEqual({ weight: 100, status: 'UP' });
+    expect(
+      await until(
+        () => serverStat(socketPath),
+        (s) => s.status === 'UP' && s.weight === 100,
+      ),
+    ).toEqual({ weight: 100, status: 'UP' });
   });
 });

@@ -50,7 +50,9 @@ describe('GET /openapi.json, generated', () => {
 
   it('documents every option of the request schema, each with a description and an example', () => {
     const schema = createOptionsSchema(limits);
-    const body = doc.components.schemas.RenderOptions as { properties: Record<string, { description?: string; examples?: unknown[]; properties?: Record<string, { description?: string }> }> };
+    const body = doc.components.schemas.RenderOptions as {
+      properties: Record<string, { description?: string; examples?: unknown[]; properties?: Record<string, { description?: string }> }>;
+    };
     expect(Object.keys(body.properties)).toEqual(Object.keys(schema.shape));
     for (const [name, option] of Object.entries(body.properties)) {
       expect(option.description, `${name}: add .meta({ description, examples }) in src/render/options.ts`).toBeTruthy();
@@ -108,7 +110,7 @@ describe('GET /docs, generated', () => {
     expect(page.html).not.toMatch(/@import|url\(/);
   });
 
-  it("its CSP allows exactly its own inline script and stylesheet, by hash", () => {
+  it('its CSP allows exactly its own inline script and stylesheet, by hash', () => {
     const hash = (text: string) => `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
     const script = /<script>([\s\S]*?)<\/script>/.exec(page.html)![1];
     const style = /<style>([\s\S]*?)<\/style>/.exec(page.html)![1];
@@ -134,7 +136,12 @@ describe('/openapi.json and /docs on a real node, tried in real Chromium', () =>
     });
     node = await startShotfleet('serve', { SHOTFLEET_ALLOW_HOSTS: '127.0.0.1', SHOTFLEET_TOKEN: token, SHOTFLEET_PAGES: '1' }, { timeoutMs: 90_000 });
     await waitFor('the node ready (/status 200)', async () => (await fetch(`${node.url}/status`)).status === 200, 90_000);
-    browser = await puppeteer.launch({ executablePath: '/usr/lib/chromium/chromium', headless: true, pipe: true, args: [...chromeArgs, ...sandboxArgs(false)] });
+    browser = await puppeteer.launch({
+      executablePath: '/usr/lib/chromium/chromium',
+      headless: true,
+      pipe: true,
+      args: [...chromeArgs, ...sandboxArgs(false)],
+    });
   }, 180_000);
 
   afterAll(async () => {

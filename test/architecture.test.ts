@@ -44,7 +44,10 @@ const graph = new Map(files.map((f) => [f, importsOf(f)]));
 
 describe('the source tree', () => {
   it('has every folder of src/ in a layer', () => {
-    const folders = fs.readdirSync(srcDir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+    const folders = fs
+      .readdirSync(srcDir, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name);
     expect(folders.filter((f) => !layerOf.has(f))).toEqual([]);
   });
 

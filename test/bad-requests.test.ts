@@ -98,7 +98,9 @@ describe('bad input and auth on a real node', () => {
     socket.on('error', () => undefined);
     await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
     const length = 4 * maxBodyBytes;
-    socket.write(`POST /screenshot HTTP/1.1\r\nHost: node\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`);
+    socket.write(
+      `POST /screenshot HTTP/1.1\r\nHost: node\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`,
+    );
     socket.write(Buffer.alloc(64 * 1024, 0x61));
     await closed;
     expect(seen).toMatch(/^HTTP\/1\.1 413 /);

@@ -11,7 +11,8 @@ const red: [number, number, number] = [220, 20, 30];
 const adPaths = ['/adbutler/adserve.js', '/advertpro/servlet/view/banner', '/quant.js', '/js/addthis_widget.js'];
 
 /** A script that, if it runs, paints a red ad box at (x, 0). */
-const adScript = (x: number) => `(() => { const d = document.createElement('div'); d.style.cssText = 'position:absolute;left:${x}px;top:0;width:100px;height:100px;background:rgb(220,20,30)'; document.body.appendChild(d); })();`;
+const adScript = (x: number) =>
+  `(() => { const d = document.createElement('div'); d.style.cssText = 'position:absolute;left:${x}px;top:0;width:100px;height:100px;background:rgb(220,20,30)'; document.body.appendChild(d); })();`;
 
 /** The markup four consent managers put on a page, each a red panel over the green page. */
 const consentBanners = [

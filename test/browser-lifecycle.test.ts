@@ -99,7 +99,7 @@ describe('browser lifecycle on a real node', () => {
     expect(await alive(victim)).toBe(false);
     expect(metricValues(await metrics(node.url), 'shotfleet_browser_restarts_total', 'reason').crash).toBe(1);
     // The dead browser's crash handlers go with it; only the replacement's remain.
-    await waitFor('the dead browser\'s crashpad handlers to exit', async () => (await crashpadPids(marker)).length <= handlersBefore, 15_000, 250);
+    await waitFor("the dead browser's crashpad handlers to exit", async () => (await crashpadPids(marker)).length <= handlersBefore, 15_000, 250);
   });
 
   it('SHOTFLEET_RECYCLE_AFTER=3: browsers are replaced (new pid) with no failed request, the old ones exit', async () => {

@@ -99,7 +99,20 @@ describe('configuration (loadConfig)', () => {
   });
 
   it('covers every setting of the schema with a bad value except free-form strings', () => {
-    const freeForm = ['HOST', 'CHROME_PATH', 'S3_BUCKET', 'S3_REGION', 'S3_PREFIX', 'TOKEN', 'METRICS_TOKEN', 'SIGNING_KEY', 'ALLOW_HOSTS', 'DENY_HOSTS', 'NODE_ID', 'HUB_TOKEN'];
+    const freeForm = [
+      'HOST',
+      'CHROME_PATH',
+      'S3_BUCKET',
+      'S3_REGION',
+      'S3_PREFIX',
+      'TOKEN',
+      'METRICS_TOKEN',
+      'SIGNING_KEY',
+      'ALLOW_HOSTS',
+      'DENY_HOSTS',
+      'NODE_ID',
+      'HUB_TOKEN',
+    ];
     expect(settingNames.filter((k) => !(k in badValues) && !freeForm.includes(k))).toEqual([]);
   });
 
@@ -120,7 +133,11 @@ describe('configuration (loadConfig)', () => {
 
 describe('configuration through the shotfleet CLI', () => {
   it('a bad env value exits non-zero with a message naming the variable', async () => {
-    for (const [name, value] of [['SHOTFLEET_PAGES', 'abc'], ['SHOTFLEET_ALLOW_PRIVATE', 'maybe'], ['SHOTFLEET_LOG_LEVEL', 'loud']]) {
+    for (const [name, value] of [
+      ['SHOTFLEET_PAGES', 'abc'],
+      ['SHOTFLEET_ALLOW_PRIVATE', 'maybe'],
+      ['SHOTFLEET_LOG_LEVEL', 'loud'],
+    ]) {
       const run = await runCli(['serve'], { [name]: value });
       expect(run.code, run.stderr).not.toBe(0);
       expect(run.code).not.toBeNull();

@@ -6,11 +6,28 @@ import { alive, nodeChromiumPids } from './helpers/node-client.js';
 import { cliEntry, repoRoot } from './helpers/processes.js';
 
 describe('shotfleet demo', () => {
-  it('starts hub, two nodes, HAProxy and S3, serves a render and a stored render through HAProxy, and Ctrl-C stops every process', { timeout: 240_000 }, async () => {
+  it('starts hub, two nodes, HAProxy and S3, serves a render and a stored render through HAProxy, and Ctrl-C stops every process', {
+    timeout: 240_000,
+  }, async () => {
     const ports = { port: await freePort(), stats: await freePort(), hub: await freePort(), nodes: [await freePort(), await freePort()], s3: await freePort() };
     const demo = spawn(
       process.execPath,
-      ['--import', 'tsx', cliEntry, 'demo', '--port', String(ports.port), '--stats-port', String(ports.stats), '--hub-port', String(ports.hub), '--node-ports', ports.nodes.join(','), '--s3-port', String(ports.s3)],
+      [
+        '--import',
+        'tsx',
+        cliEntry,
+        'demo',
+        '--port',
+        String(ports.port),
+        '--stats-port',
+        String(ports.stats),
+        '--hub-port',
+        String(ports.hub),
+        '--node-ports',
+        ports.nodes.join(','),
+        '--s3-port',
+        String(ports.s3),
+      ],
       { cwd: repoRoot, env: { PATH: process.env.PATH, HOME: process.env.HOME }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let output = '';
@@ -34,10 +51,18 @@ describe('shotfleet demo', () => {
 
       const nodes = (await (await fetch(`http://127.0.0.1:${ports.hub}/nodes`)).json()) as { state: string }[];
       expect(nodes.map((n) => n.state)).toEqual(['up', 'up']);
-      const shot = await fetch(`${front}/screenshot`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ html: '<p>demo</p>' }) });
+      const shot = await fetch(`${front}/screenshot`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ html: '<p>demo</p>' }),
+      });
       expect(shot.status).toBe(200);
       expect(shot.headers.get('content-type')).toBe('image/png');
-      const stored = await fetch(`${front}/screenshot`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ html: '<p>demo</p>', store: true }) });
+      const stored = await fetch(`${front}/screenshot`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ html: '<p>demo</p>', store: true }),
+      });
       expect(stored.status).toBe(200);
       const link = (await stored.json()) as { bucket: string; url: string };
       expect(link.bucket).toBe('shots');

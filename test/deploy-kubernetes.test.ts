@@ -48,8 +48,7 @@ function portNumber(c: Manifest, port: string | number): number {
   return found.containerPort;
 }
 
-const matches = (selector: Record<string, string>, labels: Record<string, string>) =>
-  Object.entries(selector).every(([k, v]) => labels[k] === v);
+const matches = (selector: Record<string, string>, labels: Record<string, string>) => Object.entries(selector).every(([k, v]) => labels[k] === v);
 
 const quantity = (q: string): number => {
   const units: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, m: 1e-3 };
@@ -63,8 +62,14 @@ describe('deploy/kubernetes manifests', () => {
     const kinds = manifests.map((m) => `${m.kind}/${m.metadata?.name}`).sort();
     expect(kinds).toEqual(
       [
-        'Deployment/shotfleet-node', 'PodDisruptionBudget/shotfleet-node', 'ScaledObject/shotfleet-node', 'Secret/shotfleet-token',
-        'Service/shotfleet', 'Service/shotfleet-hub', 'Service/shotfleet-node', 'StatefulSet/shotfleet-edge',
+        'Deployment/shotfleet-node',
+        'PodDisruptionBudget/shotfleet-node',
+        'ScaledObject/shotfleet-node',
+        'Secret/shotfleet-token',
+        'Service/shotfleet',
+        'Service/shotfleet-hub',
+        'Service/shotfleet-node',
+        'StatefulSet/shotfleet-edge',
       ].sort(),
     );
     for (const m of manifests) expect(typeof m.apiVersion, `${m.file}: apiVersion`).toBe('string');
@@ -176,8 +181,13 @@ describe('deploy/kubernetes manifests', () => {
     fs.writeFileSync(tokenFile, 'test-token\n');
     for (const c of [nodeContainer, ...edgeContainers]) {
       const env = envOf(c);
-      const names = Object.keys(env).filter((n) => n.startsWith('SHOTFLEET_')).map((n) => n.slice('SHOTFLEET_'.length));
-      expect(names.filter((n) => !(settingNames as string[]).includes(n)), c.name).toEqual([]);
+      const names = Object.keys(env)
+        .filter((n) => n.startsWith('SHOTFLEET_'))
+        .map((n) => n.slice('SHOTFLEET_'.length));
+      expect(
+        names.filter((n) => !(settingNames as string[]).includes(n)),
+        c.name,
+      ).toEqual([]);
       const values = Object.fromEntries(
         Object.entries(env)
           .filter(([n]) => n.startsWith('SHOTFLEET_'))

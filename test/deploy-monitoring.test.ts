@@ -38,8 +38,14 @@ describe('deploy/prometheus/alerts.yml', () => {
     };
     const cases = tests.tests.flatMap((t) => t.alert_rule_test);
     for (const rule of alerts.groups.flatMap((g) => g.rules)) {
-      expect(cases.some((c) => c.alertname === rule.alert && c.exp_alerts.length > 0), `${rule.alert} firing`).toBe(true);
-      expect(cases.some((c) => c.alertname === rule.alert && c.exp_alerts.length === 0), `${rule.alert} quiet`).toBe(true);
+      expect(
+        cases.some((c) => c.alertname === rule.alert && c.exp_alerts.length > 0),
+        `${rule.alert} firing`,
+      ).toBe(true);
+      expect(
+        cases.some((c) => c.alertname === rule.alert && c.exp_alerts.length === 0),
+        `${rule.alert} quiet`,
+      ).toBe(true);
     }
   });
 

@@ -46,10 +46,7 @@ describe('emulation, scoped credentials and scripts: each one used, then gone fr
   beforeAll(async () => {
     other = await startTestSite({ '/pixel.png': { body: 'x', type: 'image/png' }, '/landing': page('<p>landed</p>') }, { host: '127.0.0.2' });
     site = await startTestSite({
-      '/tz': verdictPage([
-        "Intl.DateTimeFormat().resolvedOptions().timeZone === 'Asia/Tokyo'",
-        'new Date(2026, 0, 1).getTimezoneOffset() === -540',
-      ]),
+      '/tz': verdictPage(["Intl.DateTimeFormat().resolvedOptions().timeZone === 'Asia/Tokyo'", 'new Date(2026, 0, 1).getTimezoneOffset() === -540']),
       '/geo': verdictPage([
         "(await navigator.permissions.query({ name: 'geolocation' })).state === 'granted'",
         `await new Promise((resolve) => navigator.geolocation.getCurrentPosition(
@@ -62,24 +59,28 @@ describe('emulation, scoped credentials and scripts: each one used, then gone fr
     // Pages that paint what the server saw: the request's language, its credentials.
     site.route('/locale', (req, res) => {
       const acceptLanguage = String(req.headers['accept-language'] ?? '');
-      res.writeHead(200, { 'content-type': 'text/html' }).end(
-        verdictPage([
-          `${JSON.stringify(acceptLanguage)}.startsWith('fr-CH')`,
-          "navigator.language === 'fr-CH'",
-          "new Intl.NumberFormat().resolvedOptions().locale.startsWith('fr')",
-          "(1234.5).toLocaleString() === (1234.5).toLocaleString('fr-CH')",
-        ]),
-      );
+      res
+        .writeHead(200, { 'content-type': 'text/html' })
+        .end(
+          verdictPage([
+            `${JSON.stringify(acceptLanguage)}.startsWith('fr-CH')`,
+            "navigator.language === 'fr-CH'",
+            "new Intl.NumberFormat().resolvedOptions().locale.startsWith('fr')",
+            "(1234.5).toLocaleString() === (1234.5).toLocaleString('fr-CH')",
+          ]),
+        );
     });
     site.route('/cred', (req, res) => {
       const sent = req.headers['x-secret'] === 's3cret';
-      res.writeHead(200, { 'content-type': 'text/html' }).end(
-        verdictPage([String(sent)], `<link rel="preload" as="image" href="${other.url}/pixel.png"><img src="${other.url}/pixel.png">`),
-      );
+      res
+        .writeHead(200, { 'content-type': 'text/html' })
+        .end(verdictPage([String(sent)], `<link rel="preload" as="image" href="${other.url}/pixel.png"><img src="${other.url}/pixel.png">`));
     });
     site.route('/private', (req, res) => {
       if (req.headers.authorization !== `Basic ${Buffer.from('ann:pa:ss word').toString('base64')}`) {
-        res.writeHead(401, { 'www-authenticate': 'Basic realm="test"', 'content-type': 'text/html' }).end(page('', '<style>body{background:rgb(220,20,30);height:100vh}</style>'));
+        res
+          .writeHead(401, { 'www-authenticate': 'Basic realm="test"', 'content-type': 'text/html' })
+          .end(page('', '<style>body{background:rgb(220,20,30);height:100vh}</style>'));
         return;
       }
       res.writeHead(200, { 'content-type': 'text/html' }).end(verdictPage(['true'], `<img src="${other.url}/pixel.png">`));
@@ -93,7 +94,7 @@ describe('emulation, scoped credentials and scripts: each one used, then gone fr
     await other?.close();
   });
 
-  it('timezone sets Intl and Date; the next render is back on the browser\'s own zone', async () => {
+  it("timezone sets Intl and Date; the next render is back on the browser's own zone", async () => {
     expectBoxes(await render({ url: `${site.url}/tz`, timezone: 'Asia/Tokyo' }), [green, green]);
     expectBoxes(await render({ url: `${site.url}/tz` }), [blue, blue]);
   });
@@ -105,7 +106,7 @@ describe('emulation, scoped credentials and scripts: each one used, then gone fr
     expect(site.requests('/locale').at(-1)!.headers['accept-language'] ?? '').not.toContain('fr');
   });
 
-  it('locale works with a userAgent of the client\'s too', async () => {
+  it("locale works with a userAgent of the client's too", async () => {
     expectBoxes(await render({ url: `${site.url}/locale`, locale: 'fr-CH', userAgent: 'shotfleet-locale-test/1' }), [green, green, green, green]);
     expect(site.requests('/locale').at(-1)!.headers['user-agent']).toBe('shotfleet-locale-test/1');
   });
@@ -115,7 +116,7 @@ describe('emulation, scoped credentials and scripts: each one used, then gone fr
     expectBoxes(await render({ url: `${site.url}/geo` }), [blue, blue]);
   });
 
-  it('headers reach the page URL\'s origin only: not its third-party resources, not a host it redirects to, not the next render', async () => {
+  it("headers reach the page URL's origin only: not its third-party resources, not a host it redirects to, not the next render", async () => {
     const before = other.requests('/pixel.png').length;
     expectBoxes(await render({ url: `${site.url}/cred`, headers: { 'X-Secret': 's3cret' } }), [green]);
     const thirdParty = other.requests('/pixel.png').slice(before);
@@ -131,7 +132,7 @@ describe('emulation, scoped credentials and scripts: each one used, then gone fr
     expect(site.requests('/cred').at(-1)!.headers['x-secret']).toBeUndefined();
   });
 
-  it('authenticate answers the page\'s origin only, and the next render is not let in', async () => {
+  it("authenticate answers the page's origin only, and the next render is not let in", async () => {
     const before = other.requests('/pixel.png').length;
     const shot = await render({ url: `${site.url}/private`, authenticate: { username: 'ann', password: 'pa:ss word' } });
     expectBoxes(shot, [green]);
@@ -160,7 +161,12 @@ describe('emulation, scoped credentials and scripts: each one used, then gone fr
   });
 
   it('a script that throws or rejects is a 422 script_failed carrying its message', async () => {
-    for (const scripts of ["throw new Error('boom at line one')", "Promise.reject(new Error('boom later'))", 'this is not javascript', 'location.reload(); new Promise(() => {})']) {
+    for (const scripts of [
+      "throw new Error('boom at line one')",
+      "Promise.reject(new Error('boom later'))",
+      'this is not javascript',
+      'location.reload(); new Promise(() => {})',
+    ]) {
       const shot = await render({ url: `${site.url}/script-target`, scripts });
       expect(shot.status, scripts).toBe(422);
       expect(shot.json?.error?.code).toBe('script_failed');

@@ -62,8 +62,7 @@ describe('fleet end to end (hub, real nodes, HAProxy 2.6)', () => {
     return { status: res.status, node: res.headers.get('x-shotfleet-node'), session: res.headers.get('x-shotfleet-session') };
   };
   const portOf = (p: RunningProcess) => Number(new URL(p.url).port);
-  const inRotation = async (p: RunningProcess) =>
-    (await api.servers('shotfleet_nodes')).some((s) => s.port === portOf(p) && !s.maintenance);
+  const inRotation = async (p: RunningProcess) => (await api.servers('shotfleet_nodes')).some((s) => s.port === portOf(p) && !s.maintenance);
 
   beforeAll(async () => {
     pages = http.createServer((req, res) => {
@@ -135,7 +134,7 @@ describe('fleet end to end (hub, real nodes, HAProxy 2.6)', () => {
     expect(cookiesSeen.some((c) => /visits=3/.test(c))).toBe(true);
   });
 
-  it('retries a saturated node\'s session-less request on another node', async () => {
+  it("retries a saturated node's session-less request on another node", async () => {
     // e2e-a gets one slow render straight away (not through HAProxy) and, with no queue, sheds the rest.
     const a = nodes.get('e2e-a')!;
     const shedBefore = await shedTotal(a);
@@ -179,10 +178,15 @@ describe('fleet end to end (hub, real nodes, HAProxy 2.6)', () => {
   it('relearns every live node within a heartbeat or so after a hub restart', async () => {
     expect(await hub.stop()).toBe(0);
     hub = await startShotfleet('hub', { ...fleetEnv, SHOTFLEET_HAPROXY_SOCKET: socket, SHOTFLEET_PORT: String(new URL(hub.url).port) });
-    await waitFor('fleet relearned', async () => {
-      const ids = (await hubNodes()).map((n) => n.id).sort();
-      return ids.join() === 'e2e-a,e2e-c';
-    }, 10_000, 50);
+    await waitFor(
+      'fleet relearned',
+      async () => {
+        const ids = (await hubNodes()).map((n) => n.id).sort();
+        return ids.join() === 'e2e-a,e2e-c';
+      },
+      10_000,
+      50,
+    );
     for (let i = 0; i < 4; i++) expect((await shoot()).status).toBe(200);
   }, 60_000);
 });

@@ -96,7 +96,11 @@ describe('hub keeps a running HAProxy in step (real HAProxy 2.6, stand-in nodes)
     if (heartbeats) {
       memberships.set(id, startMembership({ hubUrl: hub.url, token, nodeId: id, advertiseUrl: node.url, capacity: 2, heartbeatIntervalMs: 500, log }));
     } else {
-      const res = await fetch(`${hub.url}/nodes`, { method: 'POST', headers: { token, 'Content-Type': 'application/json' }, body: JSON.stringify({ id, url: node.url }) });
+      const res = await fetch(`${hub.url}/nodes`, {
+        method: 'POST',
+        headers: { token, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ id, url: node.url }),
+      });
       expect(res.status).toBe(200);
     }
     return node;
@@ -162,7 +166,7 @@ describe('hub keeps a running HAProxy in step (real HAProxy 2.6, stand-in nodes)
     expect(new Set(homes.values())).toEqual(new Set(['node-a', 'node-b']));
   });
 
-  it('retries a saturated node\'s session-less requests on another node', async () => {
+  it("retries a saturated node's session-less requests on another node", async () => {
     const b = nodes.get('node-b')!;
     b.saturated = true;
     const before = b.hits.filter((h) => h.startsWith('GET /screenshot')).length;

@@ -178,7 +178,10 @@ describe('shotfleet hub with stand-in nodes', () => {
   it('serves its config to shotfleet haproxy-config --hub, which passes haproxy -c', async () => {
     const cli = (args: string[]) =>
       new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', cliEntry, 'haproxy-config', ...args], { cwd: repoRoot, env: { PATH: process.env.PATH, HOME: process.env.HOME } });
+        const child = spawn(process.execPath, ['--import', 'tsx', cliEntry, 'haproxy-config', ...args], {
+          cwd: repoRoot,
+          env: { PATH: process.env.PATH, HOME: process.env.HOME },
+        });
         let stdout = '';
         let stderr = '';
         child.stdout.on('data', (d) => (stdout += d));

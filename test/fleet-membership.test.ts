@@ -14,19 +14,30 @@ async function fakeHub(port: number, answer = 200) {
     req.on('end', () => {
       requests.push({ method: req.method!, url: req.url!, auth: req.headers.authorization, body });
       res.writeHead(answer, { 'Content-Type': 'application/json' });
-      res.end(answer === 200 ? JSON.stringify({ id: 'n1', pingIntervalMs: 4000, heartbeatIntervalMs: 10000 }) : '{"error":{"code":"unauthorized","message":"no"}}');
+      res.end(
+        answer === 200 ? JSON.stringify({ id: 'n1', pingIntervalMs: 4000, heartbeatIntervalMs: 10000 }) : '{"error":{"code":"unauthorized","message":"no"}}',
+      );
     });
   });
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   return {
     requests,
-    close: () => new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }
 
 function capturingLogger() {
   const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({ write(chunk, _enc, done) { lines.push(JSON.parse(String(chunk))); done(); } });
+  const stream = new Writable({
+    write(chunk, _enc, done) {
+      lines.push(JSON.parse(String(chunk)));
+      done();
+    },
+  });
   return { log: pino({ level: 'debug' }, stream), lines };
 }
 
@@ -36,7 +47,16 @@ describe('startMembership', () => {
     while (cleanups.length) await cleanups.pop()!();
   });
   const start = (port: number, log: pino.Logger, extra: Partial<Parameters<typeof startMembership>[0]> = {}): Membership => {
-    const m = startMembership({ hubUrl: `http://127.0.0.1:${port}/`, token: 'tok', nodeId: 'n1', advertiseUrl: 'http://127.0.0.1:3999', capacity: 3, heartbeatIntervalMs: 200, log, ...extra });
+    const m = startMembership({
+      hubUrl: `http://127.0.0.1:${port}/`,
+      token: 'tok',
+      nodeId: 'n1',
+      advertiseUrl: 'http://127.0.0.1:3999',
+      capacity: 3,
+      heartbeatIntervalMs: 200,
+      log,
+      ...extra,
+    });
     cleanups.push(() => m.stop());
     return m;
   };
@@ -95,7 +115,8 @@ describe('startMembership', () => {
       log: capturingLogger().log,
     });
     cleanups.push(() => m.stop());
-    for (const hub of [up, second]) await waitFor('three heartbeats at each live hub', () => hub.requests.filter((r) => r.method === 'POST').length >= 3, 5000, 10);
+    for (const hub of [up, second])
+      await waitFor('three heartbeats at each live hub', () => hub.requests.filter((r) => r.method === 'POST').length >= 3, 5000, 10);
     for (const hub of [up, second]) expect(hub.requests[0]).toMatchObject({ method: 'POST', url: '/nodes', auth: 'Bearer tok' });
     await m.stop();
     for (const hub of [up, second]) expect(hub.requests.at(-1)).toMatchObject({ method: 'DELETE', url: '/nodes/n1', auth: 'Bearer tok' });

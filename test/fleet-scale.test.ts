@@ -107,19 +107,23 @@ describe('fleet at scale (stand-in nodes, real hubs and HAProxy)', () => {
     const frontLive = await freePort();
     const frontLate = await freePort();
     // The live HAProxy starts from the hub's config for its socket, with no node yet.
-    const cfgLive = await (await fetch(`${hub.url}/haproxy.cfg?bind=127.0.0.1:${frontLive}&stats=&socket=${encodeURIComponent(live)}`, { headers: auth })).text();
+    const cfgLive = await (
+      await fetch(`${hub.url}/haproxy.cfg?bind=127.0.0.1:${frontLive}&stats=&socket=${encodeURIComponent(live)}`, { headers: auth })
+    ).text();
     expect(cfgLive).toContain(`stats socket ${live} `);
     expect(cfgLive).not.toContain(late);
     const unknown = await fetch(`${hub.url}/haproxy.cfg?socket=${encodeURIComponent('/tmp/not-a-hub-socket.sock')}`, { headers: auth });
     expect(unknown.status).toBe(400);
-    expect(((await unknown.json()) as { error: { code: string; details: { field: string } } }).error).toMatchObject({ code: 'invalid_request', details: { field: 'socket' } });
+    expect(((await unknown.json()) as { error: { code: string; details: { field: string } } }).error).toMatchObject({
+      code: 'invalid_request',
+      details: { field: 'socket' },
+    });
     fs.mkdirSync(path.join(dir, 'live'));
     proxies.push(await startHaproxy(cfgLive, frontLive, path.join(dir, 'live')));
 
     const [node] = await fakeNodes('synced', 1);
     memberships.push(startMembership({ hubUrl: hub.url, token, nodeId: node.id, advertiseUrl: node.url, capacity: 2, heartbeatIntervalMs: 1000, log }));
-    const routedIn = async (socket: string) =>
-      (await createRuntimeApi(socket).servers('shotfleet_nodes')).some((s) => !s.maintenance && s.port === node.port);
+    const routedIn = async (socket: string) => (await createRuntimeApi(socket).servers('shotfleet_nodes')).some((s) => !s.maintenance && s.port === node.port);
     await waitFor('node in the live HAProxy', () => routedIn(live), 20_000);
     const through = (front: number) => async () => {
       const r = await fetch(`http://127.0.0.1:${front}/anything`);
@@ -127,7 +131,11 @@ describe('fleet at scale (stand-in nodes, real hubs and HAProxy)', () => {
     };
     expect(await waitFor('traffic through the live HAProxy', through(frontLive), 20_000)).toBe(node.id);
 
-    const errors = (text: string, socket: string) => Number(new RegExp(`^shotfleet_hub_haproxy_sync_errors_total\\{socket="${socket.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
+    const errors = (text: string, socket: string) =>
+      Number(
+        new RegExp(`^shotfleet_hub_haproxy_sync_errors_total\\{socket="${socket.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}"\\} (\\d+)$`, 'm').exec(text)?.[1] ??
+          NaN,
+      );
     // From here on the live socket syncs without error while the missing one keeps failing.
     const liveErrors = errors(await metrics(hub.url), live);
     const lateErrors = errors(await metrics(hub.url), late);
@@ -135,7 +143,15 @@ describe('fleet at scale (stand-in nodes, real hubs and HAProxy)', () => {
     expect(errors(await metrics(hub.url), live)).toBe(liveErrors);
 
     // The second HAProxy comes up from an empty config (as if started before the node existed): the hub fills it in.
-    const empty = renderHaproxyConfig({ slots: 64, servers: [], bind: `127.0.0.1:${frontLate}`, statsBind: '', sessionCookie: 'shot_session', runtimeSocket: late, defaultMaxconn: 2 });
+    const empty = renderHaproxyConfig({
+      slots: 64,
+      servers: [],
+      bind: `127.0.0.1:${frontLate}`,
+      statsBind: '',
+      sessionCookie: 'shot_session',
+      runtimeSocket: late,
+      defaultMaxconn: 2,
+    });
     fs.mkdirSync(path.join(dir, 'late'));
     proxies.push(await startHaproxy(empty, frontLate, path.join(dir, 'late')));
     await waitFor('node in the returning HAProxy', () => routedIn(late), 20_000);
@@ -150,7 +166,9 @@ describe('fleet at scale (stand-in nodes, real hubs and HAProxy)', () => {
     for (const node of [...fleet].reverse()) expect((await register(b.url, node.id, node.url)).status).toBe(200);
     // Two more that register themselves with both hubs through one SHOTFLEET_HUB_URL list.
     for (const node of await fakeNodes('both', 2)) {
-      memberships.push(startMembership({ hubUrl: `${a.url},${b.url}`, token, nodeId: node.id, advertiseUrl: node.url, capacity: 2, heartbeatIntervalMs: 1000, log }));
+      memberships.push(
+        startMembership({ hubUrl: `${a.url},${b.url}`, token, nodeId: node.id, advertiseUrl: node.url, capacity: 2, heartbeatIntervalMs: 1000, log }),
+      );
     }
     for (const hub of [a, b]) await waitFor('42 nodes up', async () => (await listNodes(hub.url)).filter((n) => n.state === 'up').length === 42, 60_000);
 
@@ -158,7 +176,7 @@ describe('fleet at scale (stand-in nodes, real hubs and HAProxy)', () => {
     const mapA = await slotMap(a.url);
     expect(Object.keys(mapA)).toHaveLength(42);
     expect(await slotMap(b.url)).toEqual(mapA);
-    const cfg = async (hub: string) => (await (await fetch(`${hub}/haproxy.cfg`, { headers: auth })).text());
+    const cfg = async (hub: string) => await (await fetch(`${hub}/haproxy.cfg`, { headers: auth })).text();
     const linesA = serverLines(await cfg(a.url));
     expect(linesA.filter((l) => l.includes('# node '))).toHaveLength(2 * 42);
     expect(serverLines(await cfg(b.url))).toEqual(linesA);

@@ -46,7 +46,11 @@ describe('the hub is never open to the network', () => {
       const node = await startFakeFleetNode('member');
       try {
         const post = (token: string) =>
-          fetch(`${hub.url}/nodes`, { method: 'POST', headers: { token, 'Content-Type': 'application/json' }, body: JSON.stringify({ url: node.url, id: 'member' }) });
+          fetch(`${hub.url}/nodes`, {
+            method: 'POST',
+            headers: { token, 'Content-Type': 'application/json' },
+            body: JSON.stringify({ url: node.url, id: 'member' }),
+          });
         const refused = await post('api');
         expect(refused.status).toBe(401);
         expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('unauthorized');
@@ -93,7 +97,11 @@ describe('the hub pings and routes only the address it checked', () => {
     node = await startFakeFleetNode('real-node', 0, '127.0.0.1');
     // Same port on another loopback address: where a rebinding name would send a second lookup.
     impostor = await startFakeFleetNode('impostor', node.port, '127.0.0.2');
-    const config = loadConfig('hub', {}, { SHOTFLEET_HOST: '127.0.0.1', SHOTFLEET_PORT: '0', SHOTFLEET_HUB_TOKEN: token, SHOTFLEET_PING_INTERVAL_MS: '100', SHOTFLEET_PING_FAILURES: '1000' });
+    const config = loadConfig(
+      'hub',
+      {},
+      { SHOTFLEET_HOST: '127.0.0.1', SHOTFLEET_PORT: '0', SHOTFLEET_HUB_TOKEN: token, SHOTFLEET_PING_INTERVAL_MS: '100', SHOTFLEET_PING_FAILURES: '1000' },
+    );
     // A rebinding name: the first answer is the node, every later one another address.
     const lookup = async (host: string) => {
       lookups.push(host);
@@ -143,7 +151,7 @@ describe('the hub pings and routes only the address it checked', () => {
   );
 });
 
-describe('a node\'s /status figures are checked before they reach HAProxy', () => {
+describe("a node's /status figures are checked before they reach HAProxy", () => {
   it.each([
     [{ status: 'ready', pages: { max: 1e21 } }, /pages\.max/],
     [{ status: 'ready', pages: { max: 0.5 } }, /pages\.max/],
@@ -179,11 +187,19 @@ describe('a node\'s /status figures are checked before they reach HAProxy', () =
     const hub = await startShotfleet('hub', { SHOTFLEET_HUB_TOKEN: token, SHOTFLEET_PING_INTERVAL_MS: '250', SHOTFLEET_PING_FAILURES: '1000' });
     const nodes: FakeFleetNode[] = [];
     try {
-      for (const [id, pagesMax] of [['good', 3], ['huge', 1e21], ['half', 0.5]] as const) {
+      for (const [id, pagesMax] of [
+        ['good', 3],
+        ['huge', 1e21],
+        ['half', 0.5],
+      ] as const) {
         const node = await startFakeFleetNode(id);
         nodes.push(node);
         node.status.pagesMax = pagesMax;
-        const res = await fetch(`${hub.url}/nodes`, { method: 'POST', headers: { token, 'Content-Type': 'application/json' }, body: JSON.stringify({ url: node.url, id }) });
+        const res = await fetch(`${hub.url}/nodes`, {
+          method: 'POST',
+          headers: { token, 'Content-Type': 'application/json' },
+          body: JSON.stringify({ url: node.url, id }),
+        });
         expect(res.status).toBe(200);
       }
       const listNodes = async () => (await (await fetch(`${hub.url}/nodes`, { headers: { token } })).json()) as NodeView[];

@@ -8,7 +8,10 @@ import { checkHaproxyConfig } from './helpers/haproxy.js';
 const base = { bind: ':8080', statsBind: '127.0.0.1:8404', sessionCookie: 'shot_session', defaultMaxconn: 2 };
 
 function servers(n: number, slots = 64): SlotServer[] {
-  const placed = assignSlots(Array.from({ length: n }, (_, i) => `node-${i}:3000`), slots);
+  const placed = assignSlots(
+    Array.from({ length: n }, (_, i) => `node-${i}:3000`),
+    slots,
+  );
   return Array.from({ length: n }, (_, i) => {
     const id = `node-${i}:3000`;
     return { slot: placed.get(id) ?? 0, host: `10.0.${Math.floor(i / 250)}.${(i % 250) + 1}`, port: 3000, maxconn: 4, id };

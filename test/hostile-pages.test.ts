@@ -27,7 +27,10 @@ function centreColour(png: Buffer): number[] {
 
 function expectGreen(answer: Answer): void {
   const colour = centreColour(expectPng(answer));
-  expect(colour.every((v, i) => Math.abs(v - green[i]) <= 8), `centre pixel rgb(${colour}) should be rgb(${green})`).toBe(true);
+  expect(
+    colour.every((v, i) => Math.abs(v - green[i]) <= 8),
+    `centre pixel rgb(${colour}) should be rgb(${green})`,
+  ).toBe(true);
 }
 
 async function filesUnder(dir: string): Promise<string[]> {
@@ -59,7 +62,10 @@ describe('hostile pages on a real node (2 pages)', () => {
           return html('<!doctype html><script>for (;;) { alert("a"); confirm("c"); prompt("p"); }</script>');
         case '/dialogs-after-load':
           return html(
-            solidPage('rgb(0,160,0)', '<script>onload = () => setInterval(() => { alert("a"); confirm("c"); prompt("p"); onbeforeunload = () => "stay"; }, 20)</script>'),
+            solidPage(
+              'rgb(0,160,0)',
+              '<script>onload = () => setInterval(() => { alert("a"); confirm("c"); prompt("p"); onbeforeunload = () => "stay"; }, 20)</script>',
+            ),
           );
         case '/popup-flood':
           return html(
@@ -85,7 +91,10 @@ describe('hostile pages on a real node (2 pages)', () => {
           return res.end(Buffer.alloc(64 * 1024, 7));
         case '/download-link':
           return html(
-            solidPage('rgb(0,160,0)', `<a id="d" href="/download" download="${downloadName}">get</a><script>document.getElementById('d').click(); location.href = '/download';</script>`),
+            solidPage(
+              'rgb(0,160,0)',
+              `<a id="d" href="/download" download="${downloadName}">get</a><script>document.getElementById('d').click(); location.href = '/download';</script>`,
+            ),
           );
         default:
           res.writeHead(404).end();

@@ -70,7 +70,11 @@ describe('bad input', () => {
     const fits = JSON.stringify({ url: page, css: 'a'.repeat(1024 - atCap) });
     expect(fits.length).toBe(1024);
     expectPng(await node.request('/screenshot', { method: 'POST', headers: { 'content-type': 'application/json' }, body: fits }));
-    expectCleanError(await node.request('/screenshot', { method: 'POST', headers: { 'content-type': 'application/json' }, body: `${fits} ` }), 413, 'one byte over');
+    expectCleanError(
+      await node.request('/screenshot', { method: 'POST', headers: { 'content-type': 'application/json' }, body: `${fits} ` }),
+      413,
+      'one byte over',
+    );
   });
 
   it('bad GET /screenshot queries get 400, other methods and routes a JSON 404', async () => {
@@ -99,7 +103,11 @@ describe('bad input', () => {
     let refusal: ShotError | null = shed('queue_full', 1.2);
     const node = inProcessNode({ refusalForAnyRequest: () => refusal });
     const notJson = () => node.request('/screenshot', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{not json' });
-    for (const answer of [await notJson(), await node.request('/screenshot', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x' }), await node.request(`/screenshot?url=${page}`)]) {
+    for (const answer of [
+      await notJson(),
+      await node.request('/screenshot', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x' }),
+      await node.request(`/screenshot?url=${page}`),
+    ]) {
       expect(answer.status).toBe(503);
       expect(answer.json?.error?.code).toBe('saturated');
       expect(answer.json?.error?.details?.reason).toBe('queue_full');
@@ -115,7 +123,13 @@ describe('auth', () => {
   it('SHOTFLEET_TOKEN: 401 without or with a wrong token (before the body is looked at); Bearer and token: header accepted', async () => {
     const node = inProcessNode({ token });
     const body = { url: page };
-    for (const headers of [{}, { authorization: 'Bearer wrong' }, { token: 'wrong' }, { authorization: `Basic ${Buffer.from(`x:${token}`).toString('base64')}` }, { authorization: token }]) {
+    for (const headers of [
+      {},
+      { authorization: 'Bearer wrong' },
+      { token: 'wrong' },
+      { authorization: `Basic ${Buffer.from(`x:${token}`).toString('base64')}` },
+      { authorization: token },
+    ]) {
       expectCleanError(await node.shoot(body, headers), 401, `headers ${JSON.stringify(headers)}`);
       // Auth comes first: a bad body without the token learns nothing about validation.
       expectCleanError(await send(node, { name: 'bad', body: { url: 1 }, expect: 400 }, headers), 401, 'bad body without token');
@@ -218,7 +232,11 @@ describe('errors mapped to HTTP', () => {
           throw new ShotError(code, `the ${code} message`, { field: 'x' }, { 'X-Extra': code });
         },
       });
-      const answer = await node.request('/screenshot', { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': `req-${code}` }, body: JSON.stringify({ url: page }) });
+      const answer = await node.request('/screenshot', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-request-id': `req-${code}` },
+        body: JSON.stringify({ url: page }),
+      });
       expect(answer.status, code).toBe(status);
       expect(answer.json, code).toEqual({ error: { code, message: `the ${code} message`, details: { field: 'x' } } });
       expect(answer.headers.get('x-extra'), code).toBe(code);
@@ -228,7 +246,12 @@ describe('errors mapped to HTTP', () => {
   });
 
   it('a shed is a 503 with Retry-After in whole seconds and its reason; a drain says so', async () => {
-    for (const [reason, seconds, retryAfter] of [['queue_full', 0.2, '1'], ['deadline', 2.5, '3'], ['upload_backlog', 7, '7'], ['memory', 1, '1']] as const) {
+    for (const [reason, seconds, retryAfter] of [
+      ['queue_full', 0.2, '1'],
+      ['deadline', 2.5, '3'],
+      ['upload_backlog', 7, '7'],
+      ['memory', 1, '1'],
+    ] as const) {
       const node = inProcessNode({
         screenshot: () => {
           throw shed(reason, seconds);
@@ -287,7 +310,8 @@ describe('screenshot answers', () => {
     expect(answer.headers.get('server-timing')).toBe('queue;dur=3, render;dur=42');
     expect(answer.headers.get('x-shotfleet-node')).toBe(nodeId);
     expect(answer.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
-    for (const header of ['x-shotfleet-truncated', 'x-shotfleet-session', 'x-shotfleet-target-status', 'x-shotfleet-best-effort']) expect(answer.headers.get(header), header).toBeNull();
+    for (const header of ['x-shotfleet-truncated', 'x-shotfleet-session', 'x-shotfleet-target-status', 'x-shotfleet-best-effort'])
+      expect(answer.headers.get(header), header).toBeNull();
     const [req] = node.renders;
     expect(req.options).toMatchObject({ url: page, format: 'png', viewport: { width: 320, height: 200 } });
     expect(req.sessionId).toBe('abc');
@@ -297,7 +321,15 @@ describe('screenshot answers', () => {
 
   it('what the render learnt is in headers: truncated, session, the target status, best effort; upload time in Server-Timing', async () => {
     const node = inProcessNode({
-      screenshot: () => imageResult({ truncated: true, session: 'reused', targetStatus: 404, bestEffort: true, timings: { queueMs: 1, renderMs: 2, uploadMs: 3 }, contentType: 'image/jpeg' }),
+      screenshot: () =>
+        imageResult({
+          truncated: true,
+          session: 'reused',
+          targetStatus: 404,
+          bestEffort: true,
+          timings: { queueMs: 1, renderMs: 2, uploadMs: 3 },
+          contentType: 'image/jpeg',
+        }),
     });
     const answer = await node.shoot({ url: page, format: 'jpeg' });
     expect(answer.status).toBe(200);
@@ -310,7 +342,17 @@ describe('screenshot answers', () => {
   });
 
   it('a stored image is answered with its JSON description and the same headers', async () => {
-    const stored = { bucket: 'b', key: 'k.png', url: 'http://s3.test/b/k.png', etag: '"e"', bytes: 9, format: 'png', width: 2, height: 2, timings: { queueMs: 1, renderMs: 2, uploadMs: 3 } };
+    const stored = {
+      bucket: 'b',
+      key: 'k.png',
+      url: 'http://s3.test/b/k.png',
+      etag: '"e"',
+      bytes: 9,
+      format: 'png',
+      width: 2,
+      height: 2,
+      timings: { queueMs: 1, renderMs: 2, uploadMs: 3 },
+    };
     const node = inProcessNode({
       screenshot: () => ({ kind: 'stored', body: stored, truncated: false, timings: stored.timings, session: 'new', bestEffort: false }),
     });
@@ -330,9 +372,20 @@ describe('screenshot answers', () => {
     expect((await node.request('/nope', { headers: { 'x-request-id': 'mine-404' } })).headers.get('x-request-id')).toBe('mine-404');
   });
 
-  it('GET /screenshot maps its flat query parameters to the options and leaves out the link\'s own', async () => {
+  it("GET /screenshot maps its flat query parameters to the options and leaves out the link's own", async () => {
     const node = inProcessNode();
-    const query = { url: page, width: '200', height: '100', deviceScaleFactor: '2', fullPage: 'true', format: 'jpeg', quality: '70', timezone: 'Asia/Tokyo', failOnHttpStatus: '404,500', token: 'x' };
+    const query = {
+      url: page,
+      width: '200',
+      height: '100',
+      deviceScaleFactor: '2',
+      fullPage: 'true',
+      format: 'jpeg',
+      quality: '70',
+      timezone: 'Asia/Tokyo',
+      failOnHttpStatus: '404,500',
+      token: 'x',
+    };
     expect((await node.request(`/screenshot?${new URLSearchParams(query)}`)).status).toBe(200);
     expect(node.renders[0].options).toMatchObject({
       url: page,
@@ -351,7 +404,12 @@ describe('screenshot answers', () => {
 
 describe('health, metrics and the API description', () => {
   it('/status is 200 while ready and 503 while starting, draining or without a browser; /livez always says alive', async () => {
-    for (const [state, code] of [['ready', 200], ['starting', 503], ['draining', 503], ['no_browser', 503]] as const) {
+    for (const [state, code] of [
+      ['ready', 200],
+      ['starting', 503],
+      ['draining', 503],
+      ['no_browser', 503],
+    ] as const) {
       const node = inProcessNode({ status: () => ({ ...readyStatus(), status: state }) });
       const answer = await node.request('/status');
       expect(answer.status, state).toBe(code);

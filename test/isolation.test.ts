@@ -73,7 +73,7 @@ describe('isolation between session-less requests (one page, reused)', () => {
     }
   });
 
-  it('an html render right after a url render cannot leave state for that url\'s origin', async () => {
+  it("an html render right after a url render cannot leave state for that url's origin", async () => {
     ok(await render('/write'));
     const html = page(
       '<p>html</p>',

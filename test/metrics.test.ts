@@ -23,7 +23,13 @@ const contractMetrics: Record<string, 'gauge' | 'counter' | 'histogram'> = {
 };
 
 /** A few of prom-client's default process metrics, standing for the rest. */
-const processMetrics = ['process_cpu_user_seconds_total', 'process_resident_memory_bytes', 'process_start_time_seconds', 'nodejs_heap_size_used_bytes', 'nodejs_eventloop_lag_seconds'];
+const processMetrics = [
+  'process_cpu_user_seconds_total',
+  'process_resident_memory_bytes',
+  'process_start_time_seconds',
+  'nodejs_heap_size_used_bytes',
+  'nodejs_eventloop_lag_seconds',
+];
 
 function promtool(text: string): { status: number | null; output: string } {
   const run = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8', timeout: 30_000 });
@@ -56,9 +62,14 @@ describe('/metrics of a real node', () => {
     for (const [name, type] of Object.entries(contractMetrics)) expect(text, name).toContain(`# TYPE ${name} ${type}\n`);
     for (const name of processMetrics) expect(text, name).toMatch(new RegExp(`^${name}(\\{[^}]*\\})? `, 'm'));
     // Every shed reason is there from the start, so rate() works before the first shed.
-    expect(Object.keys(metricValues(text, 'shotfleet_shed_total', 'reason')).sort()).toEqual(
-      ['deadline', 'draining', 'memory', 'queue_full', 'queue_timeout', 'upload_backlog'],
-    );
+    expect(Object.keys(metricValues(text, 'shotfleet_shed_total', 'reason')).sort()).toEqual([
+      'deadline',
+      'draining',
+      'memory',
+      'queue_full',
+      'queue_timeout',
+      'upload_backlog',
+    ]);
     expect(metricValues(text, 'shotfleet_pages_max')['']).toBe(2);
   });
 

@@ -50,9 +50,9 @@ async function launch(env: Record<string, string> = {}): Promise<Launched> {
 async function statusCode(url: string): Promise<number> {
   return fetch(`${url}/status`, { signal: AbortSignal.timeout(5000) }).then(
     async (res) => {
-        await res.arrayBuffer();
-        return res.status;
-      },
+      await res.arrayBuffer();
+      return res.status;
+    },
     () => 0,
   );
 }
@@ -111,7 +111,16 @@ describe('a node started as an operator starts it: ready means started, SIGTERM 
     const hub = await startRecordingHub();
     const node = await launch({ SHOTFLEET_HUB_URL: hub.url, SHOTFLEET_QUEUE_MAX: '50' });
     try {
-      await waitFor('the port to answer', async () => (await fetch(`${node.url}/livez`).then((r) => r.status, () => 0)) === 200, 60_000, 10);
+      await waitFor(
+        'the port to answer',
+        async () =>
+          (await fetch(`${node.url}/livez`).then(
+            (r) => r.status,
+            () => 0,
+          )) === 200,
+        60_000,
+        10,
+      );
       // Still starting: /status says so, and HAProxy's agent check hears "drain", not a refused connection.
       const early = await fetch(`${node.url}/status`);
       if (early.status !== 200) {
@@ -163,7 +172,16 @@ describe('a node started as an operator starts it: ready means started, SIGTERM 
 
   it('SIGTERM while the node is still starting: exit 0, no Chromium left', async () => {
     const node = await launch();
-    await waitFor('the port to answer', async () => (await fetch(`${node.url}/livez`).then((r) => r.status, () => 0)) === 200, 60_000, 10);
+    await waitFor(
+      'the port to answer',
+      async () =>
+        (await fetch(`${node.url}/livez`).then(
+          (r) => r.status,
+          () => 0,
+        )) === 200,
+      60_000,
+      10,
+    );
     expect(await statusCode(node.url)).toBe(503);
     node.proc.kill('SIGTERM');
     expect(await node.exited).toBe(0);
@@ -175,10 +193,15 @@ describe('a node started as an operator starts it: ready means started, SIGTERM 
     const node = await launch();
     await waitFor('/status 200', async () => (await statusCode(node.url)) === 200, 60_000, 10);
     const inFlight = [0, 1].map((i) => shoot(node.url, { url: `${site.url}/slow?i=${i}`, delay: 1500 }));
-    await waitFor('both renders to hold a page', async () => {
-      const res = await fetch(`${node.url}/status`);
-      return ((await res.json()) as { pages: { inUse: number } }).pages.inUse === 2;
-    }, 20_000, 10);
+    await waitFor(
+      'both renders to hold a page',
+      async () => {
+        const res = await fetch(`${node.url}/status`);
+        return ((await res.json()) as { pages: { inUse: number } }).pages.inUse === 2;
+      },
+      20_000,
+      10,
+    );
     node.proc.kill('SIGTERM');
     for (const answer of await Promise.all(inFlight)) expect(answer.status).toBe(200);
     expect(await node.exited).toBe(0);

@@ -202,10 +202,12 @@ describe('plain HTTP through the proxy', () => {
 
   it('answers 400 to a request that is not addressed to a proxy', async () => {
     const answer = await new Promise<number>((resolve, reject) => {
-      http.get({ host: '127.0.0.1', port: proxyPort, path: '/' }, (res) => {
-        res.resume();
-        resolve(res.statusCode!);
-      }).on('error', reject);
+      http
+        .get({ host: '127.0.0.1', port: proxyPort, path: '/' }, (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        })
+        .on('error', reject);
     });
     expect(answer).toBe(400);
   });
@@ -248,7 +250,10 @@ describe('close', () => {
     await own.close();
     await closed;
     const refused = await new Promise<string>((resolve) => {
-      net.connect(ownPort, '127.0.0.1').on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? '')).on('connect', () => resolve('connected'));
+      net
+        .connect(ownPort, '127.0.0.1')
+        .on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? ''))
+        .on('connect', () => resolve('connected'));
     });
     expect(refused).toBe('ECONNREFUSED');
   });

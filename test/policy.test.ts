@@ -93,12 +93,19 @@ describe('forbiddenRange', () => {
     expect(forbiddenRange(address)).toBe(range);
   });
 
-  it.each(['93.184.215.14', '8.8.8.8', '100.63.255.255', '100.128.0.0', '172.32.0.1', '2606:4700::1111', '::ffff:8.8.8.8', '64:ff9b::808:808', '2002:808:808::1'])(
-    '%s is public',
-    (address) => {
-      expect(forbiddenRange(address)).toBeUndefined();
-    },
-  );
+  it.each([
+    '93.184.215.14',
+    '8.8.8.8',
+    '100.63.255.255',
+    '100.128.0.0',
+    '172.32.0.1',
+    '2606:4700::1111',
+    '::ffff:8.8.8.8',
+    '64:ff9b::808:808',
+    '2002:808:808::1',
+  ])('%s is public', (address) => {
+    expect(forbiddenRange(address)).toBeUndefined();
+  });
 
   it('refuses what is not an address at all', () => {
     expect(forbiddenRange('example.com')).toBe('not an IP address');
@@ -270,12 +277,16 @@ describe('quickCheck (sub-requests, no DNS)', () => {
     throw new Error('quickCheck must not resolve');
   });
 
-  it.each(['data:image/png;base64,AAAA', 'blob:http://public.test/6b1c', 'about:blank', 'http://public.test/a.png', 'https://unknown.test/', 'wss://public.test/socket'])(
-    'lets %s through',
-    (url) => {
-      expect(policy.quickCheck(url)).toEqual({ ok: true });
-    },
-  );
+  it.each([
+    'data:image/png;base64,AAAA',
+    'blob:http://public.test/6b1c',
+    'about:blank',
+    'http://public.test/a.png',
+    'https://unknown.test/',
+    'wss://public.test/socket',
+  ])('lets %s through', (url) => {
+    expect(policy.quickCheck(url)).toEqual({ ok: true });
+  });
 
   it.each([
     'file:///etc/passwd',

@@ -62,7 +62,7 @@ describe('render options on a real node (pixels decoded and checked)', () => {
     assertColor(image, 322, 242, rgb(yellow));
   });
 
-  it('the default viewport is 1280×800 and a later request is not left with an earlier one\'s size', async () => {
+  it("the default viewport is 1280×800 and a later request is not left with an earlier one's size", async () => {
     await shoot(node.url, { url: `${site.url}/quadrants`, viewport: { width: 333, height: 222 } });
     await shoot(node.url, { url: `${site.url}/quadrants`, viewport: { width: 333, height: 222 } });
     const image = decodePng(ok(await shoot(node.url, { url: `${site.url}/quadrants` })));
@@ -107,7 +107,14 @@ describe('render options on a real node (pixels decoded and checked)', () => {
     const html = page(box(0, 0, 400, 300, white) + box(100, 100, 50, 50, red));
     const inside = decodePng(ok(await shoot(node.url, { html, viewport: { width: 400, height: 300 }, clip: { x: 100, y: 100, width: 50, height: 50 } })));
     expect([inside.width, inside.height]).toEqual([50, 50]);
-    for (const [x, y] of [[0, 0], [49, 0], [0, 49], [49, 49], [25, 25]]) assertColor(inside, x, y, rgb(red));
+    for (const [x, y] of [
+      [0, 0],
+      [49, 0],
+      [0, 49],
+      [49, 49],
+      [25, 25],
+    ])
+      assertColor(inside, x, y, rgb(red));
 
     const edge = decodePng(ok(await shoot(node.url, { html, viewport: { width: 400, height: 300 }, clip: { x: 90, y: 90, width: 20, height: 20 } })));
     expect([edge.width, edge.height]).toEqual([20, 20]);
@@ -119,14 +126,21 @@ describe('render options on a real node (pixels decoded and checked)', () => {
     const html = page(box(0, 0, 800, 600, white) + box(130, 170, 120, 80, blue, 'id="target"'));
     const image = decodePng(ok(await shoot(node.url, { html, selector: '#target' })));
     expect([image.width, image.height]).toEqual([120, 80]);
-    for (const [x, y] of [[0, 0], [119, 0], [0, 79], [119, 79], [60, 40]]) assertColor(image, x, y, rgb(blue));
+    for (const [x, y] of [
+      [0, 0],
+      [119, 0],
+      [0, 79],
+      [119, 79],
+      [60, 40],
+    ])
+      assertColor(image, x, y, rgb(blue));
 
     const missing = await shoot(node.url, { html, selector: '#nowhere' });
     expect(missing.status).toBe(422);
     expect(missing.json?.error?.code).toBe('selector_not_found');
   });
 
-  it('omitBackground leaves the page\'s background transparent and its content opaque', async () => {
+  it("omitBackground leaves the page's background transparent and its content opaque", async () => {
     const html = `<!doctype html><html><body style="margin:0">${box(20, 20, 40, 40, red)}</body></html>`;
     const clear = decodePng(ok(await shoot(node.url, { html, viewport: { width: 100, height: 100 }, omitBackground: true })));
     expect(clear.at(5, 5)[3]).toBe(0);
@@ -194,7 +208,7 @@ describe('render options on a real node (pixels decoded and checked)', () => {
     assertColor(image, 50, 75, rgb(yellow));
   });
 
-  it('headers, cookies and userAgent reach the page\'s server', async () => {
+  it("headers, cookies and userAgent reach the page's server", async () => {
     ok(
       await shoot(node.url, {
         url: `${site.url}/seen`,
@@ -248,7 +262,10 @@ describe('render options on a real node (pixels decoded and checked)', () => {
   });
 
   it('jpeg and webp: magic bytes, Content-Type and size', async () => {
-    for (const [format, looksRight] of [['jpeg', isJpeg], ['webp', isWebp]] as const) {
+    for (const [format, looksRight] of [
+      ['jpeg', isJpeg],
+      ['webp', isWebp],
+    ] as const) {
       const shot = await shoot(node.url, { url: `${site.url}/quadrants`, format, viewport: { width: 320, height: 240 } });
       expect(shot.headers.get('content-type')).toBe(`image/${format}`);
       expect(looksRight(ok(shot))).toBe(true);

@@ -5,7 +5,6 @@ import { startShotfleet, type RunningProcess } from './helpers/processes.js';
 import { rendererPids, metricValues, shoot, type Answer } from './helpers/node-client.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
-
 describe('renderers killed under load: every request is retried on a fresh page, none fails or hangs', () => {
   let site: TestSite;
   let node: RunningProcess;
@@ -15,9 +14,9 @@ describe('renderers killed under load: every request is retried on a fresh page,
     site = await startTestSite({
       '/color': (req, res) => {
         const n = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('n'));
-        res.writeHead(200, { 'content-type': 'text/html', 'cache-control': 'no-store' }).end(
-          `<!doctype html><body style="margin:0;background:rgb(${(n * 37) % 250},120,${(n * 91) % 250})"></body>`,
-        );
+        res
+          .writeHead(200, { 'content-type': 'text/html', 'cache-control': 'no-store' })
+          .end(`<!doctype html><body style="margin:0;background:rgb(${(n * 37) % 250},120,${(n * 91) % 250})"></body>`);
       },
       // The first load never finishes; the ones after it do. A render waiting on it when its renderer dies is
       // retried at once — and the retry loads — instead of waiting on a dead page until its deadline.
@@ -85,7 +84,12 @@ describe('renderers killed under load: every request is retried on a fresh page,
     // Well before the 60 s deadline: the dead page was noticed, not waited on.
     expect(Date.now() - started).toBeLessThan(45_000);
     // The warning is written before the answer; its pipe may still be on its way.
-    await waitFor('the retry warning', () => node.logs.filter((l) => l.msg === 'the render lost its page; retrying on a fresh one').length > retriesBefore, 5000, 20);
+    await waitFor(
+      'the retry warning',
+      () => node.logs.filter((l) => l.msg === 'the render lost its page; retrying on a fresh one').length > retriesBefore,
+      5000,
+      20,
+    );
     const codes = metricValues(await (await fetch(`${node.url}/metrics`)).text(), 'shotfleet_requests_total', 'code');
     expect(codes['500'] ?? 0).toBe(codesBefore['500'] ?? 0);
     expect(codes['504'] ?? 0).toBe(codesBefore['504'] ?? 0);

@@ -83,7 +83,12 @@ describe('the effective viewport, resolved once', () => {
     expect(parsed({ viewport: {} })).toMatchObject({ ...defaultViewport });
     expect(parsed({ viewport: { width: 640 } })).toMatchObject({ width: 640, height: defaultViewport.height, deviceScaleFactor: 1 });
     const phone = KnownDevices['iPhone 15'].viewport;
-    expect(parsed({ device: 'iPhone 15' })).toMatchObject({ width: phone.width, height: phone.height, deviceScaleFactor: phone.deviceScaleFactor, isMobile: true });
+    expect(parsed({ device: 'iPhone 15' })).toMatchObject({
+      width: phone.width,
+      height: phone.height,
+      deviceScaleFactor: phone.deviceScaleFactor,
+      isMobile: true,
+    });
     expect(phone.deviceScaleFactor).toBeGreaterThan(1);
   });
 });

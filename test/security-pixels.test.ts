@@ -82,7 +82,11 @@ describe('pixel budget at the default SHOTFLEET_MAX_PIXELS (100 000 000)', () =>
   });
 
   it('a clip over the budget and a webp viewport over 16383 px a side are 400s too', async () => {
-    const clip = await shoot(node.url, { html: '<p>x</p>', viewport: { width: 800, height: 600, deviceScaleFactor: 4 }, clip: { x: 0, y: 0, width: 4000, height: 4000 } });
+    const clip = await shoot(node.url, {
+      html: '<p>x</p>',
+      viewport: { width: 800, height: 600, deviceScaleFactor: 4 },
+      clip: { x: 0, y: 0, width: 4000, height: 4000 },
+    });
     expect(clip.status).toBe(400);
     expect(clip.json?.error?.details?.fields).toEqual([expect.objectContaining({ field: 'clip' })]);
     const webp = await shoot(node.url, { html: '<p>x</p>', format: 'webp', viewport: { width: 4096, height: 100, deviceScaleFactor: 4 } });
@@ -91,7 +95,11 @@ describe('pixel budget at the default SHOTFLEET_MAX_PIXELS (100 000 000)', () =>
   });
 
   it('a webp fullPage of a 20 000 px page is a decodable image cut to 16383 px, marked truncated', async () => {
-    const shot = await shoot(node.url, { url: `${site.url}/tall`, format: 'webp', fullPage: true, viewport: { width: 400, height: 600, deviceScaleFactor: 1 }, timeout: 60_000 }, { timeoutMs: 90_000 });
+    const shot = await shoot(
+      node.url,
+      { url: `${site.url}/tall`, format: 'webp', fullPage: true, viewport: { width: 400, height: 600, deviceScaleFactor: 1 }, timeout: 60_000 },
+      { timeoutMs: 90_000 },
+    );
     const bytes = ok(shot);
     expect(isWebp(bytes)).toBe(true);
     expect(shot.headers.get('x-shotfleet-truncated')).toBe('true');

@@ -30,7 +30,6 @@ async function statusField(pid: number, field: string): Promise<string | undefin
   return new RegExp(`^${field}:\\s*(.*)$`, 'm').exec(status)?.[1];
 }
 
-
 /** No secret value appears in the environment of any of the node's Chromium processes. */
 async function expectNoSecrets(nodePid: number): Promise<number> {
   const pids = await nodeChromiumPids(nodePid);
@@ -41,9 +40,15 @@ async function expectNoSecrets(nodePid: number): Promise<number> {
     if (!env) continue;
     read++;
     for (const [name, value] of Object.entries(secrets)) {
-      expect(env.filter((entry) => entry.includes(value) || entry.startsWith(`${name}=`)), `pid ${pid} holds ${name}`).toEqual([]);
+      expect(
+        env.filter((entry) => entry.includes(value) || entry.startsWith(`${name}=`)),
+        `pid ${pid} holds ${name}`,
+      ).toEqual([]);
     }
-    expect(env.filter((e) => e.startsWith('SHOTFLEET_') || e.startsWith('AWS_')), `pid ${pid}`).toEqual([]);
+    expect(
+      env.filter((e) => e.startsWith('SHOTFLEET_') || e.startsWith('AWS_')),
+      `pid ${pid}`,
+    ).toEqual([]);
   }
   return read;
 }
@@ -166,8 +171,8 @@ exit 1
     try {
       expect((await request(`${node.url}/status`)).json?.chrome).toEqual({ sandbox: false });
       const warning = await waitForLog(node, 'the sandbox warning', (l) => l.sandbox === false && l.level === 40).then(() =>
-      node.logs.find((l) => l.sandbox === false && l.level === 40),
-    );
+        node.logs.find((l) => l.sandbox === false && l.level === 40),
+      );
       expect(String(warning?.reason)).toMatch(/No usable sandbox/);
     } finally {
       await node.stop();
@@ -183,4 +188,3 @@ exit 1
     await expect(started).rejects.toThrow(/exited with [1-9].*SHOTFLEET_CHROME_SANDBOX=on.*No usable sandbox.*user namespaces/s);
   });
 });
-

@@ -77,7 +77,7 @@ describe('sessions: state kept per cookie, separate between ids, LRU eviction (3
     expect(await sessionsActive(node.url)).toBe(2);
   });
 
-  it('a request without the cookie sees no session\'s state and gets no session header', async () => {
+  it("a request without the cookie sees no session's state and gets no session header", async () => {
     const plain = await probe(node, site, '/read');
     ok(plain);
     expect(plain.headers.get('x-shotfleet-session')).toBeNull();
@@ -105,9 +105,7 @@ describe('sessions: state kept per cookie, separate between ids, LRU eviction (3
 
   it('when every session is busy, a new one is shed with 503 and Retry-After', async () => {
     const startedBefore = site.hits('/busy-started');
-    const busy = ['alpha', 'beta'].map((id) =>
-      shoot(node.url, { url: `${site.url}/busy`, delay: 4000 }, { cookie: `shot_session=${id}` }),
-    );
+    const busy = ['alpha', 'beta'].map((id) => shoot(node.url, { url: `${site.url}/busy`, delay: 4000 }, { cookie: `shot_session=${id}` }));
     // Both renders are on their pages (bounded wait: 100 × 100 ms).
     for (let i = 0; i < 100 && site.hits('/busy-started') < startedBefore + 2; i++) await new Promise((r) => setTimeout(r, 100));
     expect(site.hits('/busy-started')).toBe(startedBefore + 2);

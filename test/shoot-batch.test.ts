@@ -38,7 +38,10 @@ describe('shoot against a scripted node', () => {
     const { code, stderr } = await shootInProcess(b.args);
     expect(code).toBe(0);
     const records = await manifestRecords(b.manifest);
-    expect(records.map((r) => [r.line, r.status]).sort()).toEqual([[2, 'ok'], [4, 'ok']]);
+    expect(records.map((r) => [r.line, r.status]).sort()).toEqual([
+      [2, 'ok'],
+      [4, 'ok'],
+    ]);
     const png = records.find((r) => r.line === 2)!;
     expect(png.file).toBe(`2-page-test-ok-1-t${testIds.size}.png`);
     expect(png).toMatchObject({ url: page('ok', 1), format: 'png', node: 'fake-1', attempts: 1, timings: { queueMs: 3, renderMs: 42.5 } });
@@ -172,8 +175,17 @@ describe('shoot against a scripted node', () => {
     const stdin = `${page('ok', 'in-1')}\n{"url":"${page('ok', 'in-2')}","format":"png","viewport":{"height":200}}\n`;
     const args = ['-', '--endpoint', node.url, '--out', b.out, '--format', 'jpeg', '--quality', '50', '--width', '640'];
     expect((await shootInProcess(args, { stdin })).code).toBe(0);
-    expect(node.requests.find((r) => r.pageUrl === page('ok', 'in-1'))?.body).toEqual({ url: page('ok', 'in-1'), format: 'jpeg', quality: 50, viewport: { width: 640, height: 800 } });
-    expect(node.requests.find((r) => r.pageUrl === page('ok', 'in-2'))?.body).toEqual({ url: page('ok', 'in-2'), format: 'png', viewport: { width: 640, height: 200 } });
+    expect(node.requests.find((r) => r.pageUrl === page('ok', 'in-1'))?.body).toEqual({
+      url: page('ok', 'in-1'),
+      format: 'jpeg',
+      quality: 50,
+      viewport: { width: 640, height: 800 },
+    });
+    expect(node.requests.find((r) => r.pageUrl === page('ok', 'in-2'))?.body).toEqual({
+      url: page('ok', 'in-2'),
+      format: 'png',
+      viewport: { width: 640, height: 200 },
+    });
   });
 
   it('records the key and link a node returns with --store', async () => {
@@ -181,7 +193,14 @@ describe('shoot against a scripted node', () => {
     expect((await shootInProcess([...b.args, '--store'])).code).toBe(0);
     expect(node.requests.find((r) => r.pageUrl === page('store', 'x1'))?.body.store).toBe(true);
     const [record] = await manifestRecords(b.manifest);
-    expect(record).toMatchObject({ status: 'ok', bucket: 'b', key: `shots/x1-t${testIds.size}.png`, url: `http://s3.test/b/x1-t${testIds.size}.png`, bytes: 123, timings: { uploadMs: 3 } });
+    expect(record).toMatchObject({
+      status: 'ok',
+      bucket: 'b',
+      key: `shots/x1-t${testIds.size}.png`,
+      url: `http://s3.test/b/x1-t${testIds.size}.png`,
+      bytes: 123,
+      timings: { uploadMs: 3 },
+    });
     expect(record.file).toBeUndefined();
   });
 

@@ -176,7 +176,21 @@ describe('shotfleet shoot against a flooded one-page node', () => {
   it('waits out the 503s and completes the batch', { timeout: 240_000 }, async () => {
     const lines = Array.from({ length: 40 }, (_, i) => `${pageBase}/flood/${i}`);
     const b = await batch(lines);
-    const { code, output } = await shootCli([b.input, '--endpoint', small.url, '--out', b.out, '--format', 'jpeg', '--width', '400', '--height', '300', '--concurrency', '16']);
+    const { code, output } = await shootCli([
+      b.input,
+      '--endpoint',
+      small.url,
+      '--out',
+      b.out,
+      '--format',
+      'jpeg',
+      '--width',
+      '400',
+      '--height',
+      '300',
+      '--concurrency',
+      '16',
+    ]);
     expect(code, output).toBe(0);
     const final = [...(await readManifest(b.manifest)).values()];
     expect(final.filter((r) => r.status === 'ok')).toHaveLength(40);

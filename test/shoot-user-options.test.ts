@@ -5,8 +5,19 @@ describe('shoot: the page options as request defaults', () => {
   it('turns the flags into the fields POST /screenshot takes', () => {
     const o = parseShootOptions(
       [
-        'urls.txt', '--endpoint', 'http://127.0.0.1:3000', '--block-ads', '--block-cookie-banners', '--scroll-page', '--best-effort',
-        '--timezone', 'Asia/Tokyo', '--locale', 'fr-CH', '--fail-on-http-status', '404,500',
+        'urls.txt',
+        '--endpoint',
+        'http://127.0.0.1:3000',
+        '--block-ads',
+        '--block-cookie-banners',
+        '--scroll-page',
+        '--best-effort',
+        '--timezone',
+        'Asia/Tokyo',
+        '--locale',
+        'fr-CH',
+        '--fail-on-http-status',
+        '404,500',
       ],
       {},
     )!;

@@ -77,7 +77,21 @@ describe('file names', () => {
 describe('options', () => {
   it('builds request defaults and the endpoint from flags', () => {
     const o = parseShootOptions(
-      ['--store', 'urls.txt', '--endpoint', 'http://127.0.0.1:3000', '--format', 'jpeg', '--quality', '70', '--width', '640', '--full-page', '--timeout', '5000'],
+      [
+        '--store',
+        'urls.txt',
+        '--endpoint',
+        'http://127.0.0.1:3000',
+        '--format',
+        'jpeg',
+        '--quality',
+        '70',
+        '--width',
+        '640',
+        '--full-page',
+        '--timeout',
+        '5000',
+      ],
       {},
     )!;
     expect(o.input).toBe('urls.txt');
@@ -264,8 +278,26 @@ describe('feedback', () => {
   });
 
   it('sums up in a table and lists failed lines', () => {
-    const failures = Array.from({ length: 12 }, (_, i) => ({ line: i + 1, url: null, status: 'failed' as const, error: { code: 'invalid_line', message: 'nope' } }));
-    const text = formatSummary({ ok: 5, skipped: 2, failed: 0, invalid: 12, unfinished: 3, retries: 4, shed: 3, throttled: 1, elapsedMs: 10_000, manifestFile: 'm.jsonl', failures, interrupted: true });
+    const failures = Array.from({ length: 12 }, (_, i) => ({
+      line: i + 1,
+      url: null,
+      status: 'failed' as const,
+      error: { code: 'invalid_line', message: 'nope' },
+    }));
+    const text = formatSummary({
+      ok: 5,
+      skipped: 2,
+      failed: 0,
+      invalid: 12,
+      unfinished: 3,
+      retries: 4,
+      shed: 3,
+      throttled: 1,
+      elapsedMs: 10_000,
+      manifestFile: 'm.jsonl',
+      failures,
+      interrupted: true,
+    });
     expect(text).toMatch(/ok\s+5\n/);
     expect(text).toMatch(/already ok\s+2/);
     expect(text).toMatch(/not done\s+3\s+interrupted/);

@@ -35,10 +35,15 @@ describe('graceful shutdown of a real node', () => {
     await waitFor('both pages busy', async () => (await nodeStatus(node.url)).body.pages.inUse === 2, 20_000, 20);
     node.proc.kill('SIGTERM');
 
-    const status = await waitFor('/status to turn 503', async () => {
-      const s = await nodeStatus(node.url);
-      return s.code === 503 ? s : undefined;
-    }, 10_000, 20);
+    const status = await waitFor(
+      '/status to turn 503',
+      async () => {
+        const s = await nodeStatus(node.url);
+        return s.code === 503 ? s : undefined;
+      },
+      10_000,
+      20,
+    );
     expect(status.body.status).toBe('draining');
 
     const refused = await shoot(node.url, { url: `${site.url}/too-late` });

@@ -58,7 +58,7 @@ describe('signing (no browser)', () => {
     expect(verifySignedQuery(link.searchParams, key, 2000).ok).toBe(false);
   });
 
-  it('GET /screenshot takes the new scalar options as query parameters and leaves out the link\'s own', () => {
+  it("GET /screenshot takes the new scalar options as query parameters and leaves out the link's own", () => {
     expect(
       queryToBody({
         url: 'https://example.com',
@@ -108,7 +108,8 @@ describe('signed GET links on a node', () => {
     await site?.close();
   });
 
-  const link = (base: string, extra = '') => `${base}/screenshot?url=${encodeURIComponent(`${site.url}/tz`)}&width=300&height=200&timezone=Asia%2FTokyo${extra}`;
+  const link = (base: string, extra = '') =>
+    `${base}/screenshot?url=${encodeURIComponent(`${site.url}/tz`)}&width=300&height=200&timezone=Asia%2FTokyo${extra}`;
 
   it('`shotfleet sign` prints a link the node serves without its token', async () => {
     const signed = await sign([link(guarded.url), '--expires-in', '600']);
@@ -132,7 +133,7 @@ describe('signed GET links on a node', () => {
 
   // Each way a link is refused (changed, another key, expired, no key on the node, no token on the node) is checked
   // in process in test/http-app.test.ts.
-  it('a tampered link is a 401; a plain GET (with the token) shows the browser\'s own zone on the same page', async () => {
+  it("a tampered link is a 401; a plain GET (with the token) shows the browser's own zone on the same page", async () => {
     const url = (await sign([link(guarded.url)])).stdout.trim();
     const res = await fetch(url.replace('width=300', 'width=301'));
     expect(res.status).toBe(401);

@@ -9,7 +9,11 @@ function recordingTarget(fail?: string) {
     sent.push(name);
     if (name === fail) throw new Error(`${name} failed`);
   };
-  const page = { setViewport: record('setViewport'), setJavaScriptEnabled: record('setJavaScriptEnabled'), setRequestInterception: record('setRequestInterception') };
+  const page = {
+    setViewport: record('setViewport'),
+    setJavaScriptEnabled: record('setJavaScriptEnabled'),
+    setRequestInterception: record('setRequestInterception'),
+  };
   const cdp = { send: async (method: string) => record(method)() };
   const target = { page: page as unknown as Page, cdp: cdp as unknown as CDPSession, browserContextId: 'ctx', browserUserAgent: async () => 'Chromium/1' };
   return { target, sent };
@@ -18,7 +22,7 @@ function recordingTarget(fail?: string) {
 const plain: Emulation = { ...defaultEmulation };
 const dark: Emulation = { ...plain, media: { type: '', features: [{ name: 'prefers-color-scheme', value: 'dark' }] }, userAgent: { userAgent: 'bot/1' } };
 
-describe('a page slot\'s emulation state', () => {
+describe("a page slot's emulation state", () => {
   it('sends the viewport on a new page, then nothing for a render that wants what the page already has', async () => {
     const { target, sent } = recordingTarget();
     const state = createEmulationState(target);

@@ -26,14 +26,18 @@ function request(image: Buffer, extra: Partial<UploadRequest> = {}): UploadReque
 }
 
 function storageFor(endpoint: string, env: Record<string, string> = {}, tuning: Partial<StorageTuning> = {}) {
-  const config = loadConfig('hub', {}, {
-    ...s3rverEnv,
-    SHOTFLEET_S3_BUCKET: 'shots',
-    SHOTFLEET_S3_ENDPOINT: endpoint,
-    SHOTFLEET_S3_FORCE_PATH_STYLE: 'true',
-    SHOTFLEET_S3_REGION: 'us-east-1',
-    ...env,
-  });
+  const config = loadConfig(
+    'hub',
+    {},
+    {
+      ...s3rverEnv,
+      SHOTFLEET_S3_BUCKET: 'shots',
+      SHOTFLEET_S3_ENDPOINT: endpoint,
+      SHOTFLEET_S3_FORCE_PATH_STYLE: 'true',
+      SHOTFLEET_S3_REGION: 'us-east-1',
+      ...env,
+    },
+  );
   const metrics = createNodeMetrics();
   const storage = createStorage(config, log, metrics, tuning) as Storage;
   return { storage, metrics };

@@ -118,7 +118,9 @@ export function startChaos(ctx: ChaosContext, durationMs: number): { events: Cha
     const orphans = killOrphans(ctx.nodes);
     event.orphansAfter2s = orphans.length;
     event.orphanTypes = orphans.map(processKind);
-    ctx.log(`chaos ${kind} on ${target.id}: killed ${victims.length} process(es); ${orphans.length} orphaned Chromium after 2 s ${orphans.length ? `(${event.orphanTypes.join(', ')})` : ''}`);
+    ctx.log(
+      `chaos ${kind} on ${target.id}: killed ${victims.length} process(es); ${orphans.length} orphaned Chromium after 2 s ${orphans.length ? `(${event.orphanTypes.join(', ')})` : ''}`,
+    );
   }
 
   async function restart(slot: NodeSlot): Promise<RestartFigures> {
@@ -182,7 +184,10 @@ export const processKind = (p: FoundProcess) => /--type=(\S+)/.exec(p.cmd)?.[1] 
  */
 function killOrphans(nodes: NodeSlot[]): FoundProcess[] {
   const ours = leftoverChromium();
-  const parents = new Set([...ours.map((p) => p.pid), ...nodes.filter((n) => n.child.proc.exitCode === null && n.child.proc.signalCode === null).map((n) => n.child.pid)]);
+  const parents = new Set([
+    ...ours.map((p) => p.pid),
+    ...nodes.filter((n) => n.child.proc.exitCode === null && n.child.proc.signalCode === null).map((n) => n.child.pid),
+  ]);
   const orphans = ours.filter((p) => !parents.has(p.ppid));
   killPids(orphans.map((p) => p.pid));
   return orphans;

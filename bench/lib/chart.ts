@@ -52,7 +52,10 @@ function panelSvg(panel: Panel, xLabels: string[], offsetX: number): string {
   const scaleX = (i: number) => (xLabels.length === 1 ? w / 2 : (i / (xLabels.length - 1)) * w);
   const ticks = panel.logScale ? logTicks(min, max) : [0, max / 2, max];
   const grid = ticks
-    .map((t) => `<line x1="0" x2="${w}" y1="${scaleY(t)}" y2="${scaleY(t)}" stroke="#ddd"/><text x="-6" y="${scaleY(t) + 4}" font-size="10" text-anchor="end">${fmt(t)}</text>`)
+    .map(
+      (t) =>
+        `<line x1="0" x2="${w}" y1="${scaleY(t)}" y2="${scaleY(t)}" stroke="#ddd"/><text x="-6" y="${scaleY(t) + 4}" font-size="10" text-anchor="end">${fmt(t)}</text>`,
+    )
     .join('');
   const xAxis = xLabels.map((l, i) => `<text x="${scaleX(i)}" y="${h + 16}" font-size="10" text-anchor="middle">${escapeXml(l)}</text>`).join('');
   const lines = panel.series

@@ -8,17 +8,17 @@ import { PNG } from 'pngjs';
  * between them (FIELD-NOTES), so cycling hosts is closer to real traffic than one URL over and over.
  */
 const pages: Record<string, string> = {
-  article: page(
-    'Article',
-    Array.from({ length: 30 }, (_, i) => `<h2>Section ${i + 1}</h2><p>${lorem(6)}</p>`).join(''),
-  ),
+  article: page('Article', Array.from({ length: 30 }, (_, i) => `<h2>Section ${i + 1}</h2><p>${lorem(6)}</p>`).join('')),
   table: page(
     'Table',
     `<table>${Array.from({ length: 60 }, (_, r) => `<tr>${Array.from({ length: 8 }, (_, c) => `<td>${r * 8 + c}</td>`).join('')}</tr>`).join('')}</table>`,
   ),
   gradients: page(
     'Gradients',
-    Array.from({ length: 24 }, (_, i) => `<div class="tile" style="background:linear-gradient(${i * 15}deg,hsl(${i * 15},70%,60%),hsl(${i * 15 + 120},70%,40%))"></div>`).join(''),
+    Array.from(
+      { length: 24 },
+      (_, i) => `<div class="tile" style="background:linear-gradient(${i * 15}deg,hsl(${i * 15},70%,60%),hsl(${i * 15 + 120},70%,40%))"></div>`,
+    ).join(''),
   ),
   svg: page(
     'SVG',

@@ -59,7 +59,9 @@ export async function measureCandidates(rounds: number, chromePath: string, outP
         const figures = sums.get(candidate.name)!;
         const options = parseRenderOptions(schema, { url, format: 'png', ...candidate.options });
         try {
-          const render = await timed(() => capture(slot, options, { deadlineAt: Date.now() + 30_000, maxPageHeight: 20_000, budget: { maxPixels: 100_000_000 }, log }));
+          const render = await timed(() =>
+            capture(slot, options, { deadlineAt: Date.now() + 30_000, maxPageHeight: 20_000, budget: { maxPixels: 100_000_000 }, log }),
+          );
           const wipe = await timed(() => candidate.wipe(slot));
           if (round < warmup) continue;
           figures.renderCpu.push(render.cpu);
@@ -101,7 +103,10 @@ export async function measureCandidates(rounds: number, chromePath: string, outP
       `wipe candidates: ${rounds} rounds, CPU of the bench's process tree (bench + its Chromium) per render, means; load ${loadAtStart[0].toFixed(1)} → ${loadAtEnd[0].toFixed(1)}`,
       '| candidate | render CPU ms | wipe CPU ms (median) | render + wipe | vs node | wipe p50 ms | errors |',
       '|---|---|---|---|---|---|---|',
-      ...rows.map((r) => `| ${r.name} | ${r.renderCpuMs} | ${r.wipeCpuMs} (${r.wipeCpuMedianMs}) | ${r.totalCpuMs} | ${r.vsNodeMs >= 0 ? '+' : ''}${r.vsNodeMs} | ${r.wipeP50Ms} | ${r.errors} |`),
+      ...rows.map(
+        (r) =>
+          `| ${r.name} | ${r.renderCpuMs} | ${r.wipeCpuMs} (${r.wipeCpuMedianMs}) | ${r.totalCpuMs} | ${r.vsNodeMs >= 0 ? '+' : ''}${r.vsNodeMs} | ${r.wipeP50Ms} | ${r.errors} |`,
+      ),
     ].join('\n'),
   );
   await writeFile(

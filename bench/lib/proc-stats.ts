@@ -14,7 +14,9 @@ export async function chromiumTree(nodePid: number): Promise<ChromiumProcess[]> 
   // A browser starts its helpers from any of its threads, and processTree asks every thread only of its roots:
   // the node's own children (its browsers) are roots too.
   const threads = await readdir(`/proc/${nodePid}/task`).catch(() => []);
-  const children = (await Promise.all(threads.map((t) => readFile(`/proc/${nodePid}/task/${t}/children`, 'utf8').catch(() => '')))).flatMap((l) => l.split(' ').filter(Boolean).map(Number));
+  const children = (await Promise.all(threads.map((t) => readFile(`/proc/${nodePid}/task/${t}/children`, 'utf8').catch(() => '')))).flatMap((l) =>
+    l.split(' ').filter(Boolean).map(Number),
+  );
   const pids = (await processTree([nodePid, ...children])).filter((p) => p !== nodePid);
   const found: ChromiumProcess[] = [];
   for (const pid of pids) {

@@ -14,9 +14,7 @@ import type { Corpus } from './corpus.js';
  */
 
 /** Two fonts from Debian's fonts-dejavu-core (a dependency of fontconfig, so present wherever Chromium is). */
-const fontCandidates = [
-  ['/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf', '/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf'],
-];
+const fontCandidates = [['/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf', '/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf']];
 
 function findFonts(): [Buffer, Buffer] {
   for (const [a, b] of fontCandidates) {
@@ -52,7 +50,12 @@ function photo(width: number, height: number, seed: number): Buffer {
   const png = new PNG({ width, height });
   const next = rng(seed);
   const hue = next() * 255;
-  const blobs = Array.from({ length: 6 }, () => ({ x: next() * width, y: next() * height, r: (0.1 + next() * 0.4) * Math.min(width, height), c: next() * 255 }));
+  const blobs = Array.from({ length: 6 }, () => ({
+    x: next() * width,
+    y: next() * height,
+    r: (0.1 + next() * 0.4) * Math.min(width, height),
+    c: next() * 255,
+  }));
   const grainRow = new Uint8Array((width >> 3) + 1);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
@@ -106,7 +109,10 @@ const imageName = (i: number) => {
 };
 
 function lorem(next: () => number, words: number): string {
-  const vocabulary = 'the of render pixel font layout browser window request cache queue shot fleet node page image script style frame paint encode decode latency throughput memory process thread isolate context storage cookie origin site network loopback host'.split(' ');
+  const vocabulary =
+    'the of render pixel font layout browser window request cache queue shot fleet node page image script style frame paint encode decode latency throughput memory process thread isolate context storage cookie origin site network loopback host'.split(
+      ' ',
+    );
   return Array.from({ length: words }, () => vocabulary[(next() * vocabulary.length) | 0]).join(' ');
 }
 

@@ -80,7 +80,8 @@ export async function startHub(opts: { token: string; socket: string; agentPort:
     child,
     url,
     token: opts.token,
-    nodes: async () => (await (await fetch(`${url}/nodes`, { headers: { authorization: `Bearer ${opts.token}` }, signal: AbortSignal.timeout(2000) })).json()) as never,
+    nodes: async () =>
+      (await (await fetch(`${url}/nodes`, { headers: { authorization: `Bearer ${opts.token}` }, signal: AbortSignal.timeout(2000) })).json()) as never,
   };
 }
 

@@ -21,9 +21,7 @@ export interface Window {
 export const windowTailMs = 5000;
 
 export function restartWindows(events: ChaosEvent[]): Window[] {
-  return events
-    .filter((e) => e.restart)
-    .map((e) => ({ node: e.node, from: e.restart!.sigtermAt, to: e.restart!.backAt + windowTailMs }));
+  return events.filter((e) => e.restart).map((e) => ({ node: e.node, from: e.restart!.sigtermAt, to: e.restart!.backAt + windowTailMs }));
 }
 
 /** A hostile page's timeout is its expected answer (its load never ends or its script never returns). */
@@ -39,9 +37,7 @@ export function codeOf(o: SoakOutcome): string {
 }
 
 const countBy = <T>(items: T[], key: (t: T) => string) =>
-  Object.fromEntries(
-    [...items.reduce((m, t) => m.set(key(t), (m.get(key(t)) ?? 0) + 1), new Map<string, number>())].sort((a, b) => b[1] - a[1]),
-  );
+  Object.fromEntries([...items.reduce((m, t) => m.set(key(t), (m.get(key(t)) ?? 0) + 1), new Map<string, number>())].sort((a, b) => b[1] - a[1]));
 
 export interface MinuteRow {
   minute: number;
@@ -52,7 +48,17 @@ export interface MinuteRow {
   shedRetries: number;
   p50Ms: number | null;
   p99Ms: number | null;
-  nodes: Record<string, { generations: number[]; nodeRssMB: number | null; chromiumMB: number | null; nodeFds: number | null; chromiumFds: number | null; chromiumProcesses: number | null }>;
+  nodes: Record<
+    string,
+    {
+      generations: number[];
+      nodeRssMB: number | null;
+      chromiumMB: number | null;
+      nodeFds: number | null;
+      chromiumFds: number | null;
+      chromiumProcesses: number | null;
+    }
+  >;
 }
 
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN);
@@ -85,8 +91,20 @@ export function perMinute(outcomes: SoakOutcome[], samples: ProcessSample[], sta
       ok: due.filter((o) => o.status === 200).length,
       unexpected: due.filter((o) => !expected(o)).length,
       shedRetries: due.reduce((a, o) => a + o.shedRetries, 0),
-      p50Ms: round(quantile(ok.map((o) => o.latencyMs), 0.5), 0),
-      p99Ms: round(quantile(ok.map((o) => o.latencyMs), 0.99), 0),
+      p50Ms: round(
+        quantile(
+          ok.map((o) => o.latencyMs),
+          0.5,
+        ),
+        0,
+      ),
+      p99Ms: round(
+        quantile(
+          ok.map((o) => o.latencyMs),
+          0.99,
+        ),
+        0,
+      ),
       nodes,
     });
   }
@@ -136,18 +154,60 @@ export function summarize(outcomes: SoakOutcome[], windows: Window[]) {
     unexpected: outcomes.filter((o) => !expected(o)).length,
     shedRetries: outcomes.reduce((a, o) => a + o.shedRetries, 0),
     shedRetriesFromHaproxy: outcomes.reduce((a, o) => a + o.proxyShed, 0),
-    p50Ms: round(quantile(served.map((o) => o.latencyMs), 0.5), 0),
-    p99Ms: round(quantile(served.map((o) => o.latencyMs), 0.99), 0),
+    p50Ms: round(
+      quantile(
+        served.map((o) => o.latencyMs),
+        0.5,
+      ),
+      0,
+    ),
+    p99Ms: round(
+      quantile(
+        served.map((o) => o.latencyMs),
+        0.99,
+      ),
+      0,
+    ),
     byKind: Object.fromEntries(
       kinds.map((k) => {
         const of = outcomes.filter((o) => o.kind === k);
         const ok = of.filter((o) => o.status === 200);
-        return [k, { sent: of.length, answered: of.filter(answered).length, codes: countBy(of, codeOf), okP50Ms: round(quantile(ok.map((o) => o.latencyMs), 0.5), 0), okP99Ms: round(quantile(ok.map((o) => o.latencyMs), 0.99), 0) }];
+        return [
+          k,
+          {
+            sent: of.length,
+            answered: of.filter(answered).length,
+            codes: countBy(of, codeOf),
+            okP50Ms: round(
+              quantile(
+                ok.map((o) => o.latencyMs),
+                0.5,
+              ),
+              0,
+            ),
+            okP99Ms: round(
+              quantile(
+                ok.map((o) => o.latencyMs),
+                0.99,
+              ),
+              0,
+            ),
+          },
+        ];
       }),
     ),
-    sessionAnswers: countBy(sessions.filter((o) => o.status === 200), (o) => o.sessionState ?? 'none'),
-    servedBy: countBy(outcomes.filter((o) => o.node), (o) => o.node!),
-    unexpectedByCode: countBy(outcomes.filter((o) => !expected(o)), (o) => `${o.kind}: ${codeOf(o)}${inWindow(o) ? ' [restart window]' : ''}`),
+    sessionAnswers: countBy(
+      sessions.filter((o) => o.status === 200),
+      (o) => o.sessionState ?? 'none',
+    ),
+    servedBy: countBy(
+      outcomes.filter((o) => o.node),
+      (o) => o.node!,
+    ),
+    unexpectedByCode: countBy(
+      outcomes.filter((o) => !expected(o)),
+      (o) => `${o.kind}: ${codeOf(o)}${inWindow(o) ? ' [restart window]' : ''}`,
+    ),
   };
 }
 
@@ -173,7 +233,16 @@ export function unexpectedBesideChaos(outcomes: SoakOutcome[], events: ChaosEven
 }
 
 /** Throughput, errors and memory over time, in `bucketMs` steps, as an SVG. */
-export function timelineSvg(title: string, outcomes: SoakOutcome[], samples: ProcessSample[], events: ChaosEvent[], start: number, durationMs: number, nodeIds: string[], bucketMs = 10_000): string {
+export function timelineSvg(
+  title: string,
+  outcomes: SoakOutcome[],
+  samples: ProcessSample[],
+  events: ChaosEvent[],
+  start: number,
+  durationMs: number,
+  nodeIds: string[],
+  bucketMs = 10_000,
+): string {
   const buckets = Math.ceil(durationMs / bucketMs);
   const labels = Array.from({ length: buckets }, (_, b) => ((b * bucketMs) % 60_000 === 0 ? `${(b * bucketMs) / 60_000}m` : ''));
   const per = (pick: (o: SoakOutcome) => boolean) => {

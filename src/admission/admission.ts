@@ -111,7 +111,8 @@ export function createAdmission(opts: AdmissionOptions, deps: AdmissionDeps): Ad
   const timers = deps.timers ?? realTimers;
   const estimates = createRenderEstimates();
   const shedRate = createShedRate(now);
-  const adaptive = opts.enabled && opts.adaptive && opts.pages > 1 ? createAdaptiveLimit({ max: opts.pages, now, probeIntervalMs: deps.probeIntervalMs }) : undefined;
+  const adaptive =
+    opts.enabled && opts.adaptive && opts.pages > 1 ? createAdaptiveLimit({ max: opts.pages, now, probeIntervalMs: deps.probeIntervalMs }) : undefined;
   const queue = createWaitQueue();
   const running = new Set<Running>();
   let draining = false;

@@ -23,12 +23,7 @@ export function agentReply(state: AgentState): string {
  * A TCP listener speaking HAProxy's agent-check protocol: one line per connection, then close.
  * HAProxy resets the connection after reading: socket errors are expected and only logged at debug.
  */
-export function startAgent(opts: {
-  port: number;
-  host: string;
-  state: () => AgentState;
-  log: Logger;
-}): Promise<{ port: number; close(): Promise<void> }> {
+export function startAgent(opts: { port: number; host: string; state: () => AgentState; log: Logger }): Promise<{ port: number; close(): Promise<void> }> {
   const server = net.createServer((socket) => {
     socket.on('error', (err) => opts.log.debug({ err: err.message }, 'agent connection error'));
     socket.end(agentReply(opts.state()));

@@ -11,8 +11,7 @@ export interface DocsPage {
 /** Options the form offers as fields of their own (generated from their schemas); every other one goes in the JSON box. */
 const formFields = ['format', 'quality', 'fullPage', 'waitUntil', 'delay', 'colorScheme'];
 
-const escapeHtml = (text: string) =>
-  text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+const escapeHtml = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 
 const sha256 = (text: string) => `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
 

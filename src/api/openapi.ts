@@ -22,7 +22,9 @@ function errorResponses(codes: readonly ErrorCode[]) {
       String(status),
       {
         description: list.map((code) => `\`${code}\`: ${errorMeanings[code]}`).join(' '),
-        ...(status === 503 ? { headers: { 'Retry-After': { description: 'Whole seconds (≥ 1) to wait before retrying.', schema: { type: 'integer', minimum: 1 } } } } : {}),
+        ...(status === 503
+          ? { headers: { 'Retry-After': { description: 'Whole seconds (≥ 1) to wait before retrying.', schema: { type: 'integer', minimum: 1 } } } }
+          : {}),
         content: {
           'application/json': {
             schema: ref('Error'),
@@ -152,7 +154,10 @@ export function openApiDocument(input: ApiDescriptionInput) {
           operationId: 'metrics',
           summary: 'Prometheus metrics (open unless SHOTFLEET_METRICS_TOKEN is set)',
           security: [{}, { bearer: [] }, { tokenHeader: [] }],
-          responses: { '200': { description: 'Prometheus text format.', content: { 'text/plain': { schema: { type: 'string' } } } }, ...errorResponses(['unauthorized']) },
+          responses: {
+            '200': { description: 'Prometheus text format.', content: { 'text/plain': { schema: { type: 'string' } } } },
+            ...errorResponses(['unauthorized']),
+          },
         },
       },
       '/openapi.json': {
@@ -189,7 +194,10 @@ export function openApiDocument(input: ApiDescriptionInput) {
           tags: ['hub'],
           operationId: 'listNodes',
           summary: 'The nodes the hub tracks',
-          responses: { '200': { description: 'Every registered node.', content: json({ type: 'array', items: ref('HubNode') }) }, ...errorResponses(['unauthorized']) },
+          responses: {
+            '200': { description: 'Every registered node.', content: json({ type: 'array', items: ref('HubNode') }) },
+            ...errorResponses(['unauthorized']),
+          },
         },
       },
       '/nodes/{id}': {
@@ -200,7 +208,10 @@ export function openApiDocument(input: ApiDescriptionInput) {
           summary: 'Deregister a node (it does so when it drains)',
           parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
           responses: {
-            '200': { description: 'Removed.', content: json({ type: 'object', properties: { id: { type: 'string' }, removed: { const: true } }, required: ['id', 'removed'] }) },
+            '200': {
+              description: 'Removed.',
+              content: json({ type: 'object', properties: { id: { type: 'string' }, removed: { const: true } }, required: ['id', 'removed'] }),
+            },
             ...errorResponses(['unauthorized', 'not_found']),
           },
         },
@@ -215,7 +226,10 @@ export function openApiDocument(input: ApiDescriptionInput) {
             { name: 'bind', in: 'query', required: false, description: 'Client listener, default :8080.', schema: { type: 'string' } },
             { name: 'stats', in: 'query', required: false, description: 'Stats page listener, default 127.0.0.1:8404.', schema: { type: 'string' } },
           ],
-          responses: { '200': { description: 'haproxy.cfg text; passes haproxy -c.', content: { 'text/plain': { schema: { type: 'string' } } } }, ...errorResponses(['invalid_request', 'unauthorized']) },
+          responses: {
+            '200': { description: 'haproxy.cfg text; passes haproxy -c.', content: { 'text/plain': { schema: { type: 'string' } } } },
+            ...errorResponses(['invalid_request', 'unauthorized']),
+          },
         },
       },
     },

@@ -58,7 +58,9 @@ export function typeText(s: Schema): string {
     case 'object': {
       if (s.properties) {
         const required = new Set(s.required ?? []);
-        return `{${Object.keys(s.properties).map((k) => (required.has(k) || s.properties![k].default !== undefined ? k : `${k}?`)).join(', ')}}`;
+        return `{${Object.keys(s.properties)
+          .map((k) => (required.has(k) || s.properties![k].default !== undefined ? k : `${k}?`))
+          .join(', ')}}`;
       }
       if (typeof s.additionalProperties === 'object') return `object of ${typeText(s.additionalProperties)}s`;
       return 'object';

@@ -34,7 +34,8 @@ function readPorts(flags: Record<string, string | boolean>): Ports {
     return n;
   };
   const nodes = typeof flags['node-ports'] === 'string' ? flags['node-ports'].split(',').map(Number) : [3001, 3002];
-  if (nodes.length < 1 || nodes.some((n) => !Number.isInteger(n) || n < 1 || n > 65535)) throw new UsageError('--node-ports must be a comma list of port numbers');
+  if (nodes.length < 1 || nodes.some((n) => !Number.isInteger(n) || n < 1 || n > 65535))
+    throw new UsageError('--node-ports must be a comma list of port numbers');
   const known = new Set(['port', 'stats-port', 'hub-port', 'node-ports', 's3-port']);
   const unknown = Object.keys(flags).find((f) => !known.has(f));
   if (unknown) throw new UsageError(`unknown option --${unknown}; run with --help to list the options`);
@@ -177,10 +178,14 @@ async function runDemo(ports: Ports, env: NodeJS.ProcessEnv): Promise<number> {
         SHOTFLEET_ADVERTISE_URL: url,
       });
     });
-    await until('both nodes up at the hub', async () => {
-      const nodes = (await (await fetch(`${hubUrl}/nodes`)).json()) as { state: string }[];
-      return nodes.filter((n) => n.state === 'up').length === ports.nodes.length;
-    }, 120_000);
+    await until(
+      'both nodes up at the hub',
+      async () => {
+        const nodes = (await (await fetch(`${hubUrl}/nodes`)).json()) as { state: string }[];
+        return nodes.filter((n) => n.state === 'up').length === ports.nodes.length;
+      },
+      120_000,
+    );
 
     const query = new URLSearchParams({ bind: `127.0.0.1:${ports.haproxy}`, stats: `127.0.0.1:${ports.stats}` });
     const config = await (await fetch(`${hubUrl}/haproxy.cfg?${query}`)).text();

@@ -78,7 +78,10 @@ async function generate(flags: Record<string, string | boolean>, env: NodeJS.Pro
     return body;
   }
 
-  const list = text('nodes', '').split(',').map((s) => s.trim()).filter(Boolean);
+  const list = text('nodes', '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (flags.nodes === undefined) throw new UsageError('give --nodes URL,URL,… or --hub URL (see --help)');
   const endpoints = list.map((u) => {
     try {
@@ -104,7 +107,7 @@ async function generate(flags: Record<string, string | boolean>, env: NodeJS.Pro
       host: e.host,
       port: e.port,
       id,
-      maxconn: explicitMaxconn ? fallbackMaxconn : described[i]?.pages ?? fallbackMaxconn,
+      maxconn: explicitMaxconn ? fallbackMaxconn : (described[i]?.pages ?? fallbackMaxconn),
     };
   });
   return renderHaproxyConfig({

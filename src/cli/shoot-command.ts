@@ -34,4 +34,3 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
     process.off('SIGTERM', onSignal);
   }
 }
-

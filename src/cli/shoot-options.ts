@@ -55,12 +55,43 @@ exit status: 0 when every line succeeded, 1 when any failed, was invalid or was 
 `;
 
 const booleanFlags = [
-  'store', 'full-page', 'optimize-for-speed', 'omit-background', 'reduced-motion', 'block-ads', 'block-cookie-banners', 'scroll-page', 'best-effort',
+  'store',
+  'full-page',
+  'optimize-for-speed',
+  'omit-background',
+  'reduced-motion',
+  'block-ads',
+  'block-cookie-banners',
+  'scroll-page',
+  'best-effort',
 ];
 const stringFlags = [
-  'endpoint', 'out', 'manifest', 'concurrency', 'token', 'retries', 'shed-retries', 'retry-budget', 'request-timeout', 'progress-interval',
-  'format', 'quality', 'width', 'height', 'scale', 'device', 'wait-until', 'wait-for-selector', 'delay', 'timeout',
-  'color-scheme', 'media-type', 'user-agent', 'timezone', 'locale', 'fail-on-http-status',
+  'endpoint',
+  'out',
+  'manifest',
+  'concurrency',
+  'token',
+  'retries',
+  'shed-retries',
+  'retry-budget',
+  'request-timeout',
+  'progress-interval',
+  'format',
+  'quality',
+  'width',
+  'height',
+  'scale',
+  'device',
+  'wait-until',
+  'wait-for-selector',
+  'delay',
+  'timeout',
+  'color-scheme',
+  'media-type',
+  'user-agent',
+  'timezone',
+  'locale',
+  'fail-on-http-status',
 ];
 const enums: Record<string, readonly string[]> = {
   format: ['png', 'jpeg', 'webp'],
@@ -78,7 +109,9 @@ export function parseShootOptions(argv: string[], env: NodeJS.ProcessEnv): Shoot
     if (stringFlags.includes(name) && flags[name] === true) throw new UsageError(`--${name} needs a value`);
   }
   if (positionals.length !== 1) {
-    throw new UsageError(positionals.length === 0 ? 'name the input FILE (or "-" for stdin)' : `expected one input FILE, got ${positionals.length}: ${positionals.join(' ')}`);
+    throw new UsageError(
+      positionals.length === 0 ? 'name the input FILE (or "-" for stdin)' : `expected one input FILE, got ${positionals.length}: ${positionals.join(' ')}`,
+    );
   }
   const text = (name: string) => flags[name] as string | undefined;
   const int = (name: string, min: number, max: number) => {
@@ -110,7 +143,10 @@ export function parseShootOptions(argv: string[], env: NodeJS.ProcessEnv): Shoot
   const defaults: RequestBody = compact({
     format: text('format'),
     quality: int('quality', 1, 100),
-    viewport: width ?? height ?? scale ? compact({ width: width ?? defaultViewport.width, height: height ?? defaultViewport.height, deviceScaleFactor: scale }) : undefined,
+    viewport:
+      (width ?? height ?? scale)
+        ? compact({ width: width ?? defaultViewport.width, height: height ?? defaultViewport.height, deviceScaleFactor: scale })
+        : undefined,
     device: text('device'),
     fullPage: bool('full-page'),
     waitUntil: text('wait-until'),

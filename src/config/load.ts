@@ -58,9 +58,7 @@ function resolveDefaults(role: Role, s: Settings, env: NodeJS.ProcessEnv): Confi
   const pages = s.PAGES ?? defaultPages();
   const port = s.PORT ?? (role === 'hub' ? 4000 : 3000);
   if (s.TIMEOUT_MS > s.MAX_TIMEOUT_MS) {
-    throw new ConfigError(
-      `invalid configuration:\n  SHOTFLEET_TIMEOUT_MS (${s.TIMEOUT_MS}) is above SHOTFLEET_MAX_TIMEOUT_MS (${s.MAX_TIMEOUT_MS})`,
-    );
+    throw new ConfigError(`invalid configuration:\n  SHOTFLEET_TIMEOUT_MS (${s.TIMEOUT_MS}) is above SHOTFLEET_MAX_TIMEOUT_MS (${s.MAX_TIMEOUT_MS})`);
   }
   if (s.HEADERS_TIMEOUT_MS > s.REQUEST_TIMEOUT_MS) {
     throw new ConfigError(
@@ -96,7 +94,9 @@ function readTokenFile(token: string | undefined, path: string): string {
   try {
     text = fs.readFileSync(path, 'utf8');
   } catch (err) {
-    throw new ConfigError(`invalid configuration:\n  SHOTFLEET_TOKEN_FILE (--token-file): cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? err}); mount the secret there or fix the path`);
+    throw new ConfigError(
+      `invalid configuration:\n  SHOTFLEET_TOKEN_FILE (--token-file): cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? err}); mount the secret there or fix the path`,
+    );
   }
   const fromFile = text.trim();
   if (!fromFile) throw new ConfigError(`invalid configuration:\n  SHOTFLEET_TOKEN_FILE (--token-file): ${path} is empty; write the token into it`);

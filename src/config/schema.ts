@@ -8,16 +8,14 @@ import { z } from 'zod';
  * Defaults that depend on other settings (QUEUE_MAX = 2 × PAGES, …) are filled in by `resolveDefaults`.
  */
 
-const bool = z
-  .union([z.boolean(), z.string()])
-  .transform((v, ctx) => {
-    if (typeof v === 'boolean') return v;
-    const s = v.trim().toLowerCase();
-    if (['1', 'true', 'yes', 'on'].includes(s)) return true;
-    if (['0', 'false', 'no', 'off', ''].includes(s)) return false;
-    ctx.addIssue({ code: 'custom', message: `expected true or false, got "${v}"` });
-    return z.NEVER;
-  });
+const bool = z.union([z.boolean(), z.string()]).transform((v, ctx) => {
+  if (typeof v === 'boolean') return v;
+  const s = v.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(s)) return true;
+  if (['0', 'false', 'no', 'off', ''].includes(s)) return false;
+  ctx.addIssue({ code: 'custom', message: `expected true or false, got "${v}"` });
+  return z.NEVER;
+});
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce
@@ -28,9 +26,12 @@ const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
 
 const ratio = z.coerce.number({ error: 'expected a number' }).gt(0, { error: 'must be above 0' }).max(1, { error: 'must be at most 1' });
 
-const list = z
-  .string()
-  .transform((s) => s.split(',').map((x) => x.trim().toLowerCase()).filter(Boolean));
+const list = z.string().transform((s) =>
+  s
+    .split(',')
+    .map((x) => x.trim().toLowerCase())
+    .filter(Boolean),
+);
 
 /** A name server as c-ares takes it: an IP, or ip:port / [v6]:port. */
 const dnsServer = (s: string) => {
@@ -48,7 +49,12 @@ const optionalString = z.string().trim().min(1).optional();
 /** A comma list of http(s) URLs, kept as the list. */
 const httpUrlList = z
   .string()
-  .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+  .transform((s) =>
+    s
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean),
+  )
   .refine((urls) => urls.length > 0 && urls.every((u) => /^https?:\/\/[^/]/i.test(u) && URL.canParse(u)), {
     error: 'expected an http(s) URL, or a comma list of them',
   });
@@ -59,7 +65,12 @@ const httpUrlList = z
  */
 const haproxySockets = z
   .string()
-  .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+  .transform((s) =>
+    s
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean),
+  )
   .superRefine((sockets, ctx) => {
     if (sockets.length === 0) ctx.addIssue({ code: 'custom', message: 'expected a unix socket path or a loopback host:port' });
     for (const socket of sockets) {
@@ -104,9 +115,7 @@ export const settingsSchema = z.object({
   RECYCLE_AFTER: int(1, 10000000).default(1000),
   CHROME_SANDBOX: z.enum(['auto', 'on', 'off'], { error: 'expected auto, on or off' }).default('auto'),
   /** DNS servers for the URL policy's lookups (ip or ip:port, comma list); empty: the system's (/etc/resolv.conf). */
-  DNS_SERVERS: list
-    .refine((servers) => servers.every(dnsServer), { error: 'expected IP addresses, each optionally with :port ([v6]:port)' })
-    .default([]),
+  DNS_SERVERS: list.refine((servers) => servers.every(dnsServer), { error: 'expected IP addresses, each optionally with :port ([v6]:port)' }).default([]),
   DNS_TIMEOUT_MS: int(100, 60000).default(5000),
   DNS_LOOKUPS_PER_PAGE: int(1, 256).default(8),
   HEADERS_TIMEOUT_MS: int(100, 600000).default(10000),

@@ -43,7 +43,10 @@ export function shed(reason: ShedReason, retryAfterSeconds: number, message?: st
   const seconds = Math.max(1, Math.ceil(retryAfterSeconds));
   return new ShotError(
     reason === 'draining' ? 'draining' : 'saturated',
-    message ?? (reason === 'draining' ? 'this node is shutting down; retry on another node' : `this node is saturated (${reason}); retry in ${seconds}s or on another node`),
+    message ??
+      (reason === 'draining'
+        ? 'this node is shutting down; retry on another node'
+        : `this node is saturated (${reason}); retry in ${seconds}s or on another node`),
     { reason, retryAfterSeconds: seconds },
     { 'Retry-After': String(seconds) },
   );

@@ -124,14 +124,21 @@ export function createFleet(o: FleetOptions): Fleet {
         const found = await Promise.allSettled(runtimes.map((r) => r.occupiedSlots()));
         for (const [i, f] of found.entries()) {
           if (f.status === 'fulfilled') for (const [endpoint, slot] of f.value) registry.slots.adopt(endpoint, slot);
-          else o.log.warn({ haproxy: o.haproxySockets![i], err: (f.reason as Error).message }, 'could not read HAProxy\'s slots at start; it is brought in step once it answers');
+          else
+            o.log.warn(
+              { haproxy: o.haproxySockets![i], err: (f.reason as Error).message },
+              "could not read HAProxy's slots at start; it is brought in step once it answers",
+            );
         }
         // Two heartbeats: every live node has re-announced by then; what is left is gone and gets emptied.
-        adoptionTimer = setTimeout(() => {
-          registry.slots.forgetAdoptions();
-          registry.placeSlots();
-          onFleetChange();
-        }, 2 * o.heartbeatIntervalMs + o.pingIntervalMs);
+        adoptionTimer = setTimeout(
+          () => {
+            registry.slots.forgetAdoptions();
+            registry.placeSlots();
+            onFleetChange();
+          },
+          2 * o.heartbeatIntervalMs + o.pingIntervalMs,
+        );
         adoptionTimer.unref();
       }
       timer = setInterval(() => {

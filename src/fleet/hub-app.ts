@@ -41,7 +41,12 @@ export function createHubApp(fleet: Fleet, metrics: client.Registry, s: HubSetti
 
   app.post(
     '/nodes',
-    bodyLimit({ maxSize: 16 * 1024, onError: () => { throw new ShotError('payload_too_large', 'a registration body is a few bytes: {"url","id"?}'); } }),
+    bodyLimit({
+      maxSize: 16 * 1024,
+      onError: () => {
+        throw new ShotError('payload_too_large', 'a registration body is a few bytes: {"url","id"?}');
+      },
+    }),
     async (c) => {
       // biome-ignore lint/suspicious/noExplicitAny: checked field by field below
       const body: any = await readJsonBody(c, 'the registration');
@@ -99,7 +104,11 @@ export function createHubApp(fleet: Fleet, metrics: client.Registry, s: HubSetti
     // Each HAProxy gets its own admin socket line; only sockets the hub syncs can be named.
     const socket = c.req.query('socket') ?? s.haproxySockets[0];
     if (socket !== undefined && !s.haproxySockets.includes(socket)) {
-      throw new ShotError('invalid_request', `socket must be one of the hub's SHOTFLEET_HAPROXY_SOCKET entries: ${s.haproxySockets.join(', ') || '(none set)'}`, { field: 'socket' });
+      throw new ShotError(
+        'invalid_request',
+        `socket must be one of the hub's SHOTFLEET_HAPROXY_SOCKET entries: ${s.haproxySockets.join(', ') || '(none set)'}`,
+        { field: 'socket' },
+      );
     }
     try {
       const text = renderHaproxyConfig({

@@ -17,7 +17,6 @@ export interface NodeStatus {
 
 export type PingResult = { ok: true; httpStatus: number; status: NodeStatus } | { ok: false; reason: string };
 
-
 const maxStatusBytes = 64 * 1024;
 const keepAlive = { http: new http.Agent({ keepAlive: true, maxSockets: 1 }), https: new https.Agent({ keepAlive: true, maxSockets: 1 }) };
 
@@ -92,7 +91,12 @@ export function readNodeStatus(body: unknown): NodeStatus | string {
   const status: NodeStatus = {
     status: b.status,
     saturation: figure('saturation', b.saturation, (v) => v >= 0 && v <= 1, 'a number from 0 to 1'),
-    pagesMax: figure('pages.max', (pages as Record<string, unknown> | undefined)?.max, (v) => Number.isInteger(v) && v >= 1 && v <= maxNodePages, `a whole number from 1 to ${maxNodePages}`),
+    pagesMax: figure(
+      'pages.max',
+      (pages as Record<string, unknown> | undefined)?.max,
+      (v) => Number.isInteger(v) && v >= 1 && v <= maxNodePages,
+      `a whole number from 1 to ${maxNodePages}`,
+    ),
     shedPerSecond: figure('shedPerSecond', b.shedPerSecond, (v) => v >= 0 && v <= 1e9, 'a number ≥ 0'),
     renderSecondsAvg: figure('renderSecondsAvg', b.renderSecondsAvg, (v) => v >= 0 && v <= 86_400, 'a number of seconds ≥ 0'),
   };

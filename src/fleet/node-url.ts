@@ -21,7 +21,7 @@ export function parseNodeUrl(input: unknown): NodeEndpoint {
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new TypeError('url must use http or https');
   if (parsed.username || parsed.password) throw new TypeError('url must not carry credentials');
   if (parsed.pathname !== '/' || parsed.search || parsed.hash || /[?#]/.test(input)) {
-    throw new TypeError('url must be the node\'s base URL, without a path, query or fragment');
+    throw new TypeError("url must be the node's base URL, without a path, query or fragment");
   }
   if (!parsed.hostname) throw new TypeError('url needs a host');
   const port = Number(parsed.port || (parsed.protocol === 'https:' ? 443 : 80));

@@ -31,7 +31,11 @@ export class NodeRegistry {
   private readonly nodes = new Map<string, NodeRecord>();
   readonly slots: SlotTable;
 
-  constructor(slotCount: number, private readonly onChange: () => void, private readonly now = Date.now) {
+  constructor(
+    slotCount: number,
+    private readonly onChange: () => void,
+    private readonly now = Date.now,
+  ) {
     this.slots = new SlotTable(slotCount);
   }
 

@@ -34,7 +34,10 @@ const safeToken = /^[A-Za-z0-9._:@[\]/-]+$/;
 
 /** The HAProxy layout the README describes (sessions hashed to one node, the rest spread). Throws on values that would let a flag smuggle lines into the config. */
 export function renderHaproxyConfig(o: HaproxyLayoutOptions): string {
-  for (const [name, value] of [['bind', o.bind], ['session cookie', o.sessionCookie]] as const) {
+  for (const [name, value] of [
+    ['bind', o.bind],
+    ['session cookie', o.sessionCookie],
+  ] as const) {
     if (!safeToken.test(value)) throw new Error(`${name} "${value}" holds characters HAProxy cannot take; use host:port`);
   }
   if (o.statsBind && !safeToken.test(o.statsBind)) throw new Error(`stats bind "${o.statsBind}" must be host:port`);

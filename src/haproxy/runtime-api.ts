@@ -36,7 +36,13 @@ export function createRuntimeApi(socket: string, timeoutMs = 5000): RuntimeApi {
   const connectOptions = (): net.NetConnectOpts => {
     if (socket.includes('/')) return { path: socket };
     const colon = socket.lastIndexOf(':');
-    return { host: socket.slice(0, colon).replace(/^ipv[46]@/, '').replace(/^\[|\]$/g, ''), port: Number(socket.slice(colon + 1)) };
+    return {
+      host: socket
+        .slice(0, colon)
+        .replace(/^ipv[46]@/, '')
+        .replace(/^\[|\]$/g, ''),
+      port: Number(socket.slice(colon + 1)),
+    };
   };
 
   async function run(commands: string[]): Promise<string[]> {
@@ -88,14 +94,19 @@ function exchange(options: net.NetConnectOpts, script: string, timeoutMs: number
     const conn = net.connect(options, () => conn.end(script));
     conn.setTimeout(timeoutMs, () => conn.destroy(new Error(`HAProxy runtime API did not answer within ${timeoutMs} ms`)));
     conn.on('data', (d) => chunks.push(d));
-    conn.on('error', (err) => reject(new Error(`HAProxy runtime API unreachable (${err.message}); check SHOTFLEET_HAPROXY_SOCKET and the "stats socket … level admin" line`)));
+    conn.on('error', (err) =>
+      reject(new Error(`HAProxy runtime API unreachable (${err.message}); check SHOTFLEET_HAPROXY_SOCKET and the "stats socket … level admin" line`)),
+    );
     conn.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
   });
 }
 
 /** Parses `show servers state` (format version 1) by its header line. */
 export function parseServersState(text: string): ServerState[] {
-  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const header = lines.find((l) => l.startsWith('# be_id'));
   if (!header) return [];
   const columns = header.slice(2).split(' ');

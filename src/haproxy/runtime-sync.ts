@@ -71,7 +71,7 @@ export function createRuntimeSync(api: RuntimeApi, slotCount: number, log: Logge
   /** Sends what differs; returns the number of commands and of refused ones. */
   async function pass({ desired, keep }: { desired: DesiredSlot[]; keep: ReadonlySet<number> }): Promise<{ commands: number; refused: number }> {
     const actual = (await Promise.all(fleetBackends.map((b) => api.servers(b)))).flat();
-    if (actual.length === 0) throw new Error('HAProxy has none of the shotfleet slots; start it from the hub\'s /haproxy.cfg');
+    if (actual.length === 0) throw new Error("HAProxy has none of the shotfleet slots; start it from the hub's /haproxy.cfg");
     const commands = planSlotCommands(desired, actual, slotCount, keep);
     if (commands.length === 0) return { commands: 0, refused: 0 };
     // A server's commands stay together and in order (address before state); servers go in parallel.

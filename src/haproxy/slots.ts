@@ -78,6 +78,10 @@ export class SlotTable {
   place(nodes: readonly { id: string; endpoint: string }[]): Map<string, number | undefined> {
     const present = new Set(nodes.map((n) => n.endpoint));
     const reserved = new Set([...this.adopted].filter(([endpoint]) => !present.has(endpoint)).map(([, slot]) => slot));
-    return assignSlots(nodes.map((n) => n.id), this.size, reserved);
+    return assignSlots(
+      nodes.map((n) => n.id),
+      this.size,
+      reserved,
+    );
   }
 }

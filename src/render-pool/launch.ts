@@ -66,9 +66,7 @@ export async function launchBrowser(chromePath: string, opts: LaunchOptions): Pr
     () => false,
   );
   const browser = await puppeteer.launch({
-    ...(killedWithNode
-      ? { executablePath: setprivPath, args: ['--pdeathsig', 'KILL', chromePath, ...args] }
-      : { executablePath: chromePath, args }),
+    ...(killedWithNode ? { executablePath: setprivPath, args: ['--pdeathsig', 'KILL', chromePath, ...args] } : { executablePath: chromePath, args }),
     env: opts.env,
     ignoreDefaultArgs: true,
     pipe: true,

@@ -89,9 +89,7 @@ export async function openSlot(browser: BrowserHandle, deps: SlotDeps): Promise<
   const proxy = deps.policy.active ? await deps.startProxy() : null;
   let context: BrowserContext | null = null;
   try {
-    context = await browser.launched.browser.createBrowserContext(
-      proxy ? { proxyServer: proxy.proxyServer, proxyBypassList: ['<-loopback>'] } : {},
-    );
+    context = await browser.launched.browser.createBrowserContext(proxy ? { proxyServer: proxy.proxyServer, proxyBypassList: ['<-loopback>'] } : {});
     // A window, not a tab: with 2+ plain tabs, capturing a background one stalled ~4 s, with 4 it could hang until the protocol timed out.
     const page = await context.newPage({ type: 'window', windowBounds: defaultWindow });
     const cdp = await page.createCDPSession();

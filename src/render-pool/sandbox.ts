@@ -75,7 +75,12 @@ function complaintOf(probe: SandboxProbe, profile: string): Promise<string | und
     const done = () => {
       clearTimeout(timer);
       const line = stderr.split('\n').find((l) => /sandbox|namespace/i.test(l));
-      resolve(line?.replace(/^\[[^\]]*\]\s*/, '').trim().slice(0, 300));
+      resolve(
+        line
+          ?.replace(/^\[[^\]]*\]\s*/, '')
+          .trim()
+          .slice(0, 300),
+      );
     };
     child.on('error', done);
     child.on('close', done);

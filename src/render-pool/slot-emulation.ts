@@ -63,8 +63,7 @@ const apply: Appliers = {
   // One call: each Emulation.setEmulatedMedia replaces both the media type and the features.
   media: (t, v) => t.cdp.send('Emulation.setEmulatedMedia', { media: v.type, features: v.features }),
   javascript: (t, v) => t.page.setJavaScriptEnabled(v),
-  transparentBackground: (t, v) =>
-    t.cdp.send('Emulation.setDefaultBackgroundColorOverride', v ? { color: { r: 0, g: 0, b: 0, a: 0 } } : {}),
+  transparentBackground: (t, v) => t.cdp.send('Emulation.setDefaultBackgroundColorOverride', v ? { color: { r: 0, g: 0, b: 0, a: 0 } } : {}),
   interception: (t, v) => t.page.setRequestInterception(v),
   timezone: (t, v) => t.cdp.send('Emulation.setTimezoneOverride', { timezoneId: v }),
   locale: (t, v) => t.cdp.send('Emulation.setLocaleOverride', v ? { locale: v } : {}),

@@ -11,15 +11,13 @@ import type { RenderOptions } from './options.js';
 export async function navigate(slot: RenderPage, options: RenderOptions, remaining: () => number): Promise<void> {
   const { page } = slot;
   if (options.cookies?.length) {
-    await page
-      .setCookie(...options.cookies.map((c) => (c.domain ? { ...c, path: c.path ?? '/' } : { ...c, url: options.url })))
-      .catch((err: unknown) => {
-        // Chromium is the judge of a cookie (domain, path, public suffixes); its refusal is a bad request.
-        throw new ShotError('invalid_request', 'the browser refused a cookie: check its domain (a host name) and path (starting with /)', {
-          field: 'cookies',
-          reason: String((err as Error)?.message ?? err).split('\n')[0],
-        });
+    await page.setCookie(...options.cookies.map((c) => (c.domain ? { ...c, path: c.path ?? '/' } : { ...c, url: options.url }))).catch((err: unknown) => {
+      // Chromium is the judge of a cookie (domain, path, public suffixes); its refusal is a bad request.
+      throw new ShotError('invalid_request', 'the browser refused a cookie: check its domain (a host name) and path (starting with /)', {
+        field: 'cookies',
+        reason: String((err as Error)?.message ?? err).split('\n')[0],
       });
+    });
   }
   try {
     if (options.html !== undefined) {

@@ -22,8 +22,24 @@ export interface RenderLimits {
 export const widestLimits: RenderLimits = { maxViewport: 16384, maxTimeoutMs: 3_600_000, defaultTimeoutMs: 30_000, maxPixels: 1_000_000_000 };
 
 const resourceTypes = [
-  'document', 'stylesheet', 'image', 'media', 'font', 'script', 'texttrack', 'xhr', 'fetch', 'prefetch',
-  'eventsource', 'websocket', 'manifest', 'signedexchange', 'ping', 'cspviolationreport', 'preflight', 'other',
+  'document',
+  'stylesheet',
+  'image',
+  'media',
+  'font',
+  'script',
+  'texttrack',
+  'xhr',
+  'fetch',
+  'prefetch',
+  'eventsource',
+  'websocket',
+  'manifest',
+  'signedexchange',
+  'ping',
+  'cspviolationreport',
+  'preflight',
+  'other',
 ] as const;
 
 const waitUntil = ['load', 'domcontentloaded', 'networkidle0', 'networkidle2'] as const;
@@ -41,10 +57,18 @@ const cookieValue = /^[^\x00-\x1f\x7f;]*$/;
 
 export function createOptionsSchema(limits: RenderLimits) {
   const px = (name: string, min = 1) =>
-    z.number().int({ error: `${name} must be a whole number` }).min(min, { error: `${name} must be at least ${min}` }).max(limits.maxViewport, {
-      error: `${name} must be at most ${limits.maxViewport} (SHOTFLEET_MAX_VIEWPORT)`,
-    });
-  const coord = (name: string) => z.number({ error: `${name} must be a number` }).min(0, { error: `${name} must be at least 0` }).max(1_000_000);
+    z
+      .number()
+      .int({ error: `${name} must be a whole number` })
+      .min(min, { error: `${name} must be at least ${min}` })
+      .max(limits.maxViewport, {
+        error: `${name} must be at most ${limits.maxViewport} (SHOTFLEET_MAX_VIEWPORT)`,
+      });
+  const coord = (name: string) =>
+    z
+      .number({ error: `${name} must be a number` })
+      .min(0, { error: `${name} must be at least 0` })
+      .max(1_000_000);
 
   return z
     .strictObject({
@@ -56,8 +80,14 @@ export function createOptionsSchema(limits: RenderLimits) {
       html: z
         .string()
         .optional()
-        .meta({ description: 'Markup to render instead of a URL; its sub-resources obey the same URL policy.', examples: ['<h1 style="color:teal">Hello</h1>'] }),
-      format: z.enum(['png', 'jpeg', 'webp']).default('png').meta({ description: 'Image type.', examples: ['jpeg'] }),
+        .meta({
+          description: 'Markup to render instead of a URL; its sub-resources obey the same URL policy.',
+          examples: ['<h1 style="color:teal">Hello</h1>'],
+        }),
+      format: z
+        .enum(['png', 'jpeg', 'webp'])
+        .default('png')
+        .meta({ description: 'Image type.', examples: ['jpeg'] }),
       quality: z
         .number()
         .int({ error: 'quality must be a whole number' })
@@ -67,15 +97,22 @@ export function createOptionsSchema(limits: RenderLimits) {
         .meta({ description: 'jpeg/webp quality (80 when unset); a 400 with png.', examples: [80] }),
       viewport: z
         .strictObject({
-          width: px('viewport.width').default(defaultViewport.width).meta({ description: 'Width in CSS px, at most SHOTFLEET_MAX_VIEWPORT.', examples: [1280] }),
-          height: px('viewport.height').default(defaultViewport.height).meta({ description: 'Height in CSS px, at most SHOTFLEET_MAX_VIEWPORT.', examples: [800] }),
+          width: px('viewport.width')
+            .default(defaultViewport.width)
+            .meta({ description: 'Width in CSS px, at most SHOTFLEET_MAX_VIEWPORT.', examples: [1280] }),
+          height: px('viewport.height')
+            .default(defaultViewport.height)
+            .meta({ description: 'Height in CSS px, at most SHOTFLEET_MAX_VIEWPORT.', examples: [800] }),
           deviceScaleFactor: z
             .number()
             .min(0.1, { error: 'deviceScaleFactor must be at least 0.1' })
             .max(4, { error: 'deviceScaleFactor must be at most 4' })
             .default(defaultViewport.deviceScaleFactor)
             .meta({ description: 'Device pixels per CSS px (2 for a retina image).', examples: [2] }),
-          isMobile: z.boolean().default(defaultViewport.isMobile).meta({ description: 'Mobile emulation (meta viewport, touch).', examples: [true] }),
+          isMobile: z
+            .boolean()
+            .default(defaultViewport.isMobile)
+            .meta({ description: 'Mobile emulation (meta viewport, touch).', examples: [true] }),
         })
         .optional()
         .meta({
@@ -97,19 +134,28 @@ export function createOptionsSchema(limits: RenderLimits) {
       clip: z
         .strictObject({ x: coord('clip.x'), y: coord('clip.y'), width: px('clip.width'), height: px('clip.height') })
         .optional()
-        .meta({ description: 'A region in CSS px of the document. Conflicts with fullPage and selector.', examples: [{ x: 0, y: 0, width: 600, height: 400 }] }),
+        .meta({
+          description: 'A region in CSS px of the document. Conflicts with fullPage and selector.',
+          examples: [{ x: 0, y: 0, width: 600, height: 400 }],
+        }),
       selector: z
         .string()
         .min(1)
         .max(1024)
         .optional()
         .meta({ description: 'Capture the element this CSS selector matches; 422 selector_not_found when absent or of zero size.', examples: ['#main'] }),
-      omitBackground: z.boolean().default(false).meta({ description: 'Transparent background (png/webp; a 400 with jpeg).', examples: [true] }),
+      omitBackground: z
+        .boolean()
+        .default(false)
+        .meta({ description: 'Transparent background (png/webp; a 400 with jpeg).', examples: [true] }),
       optimizeForSpeed: z
         .boolean()
         .default(false)
         .meta({ description: 'Faster PNG encoding (about 3×) at about twice the bytes; png only.', examples: [true] }),
-      waitUntil: z.enum(waitUntil).default('load').meta({ description: 'When navigation counts as done.', examples: ['networkidle2'] }),
+      waitUntil: z
+        .enum(waitUntil)
+        .default('load')
+        .meta({ description: 'When navigation counts as done.', examples: ['networkidle2'] }),
       waitForSelector: z
         .string()
         .min(1)
@@ -166,19 +212,32 @@ export function createOptionsSchema(limits: RenderLimits) {
         .regex(fieldValue, { error: 'userAgent must not contain control characters' })
         .optional()
         .meta({ description: 'The User-Agent the page sees.', examples: ['Mozilla/5.0 (compatible; shotfleet)'] }),
-      colorScheme: z.enum(['light', 'dark']).optional().meta({ description: 'prefers-color-scheme.', examples: ['dark'] }),
+      colorScheme: z
+        .enum(['light', 'dark'])
+        .optional()
+        .meta({ description: 'prefers-color-scheme.', examples: ['dark'] }),
       reducedMotion: z
         .boolean()
         .default(false)
         .meta({ description: 'prefers-reduced-motion: reduce, and CSS animations and transitions stopped at their end state.', examples: [true] }),
-      mediaType: z.enum(['screen', 'print']).optional().meta({ description: 'CSS media type.', examples: ['print'] }),
-      javascript: z.boolean().default(true).meta({ description: 'Run the page\'s JavaScript.', examples: [false] }),
+      mediaType: z
+        .enum(['screen', 'print'])
+        .optional()
+        .meta({ description: 'CSS media type.', examples: ['print'] }),
+      javascript: z
+        .boolean()
+        .default(true)
+        .meta({ description: "Run the page's JavaScript.", examples: [false] }),
       hideSelectors: z
         .array(z.string().min(1).max(1024))
         .max(100)
         .optional()
         .meta({ description: 'Elements hidden (visibility: hidden) before the capture.', examples: [['.cookie-banner', '#chat']] }),
-      css: z.string().max(1_000_000).optional().meta({ description: 'A stylesheet injected before the capture.', examples: ['body { background: white }'] }),
+      css: z
+        .string()
+        .max(1_000_000)
+        .optional()
+        .meta({ description: 'A stylesheet injected before the capture.', examples: ['body { background: white }'] }),
       blockResourceTypes: z
         .array(z.enum(resourceTypes))
         .optional()
@@ -207,7 +266,8 @@ export function createOptionsSchema(limits: RenderLimits) {
       if (o.clip && o.selector) conflict('clip conflicts with selector', 'clip');
       if (o.selector && o.fullPage) conflict('selector conflicts with fullPage', 'selector');
       if (o.key !== undefined && !o.store) conflict('key needs store: true', 'key');
-      if (o.html !== undefined && o.cookies?.some((c) => !c.domain)) conflict('cookies for html input need a domain: there is no url to take it from', 'cookies');
+      if (o.html !== undefined && o.cookies?.some((c) => !c.domain))
+        conflict('cookies for html input need a domain: there is no url to take it from', 'cookies');
       checkUserFacingConflicts(o, conflict);
       for (const issue of knownSizeIssues(o, limits)) conflict(issue.message, issue.path);
     });

@@ -29,13 +29,11 @@ export async function waitForFonts(slot: RenderPage, budgetMs: number): Promise<
  * promise; an exception (thrown or a rejected promise) is a 422 with its message.
  */
 export async function runScripts(slot: RenderPage, source: string): Promise<void> {
-  const result = await slot.cdp
-    .send('Runtime.evaluate', { expression: source, awaitPromise: true, userGesture: true, silent: true })
-    .catch((err: unknown) => {
-      // The script navigated or reloaded the page: its promise went with the document it ran in.
-      const reason = String((err as Error)?.message ?? err).split('\n')[0];
-      throw new ShotError('script_failed', `scripts did not finish in the page (${reason}); a script must not navigate away`, { message: reason });
-    });
+  const result = await slot.cdp.send('Runtime.evaluate', { expression: source, awaitPromise: true, userGesture: true, silent: true }).catch((err: unknown) => {
+    // The script navigated or reloaded the page: its promise went with the document it ran in.
+    const reason = String((err as Error)?.message ?? err).split('\n')[0];
+    throw new ShotError('script_failed', `scripts did not finish in the page (${reason}); a script must not navigate away`, { message: reason });
+  });
   if (!result.exceptionDetails) return;
   const details = result.exceptionDetails;
   const thrown = details.exception?.description ?? (details.exception?.value !== undefined ? String(details.exception.value) : details.text);
@@ -73,18 +71,16 @@ export async function scrollThroughPage(slot: RenderPage, maxHeight: number, bud
   }
   const images = page
     .evaluate(() =>
-      Promise.all(
-        [...document.images].map((img) => (img.complete && img.naturalWidth > 0 ? undefined : img.decode().catch(() => undefined))),
-      ).then(() => true),
+      Promise.all([...document.images].map((img) => (img.complete && img.naturalWidth > 0 ? undefined : img.decode().catch(() => undefined)))).then(() => true),
     )
     .catch(() => true);
   await withBudget(images, until - Date.now(), false);
   await page.evaluate(async () => {
     window.scrollTo(0, 0);
     await new Promise((done) => {
-        requestAnimationFrame(() => requestAnimationFrame(done));
-        setTimeout(done, 100); // no frames come while the window is hidden
-      });
+      requestAnimationFrame(() => requestAnimationFrame(done));
+      setTimeout(done, 100); // no frames come while the window is hidden
+    });
   });
 }
 
@@ -93,13 +89,16 @@ export async function scrollThroughPage(slot: RenderPage, maxHeight: number, bud
  * "blocked" placeholder in the image where the ad would have been.
  */
 export async function hideBlockedElements(slot: RenderPage, blockedUrls: ReadonlySet<string>): Promise<void> {
-  await slot.page.evaluate((urls: string[]) => {
-    const blocked = new Set(urls);
-    for (const el of document.querySelectorAll<HTMLElement>('iframe, frame, img, embed, object')) {
-      const source = (el as HTMLIFrameElement).src || (el as HTMLObjectElement).data || '';
-      if (blocked.has(source)) el.style.setProperty('visibility', 'hidden', 'important');
-    }
-  }, [...blockedUrls]);
+  await slot.page.evaluate(
+    (urls: string[]) => {
+      const blocked = new Set(urls);
+      for (const el of document.querySelectorAll<HTMLElement>('iframe, frame, img, embed, object')) {
+        const source = (el as HTMLIFrameElement).src || (el as HTMLObjectElement).data || '';
+        if (blocked.has(source)) el.style.setProperty('visibility', 'hidden', 'important');
+      }
+    },
+    [...blockedUrls],
+  );
 }
 
 function withBudget<T>(work: Promise<T>, budgetMs: number, onTimeout: T): Promise<T> {

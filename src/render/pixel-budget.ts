@@ -53,7 +53,10 @@ export function knownSizeIssues(o: SizeRequest, budget: PixelBudget): SizeIssue[
     const w = devicePx(width, scale);
     const h = height === undefined ? undefined : devicePx(height, scale);
     if (w > side || (h !== undefined && h > side)) {
-      issues.push({ path, message: `the image would be ${w}×${h ?? '…'} device px; ${o.format} allows at most ${side} px a side: lower the size or deviceScaleFactor, or use png` });
+      issues.push({
+        path,
+        message: `the image would be ${w}×${h ?? '…'} device px; ${o.format} allows at most ${side} px a side: lower the size or deviceScaleFactor, or use png`,
+      });
     } else if (h !== undefined && w * h > budget.maxPixels) {
       issues.push({
         path,

@@ -31,7 +31,9 @@ function scalarKind(t: z.ZodType): ScalarKind | undefined {
   if (def.type === 'number' || def.type === 'int') return 'number';
   if (def.type === 'boolean') return 'boolean';
   if (def.type === 'union' && def.options) {
-    const kinds = def.options.map((o) => (defOf(o).type === 'array' && defOf(o).element && scalarKind(defOf(o).element!) === 'number' ? 'numbers' : scalarKind(o)));
+    const kinds = def.options.map((o) =>
+      defOf(o).type === 'array' && defOf(o).element && scalarKind(defOf(o).element!) === 'number' ? 'numbers' : scalarKind(o),
+    );
     if (kinds.length === 2 && kinds.includes('boolean') && kinds.includes('numbers' as ScalarKind)) return 'booleanOrNumbers';
   }
   return undefined;
@@ -40,7 +42,7 @@ function scalarKind(t: z.ZodType): ScalarKind | undefined {
 function objectShape(t: z.ZodType): Record<string, z.ZodType> | undefined {
   let def = defOf(t);
   while (def.innerType && ['optional', 'default', 'prefault', 'nullable', 'readonly'].includes(def.type)) def = defOf(def.innerType);
-  return def.type === 'object' ? (t as unknown as { shape?: Record<string, z.ZodType> }).shape ?? def.shape : undefined;
+  return def.type === 'object' ? ((t as unknown as { shape?: Record<string, z.ZodType> }).shape ?? def.shape) : undefined;
 }
 
 /**

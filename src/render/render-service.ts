@@ -183,7 +183,14 @@ export function createRenderService(deps: RenderServiceDeps) {
     const queueMs = Date.now() - req.arrivedAt;
     const renderStarted = Date.now();
     try {
-      const captured = capture(slot, req.options, { deadlineAt, maxPageHeight: deps.maxPageHeight, budget: { maxPixels: deps.maxPixels }, log: req.log, report, adBlocker });
+      const captured = capture(slot, req.options, {
+        deadlineAt,
+        maxPageHeight: deps.maxPageHeight,
+        budget: { maxPixels: deps.maxPixels },
+        log: req.log,
+        report,
+        adBlocker,
+      });
       captured.catch(() => undefined); // past the deadline nobody waits for it
       const result = await abortable(Promise.race([captured, slot.gone]), signal);
       const renderMs = Date.now() - renderStarted;

@@ -7,20 +7,29 @@ import { z } from 'zod';
  */
 export function userFacingOptions() {
   return {
-    blockAds: z.boolean().default(false).meta({
-      description:
-        'Block ad and tracker requests with the filter lists shipped in the package (nothing is fetched at run time); the blocked requests are never sent.',
-      examples: [true],
-    }),
-    blockCookieBanners: z.boolean().default(false).meta({
-      description: 'Hide the cookie-consent banners of common consent managers (OneTrust, Cookiebot, Didomi, Quantcast, …) before the capture.',
-      examples: [true],
-    }),
-    scrollPage: z.boolean().default(false).meta({
-      description:
-        'Before the capture, scroll to the bottom in viewport steps (up to SHOTFLEET_MAX_PAGE_HEIGHT, within the deadline) so lazy images and content load, wait for those images, then scroll back to the top.',
-      examples: [true],
-    }),
+    blockAds: z
+      .boolean()
+      .default(false)
+      .meta({
+        description:
+          'Block ad and tracker requests with the filter lists shipped in the package (nothing is fetched at run time); the blocked requests are never sent.',
+        examples: [true],
+      }),
+    blockCookieBanners: z
+      .boolean()
+      .default(false)
+      .meta({
+        description: 'Hide the cookie-consent banners of common consent managers (OneTrust, Cookiebot, Didomi, Quantcast, …) before the capture.',
+        examples: [true],
+      }),
+    scrollPage: z
+      .boolean()
+      .default(false)
+      .meta({
+        description:
+          'Before the capture, scroll to the bottom in viewport steps (up to SHOTFLEET_MAX_PAGE_HEIGHT, within the deadline) so lazy images and content load, wait for those images, then scroll back to the top.',
+        examples: [true],
+      }),
     timezone: z
       .string()
       .max(64)
@@ -33,7 +42,7 @@ export function userFacingOptions() {
       .refine(isLocale, { error: 'locale must be a BCP 47 language tag, e.g. "fr-CH"' })
       .optional()
       .meta({
-        description: 'Emulated locale: navigator.language(s), the Intl default and the Accept-Language header of the page\'s requests.',
+        description: "Emulated locale: navigator.language(s), the Intl default and the Accept-Language header of the page's requests.",
         examples: ['fr-CH', 'ja-JP'],
       }),
     geolocation: z
@@ -80,7 +89,9 @@ export function userFacingOptions() {
       .union([
         z.boolean(),
         z
-          .array(z.number().int({ error: 'failOnHttpStatus lists whole numbers' }).min(100).max(599, { error: 'failOnHttpStatus holds HTTP statuses (100-599)' }))
+          .array(
+            z.number().int({ error: 'failOnHttpStatus lists whole numbers' }).min(100).max(599, { error: 'failOnHttpStatus holds HTTP statuses (100-599)' }),
+          )
           .min(1)
           .max(100),
       ])
@@ -90,11 +101,14 @@ export function userFacingOptions() {
           "Fail with 502 target_http_error (details.status) when the page's own document answers with such a status: true means any status of 400 or above, or list the statuses.",
         examples: [true, [404, 500, 503]],
       }),
-    bestEffort: z.boolean().default(false).meta({
-      description:
-        'When waitUntil or waitForSelector is not met in time, capture what is there instead of answering 504; the answer then carries X-Shotfleet-Best-Effort: true.',
-      examples: [true],
-    }),
+    bestEffort: z
+      .boolean()
+      .default(false)
+      .meta({
+        description:
+          'When waitUntil or waitForSelector is not met in time, capture what is there instead of answering 504; the answer then carries X-Shotfleet-Best-Effort: true.',
+        examples: [true],
+      }),
   };
 }
 
@@ -114,8 +128,8 @@ interface UserFacingFields {
 export function checkUserFacingConflicts(o: UserFacingFields, conflict: (message: string, field: string) => void): void {
   if (o.html !== undefined) {
     // Credentials go to the page URL's own origin only; markup has none, so they would reach no one, or everyone.
-    if (o.headers && Object.keys(o.headers).length > 0) conflict('headers need url: they are sent only to the page URL\'s origin, and html has none', 'headers');
-    if (o.authenticate) conflict('authenticate needs url: credentials are sent only to the page URL\'s origin, and html has none', 'authenticate');
+    if (o.headers && Object.keys(o.headers).length > 0) conflict("headers need url: they are sent only to the page URL's origin, and html has none", 'headers');
+    if (o.authenticate) conflict("authenticate needs url: credentials are sent only to the page URL's origin, and html has none", 'authenticate');
     if (o.failOnHttpStatus !== false) conflict('failOnHttpStatus needs url: html has no HTTP status', 'failOnHttpStatus');
   }
   if (o.authenticate && Object.keys(o.headers ?? {}).some((name) => name.toLowerCase() === 'authorization')) {
@@ -123,7 +137,8 @@ export function checkUserFacingConflicts(o: UserFacingFields, conflict: (message
   }
   if (!o.javascript) {
     if (o.scripts !== undefined) conflict('scripts need javascript: true', 'scripts');
-    if (o.scrollPage) conflict('scrollPage needs javascript: true (lazy content is loaded by the page\'s scripts and the browser\'s scroll events)', 'scrollPage');
+    if (o.scrollPage)
+      conflict("scrollPage needs javascript: true (lazy content is loaded by the page's scripts and the browser's scroll events)", 'scrollPage');
   }
 }
 

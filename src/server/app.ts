@@ -42,7 +42,9 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     }
   });
 
-  app.use(requireToken({ token: deps.token, metricsToken: deps.metricsToken, signingKey: deps.signingKey, open: ['/status', '/livez', ...apiDescriptionPaths] }));
+  app.use(
+    requireToken({ token: deps.token, metricsToken: deps.metricsToken, signingKey: deps.signingKey, open: ['/status', '/livez', ...apiDescriptionPaths] }),
+  );
   app.use(
     '/screenshot',
     bodyLimit({

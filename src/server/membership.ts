@@ -59,7 +59,9 @@ function startHubMembership(base: string, o: MembershipOptions): Membership {
       await res.body?.cancel();
       if (!res.ok) {
         throw new Error(
-          res.status === 401 ? 'the hub refused our token (401): give node and hub the same SHOTFLEET_HUB_TOKEN (or SHOTFLEET_TOKEN)' : `hub answered HTTP ${res.status}`,
+          res.status === 401
+            ? 'the hub refused our token (401): give node and hub the same SHOTFLEET_HUB_TOKEN (or SHOTFLEET_TOKEN)'
+            : `hub answered HTTP ${res.status}`,
         );
       }
       if (failures > 0) o.log.info({ hub: base, after: failures }, 'registered with the hub again');

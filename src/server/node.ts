@@ -49,7 +49,11 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
   const chromeEnv = chromeEnvironment(config.env);
   const sandbox = await decideSandbox(config.CHROME_SANDBOX, { chromePath: config.CHROME_PATH, env: chromeEnv, uid: process.getuid?.() ?? -1 }, log);
   if (sandbox.on) log.info({ sandbox: true }, 'Chromium runs in its sandbox');
-  else log.warn({ sandbox: false, reason: sandbox.reason }, 'Chromium runs WITHOUT its sandbox: a renderer exploit gets the node user\'s rights (see the README, Security)');
+  else
+    log.warn(
+      { sandbox: false, reason: sandbox.reason },
+      "Chromium runs WITHOUT its sandbox: a renderer exploit gets the node user's rights (see the README, Security)",
+    );
   let handler: (req: Request) => Response | Promise<Response> = answerWhileStarting;
   const httpLimits = { headersTimeoutMs: config.HEADERS_TIMEOUT_MS, requestTimeoutMs: config.REQUEST_TIMEOUT_MS, maxConnections: config.MAX_CONNECTIONS };
   const server = createAdaptorServer({
@@ -273,4 +277,3 @@ function closeHttp(server: http.Server, boundMs: number): Promise<void> {
     server.closeIdleConnections?.();
   });
 }
-

@@ -161,6 +161,10 @@ async function waitForTurn(turn: Promise<void>, signal: AbortSignal, onTimeout: 
   } catch (err) {
     if (!(err instanceof ShotError && err.code === 'timeout')) throw err;
     onTimeout();
-    throw shed('queue_timeout', 1, "this session's earlier request still holds its page and this one's deadline passed; send a session's requests one after another");
+    throw shed(
+      'queue_timeout',
+      1,
+      "this session's earlier request still holds its page and this one's deadline passed; send a session's requests one after another",
+    );
   }
 }

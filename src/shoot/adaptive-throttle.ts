@@ -33,7 +33,13 @@ export interface ThrottleOptions {
 
 const bucketMs = 1000;
 
-export function createAdaptiveThrottle({ k = 2, windowMs = 120_000, minRequests = 10, now = Date.now, random = Math.random }: ThrottleOptions = {}): AdaptiveThrottle {
+export function createAdaptiveThrottle({
+  k = 2,
+  windowMs = 120_000,
+  minRequests = 10,
+  now = Date.now,
+  random = Math.random,
+}: ThrottleOptions = {}): AdaptiveThrottle {
   // One bucket per second of the window keeps the memory bounded however long the batch runs.
   const buckets: { start: number; requests: number; accepts: number }[] = [];
 

@@ -67,7 +67,7 @@ function parseJsonLine(text: string): LineResult {
   }
   const body = value as RequestBody;
   const url = typeof body.url === 'string' ? body.url : null;
-  if (('url' in body) === ('html' in body)) {
+  if ('url' in body === 'html' in body) {
     return { url, reason: 'a request needs exactly one of "url" or "html"' };
   }
   if ('url' in body) {

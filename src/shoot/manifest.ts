@@ -140,5 +140,8 @@ async function endsWithoutNewline(file: string): Promise<boolean> {
 
 /** The path a manifest records for an image: relative to the manifest, so the two can move together. */
 export function manifestPath(manifestFile: string, imageFile: string): string {
-  return path.relative(path.dirname(path.resolve(manifestFile)), path.resolve(imageFile)).split(path.sep).join('/');
+  return path
+    .relative(path.dirname(path.resolve(manifestFile)), path.resolve(imageFile))
+    .split(path.sep)
+    .join('/');
 }

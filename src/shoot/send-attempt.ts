@@ -84,7 +84,10 @@ async function saveSuccess(item: ShotItem, res: Response, ctx: AttemptContext, s
   if (/^application\/json\b/i.test(contentType ?? '')) {
     const stored = (await res.json()) as Record<string, unknown>;
     if (typeof stored.key !== 'string' || typeof stored.url !== 'string') {
-      return { kind: 'failed', error: { status: 200, code: 'unexpected_response', message: 'the node answered JSON without "key" and "url"; is --endpoint a shotfleet node?' } };
+      return {
+        kind: 'failed',
+        error: { status: 200, code: 'unexpected_response', message: 'the node answered JSON without "key" and "url"; is --endpoint a shotfleet node?' },
+      };
     }
     return {
       kind: 'ok',

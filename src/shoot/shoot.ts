@@ -87,7 +87,13 @@ export async function shoot(options: ShootOptions, io: ShootIo): Promise<number>
     stats = await runBatch(
       todo,
       {
-        attempt: { endpoint: options.endpoint, token: options.token, requestTimeoutMs: options.requestTimeoutMs, outDir: options.outDir, manifestFile: options.manifestFile },
+        attempt: {
+          endpoint: options.endpoint,
+          token: options.token,
+          requestTimeoutMs: options.requestTimeoutMs,
+          outDir: options.outDir,
+          manifestFile: options.manifestFile,
+        },
         concurrency: options.concurrency,
         retry: policy,
         throttle: io.throttle ?? createAdaptiveThrottle(),

@@ -35,7 +35,9 @@ export function formatSummary(s: BatchSummary): string {
   const lines = [
     '',
     `shotfleet shoot ${s.interrupted ? 'interrupted' : 'finished'} in ${formatDuration(seconds)} (${rate} items/s)`,
-    ...rows.filter(([, n], i) => n > 0 || i <= 2).map(([label, n, note]) => `  ${label.padEnd(14)}${String(n).padStart(7)}${note && n > 0 ? `   ${note}` : ''}`),
+    ...rows
+      .filter(([, n], i) => n > 0 || i <= 2)
+      .map(([label, n, note]) => `  ${label.padEnd(14)}${String(n).padStart(7)}${note && n > 0 ? `   ${note}` : ''}`),
     `  ${'total'.padEnd(14)}${String(total).padStart(7)}`,
     `  retries ${s.retries} (503: ${s.shed}) · held back by the throttle ${s.throttled}`,
     `  manifest ${s.manifestFile}`,

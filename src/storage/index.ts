@@ -93,7 +93,9 @@ export function createStorage(config: Config, log: Logger, metrics: NodeMetrics,
         log.warn({ err, key, bytes: req.image.length }, 'upload failed');
         metrics.uploadFailures.inc();
         throw deadline.aborted
-          ? new ShotError('upload_failed', `S3 did not confirm the upload within ${t.totalTimeoutMs / 1000}s; treat the image as not stored and retry later`, { reason: 'timeout' })
+          ? new ShotError('upload_failed', `S3 did not confirm the upload within ${t.totalTimeoutMs / 1000}s; treat the image as not stored and retry later`, {
+              reason: 'timeout',
+            })
           : uploadFailed(err);
       }
       const uploadMs = performance.now() - started;

@@ -30,7 +30,13 @@ export async function putImage(client: S3Client, put: PutImage, tuning: PutTunin
   signal.addEventListener('abort', onAbort, { once: true });
   try {
     if (signal.aborted) onAbort();
-    const upload = new Upload({ client, params: { ...params, ChecksumAlgorithm: 'CRC32' }, partSize: tuning.multipartBytes, queueSize: 2, abortController: controller });
+    const upload = new Upload({
+      client,
+      params: { ...params, ChecksumAlgorithm: 'CRC32' },
+      partSize: tuning.multipartBytes,
+      queueSize: 2,
+      abortController: controller,
+    });
     const out = await upload.done();
     return unquote(out.ETag);
   } finally {

@@ -32,10 +32,31 @@ export function wrongTypes(url: string): BadCase[] {
     array: (v) => Array.isArray(v),
   };
   const fields: Record<string, keyof typeof kinds> = {
-    format: 'string', quality: 'int', viewport: 'object', device: 'string', fullPage: 'bool', clip: 'object', selector: 'string',
-    omitBackground: 'bool', optimizeForSpeed: 'bool', waitUntil: 'string', waitForSelector: 'string', delay: 'int', timeout: 'int',
-    headers: 'object', cookies: 'array', userAgent: 'string', colorScheme: 'string', reducedMotion: 'bool', mediaType: 'string',
-    javascript: 'bool', hideSelectors: 'array', css: 'string', blockResourceTypes: 'array', store: 'bool', key: 'string',
+    format: 'string',
+    quality: 'int',
+    viewport: 'object',
+    device: 'string',
+    fullPage: 'bool',
+    clip: 'object',
+    selector: 'string',
+    omitBackground: 'bool',
+    optimizeForSpeed: 'bool',
+    waitUntil: 'string',
+    waitForSelector: 'string',
+    delay: 'int',
+    timeout: 'int',
+    headers: 'object',
+    cookies: 'array',
+    userAgent: 'string',
+    colorScheme: 'string',
+    reducedMotion: 'bool',
+    mediaType: 'string',
+    javascript: 'bool',
+    hideSelectors: 'array',
+    css: 'string',
+    blockResourceTypes: 'array',
+    store: 'bool',
+    key: 'string',
   };
   const cases: BadCase[] = [];
   for (const [field, kind] of Object.entries(fields)) {
@@ -77,7 +98,10 @@ export function badValues(url: string): BadCase[] {
     c('unknown device', { url, device: 'Nokia 3310 Deluxe' }),
     c('unknown resource type', { url, blockResourceTypes: ['image', 'pictures'] }),
     // Out of range.
-    ...[0, -1, 4097, 1e9, 1.5].flatMap((v) => [c(`viewport.width ${v}`, { url, viewport: { width: v, height: 100 } }), c(`viewport.height ${v}`, { url, viewport: { width: 100, height: v } })]),
+    ...[0, -1, 4097, 1e9, 1.5].flatMap((v) => [
+      c(`viewport.width ${v}`, { url, viewport: { width: v, height: 100 } }),
+      c(`viewport.height ${v}`, { url, viewport: { width: 100, height: v } }),
+    ]),
     ...[0, -1, 4.01, 100].map((v) => c(`deviceScaleFactor ${v}`, { url, viewport: { width: 100, height: 100, deviceScaleFactor: v } })),
     ...[0, 101, -5, 50.5].map((v) => c(`quality ${v}`, { url, format: 'jpeg', quality: v })),
     ...[-1, 10_001, 1e12, 0.5].map((v) => c(`delay ${v}`, { url, delay: v })),
@@ -99,9 +123,19 @@ export function badValues(url: string): BadCase[] {
     c('key without store', { url, key: 'a.png' }),
     c('html cookies without domain', { html: '<p>x</p>', cookies: [{ name: 'a', value: 'b' }] }),
     // URLs that are not http(s).
-    ...['file:///etc/passwd', 'FILE:/etc/passwd', 'javascript:alert(1)', 'data:text/html,<p>x', 'ftp://127.0.0.1/', 'chrome://version', 'about:blank', '/relative', 'http://', 'not a url', ''].map((u) =>
-      c(`url ${u || '(empty)'}`, { url: u }),
-    ),
+    ...[
+      'file:///etc/passwd',
+      'FILE:/etc/passwd',
+      'javascript:alert(1)',
+      'data:text/html,<p>x',
+      'ftp://127.0.0.1/',
+      'chrome://version',
+      'about:blank',
+      '/relative',
+      'http://',
+      'not a url',
+      '',
+    ].map((u) => c(`url ${u || '(empty)'}`, { url: u })),
     // Values Chromium would choke on: control characters, connection headers, broken cookies.
     c('CRLF in a header value', { url, headers: { 'x-a': 'b\r\nx-injected: 1' } }),
     c('NUL in a header value', { url, headers: { 'x-a': 'b\u0000' } }),
@@ -138,20 +172,33 @@ export function badSyntax(url: string, maxBodyBytes: number): BadCase[] {
     // Not an object.
     ...['[]', `[${ok}]`, '"text"', '42', 'true', 'null', JSON.stringify(ok)].map((t) => raw(`non-object ${t.slice(0, 20)}`, t)),
     // Not JSON.
-    ...['', '{', '{"url":}', "{'url':'x'}", `${ok.slice(0, -1)},}`, `${ok} trailing`, 'NaN', 'undefined', '\u0000', `{"url":"${url}","timeout":1e400}`].map((t) =>
-      raw(`broken ${JSON.stringify(t.slice(0, 24))}`, t),
+    ...['', '{', '{"url":}', "{'url':'x'}", `${ok.slice(0, -1)},}`, `${ok} trailing`, 'NaN', 'undefined', '\u0000', `{"url":"${url}","timeout":1e400}`].map(
+      (t) => raw(`broken ${JSON.stringify(t.slice(0, 24))}`, t),
     ),
     raw('invalid UTF-8', Buffer.concat([Buffer.from('{"url":"'), Buffer.from([0xff, 0xfe, 0xc0]), Buffer.from('"}')])),
     raw('binary garbage', Buffer.from(Array.from({ length: 512 }, (_, i) => (i * 37) % 256))),
     // Deep nesting, inside a known field, an unknown one and at the top.
     raw('viewport nested 5 000 deep', `{"url":${JSON.stringify(url)},"viewport":${deep(5000, 1, (x) => `{"width":${x}}`)}}`),
     raw('unknown field nested 20 000 deep', `{"url":${JSON.stringify(url)},"x":${deep(20_000, 0, (x) => `[${x}]`)}}`),
-    raw('top-level array 50 000 deep', deep(50_000, 0, (x) => `[${x}]`)),
-    raw('object 20 000 deep', deep(20_000, 0, (x) => `{"a":${x}}`)),
-    // Content types.
-    ...[null, 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/jsonp', 'text/json', 'application/json-patch+json', 'application/javascript'].map(
-      (t) => raw(`content-type ${t ?? '(none)'}`, ok, 415, t),
+    raw(
+      'top-level array 50 000 deep',
+      deep(50_000, 0, (x) => `[${x}]`),
     ),
+    raw(
+      'object 20 000 deep',
+      deep(20_000, 0, (x) => `{"a":${x}}`),
+    ),
+    // Content types.
+    ...[
+      null,
+      'text/plain',
+      'application/x-www-form-urlencoded',
+      'multipart/form-data; boundary=x',
+      'application/jsonp',
+      'text/json',
+      'application/json-patch+json',
+      'application/javascript',
+    ].map((t) => raw(`content-type ${t ?? '(none)'}`, ok, 415, t)),
     // Over SHOTFLEET_MAX_BODY_BYTES, also when the bulk is a field the schema would refuse anyway.
     raw('body over the limit', JSON.stringify({ url, css: 'a'.repeat(maxBodyBytes) }), 413),
     raw('body far over the limit', JSON.stringify({ url, html: 'x'.repeat(4 * maxBodyBytes) }), 413),
@@ -164,9 +211,19 @@ export function badSyntax(url: string, maxBodyBytes: number): BadCase[] {
  * selector's syntax by the browser. test/http-app.test.ts checks that this list is exact.
  */
 export const judgedPastTheHttpLayer = new Set([
-  ...['file:///etc/passwd', 'FILE:/etc/passwd', 'javascript:alert(1)', 'data:text/html,<p>x', 'ftp://127.0.0.1/', 'chrome://version', 'about:blank', '/relative', 'http://', 'not a url', '(empty)'].map(
-    (u) => `url ${u}`,
-  ),
+  ...[
+    'file:///etc/passwd',
+    'FILE:/etc/passwd',
+    'javascript:alert(1)',
+    'data:text/html,<p>x',
+    'ftp://127.0.0.1/',
+    'chrome://version',
+    'about:blank',
+    '/relative',
+    'http://',
+    'not a url',
+    '(empty)',
+  ].map((u) => `url ${u}`),
   'invalid UTF-8',
   'cookie path not starting with /',
   'cookie domain ..',
@@ -184,7 +241,13 @@ export function badCases(url: string, maxBodyBytes: number): BadCase[] {
   return [...wrongTypes(url), ...badValues(url), ...badSyntax(url, maxBodyBytes)];
 }
 
-export const codeFor: Record<number, string> = { 400: 'invalid_request', 401: 'unauthorized', 404: 'not_found', 413: 'payload_too_large', 415: 'unsupported_media_type' };
+export const codeFor: Record<number, string> = {
+  400: 'invalid_request',
+  401: 'unauthorized',
+  404: 'not_found',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+};
 
 /** A client-facing error: the status family asked, the contract's JSON shape, no internals. */
 export function expectCleanError(answer: Answer, status: number, what: string): void {
@@ -196,4 +259,3 @@ export function expectCleanError(answer: Answer, status: number, what: string): 
   expect(answer.json!.error!.message.length, what).toBeGreaterThan(0);
   expect(text, `${what} leaks internals`).not.toMatch(/\n\s+at |node_modules|\/src\/|\.ts:\d|\.js:\d|stack/i);
 }
-

@@ -78,7 +78,6 @@ function accepts(port: number): Promise<boolean> {
   });
 }
 
-
 export interface FakeFleetNode {
   id: string;
   url: string;

@@ -12,7 +12,15 @@ export const nodeId = 'in-process:1';
 
 /** What the stub render answers when a test does not say otherwise: a 2×2 PNG, as a render of a page would. */
 export const imageResult = (extra: Partial<ScreenshotResult> = {}): ScreenshotResult =>
-  ({ kind: 'image', image: tinyPng, contentType: 'image/png', truncated: false, timings: { queueMs: 3, renderMs: 42 }, bestEffort: false, ...extra }) as ScreenshotResult;
+  ({
+    kind: 'image',
+    image: tinyPng,
+    contentType: 'image/png',
+    truncated: false,
+    timings: { queueMs: 3, renderMs: 42 },
+    bestEffort: false,
+    ...extra,
+  }) as ScreenshotResult;
 
 export const readyStatus = (): NodeStatus => ({
   status: 'ready',
@@ -94,7 +102,8 @@ export function inProcessNode(opts: InProcessNodeOptions = {}): InProcessNode {
     metrics,
     renders,
     request,
-    shoot: (body, headers = {}) => request('/screenshot', { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) }),
+    shoot: (body, headers = {}) =>
+      request('/screenshot', { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) }),
     async metricsText() {
       const answer = await request('/metrics', { headers: opts.metricsToken ? { authorization: `Bearer ${opts.metricsToken}` } : {} });
       return answer.bytes.toString('utf8');

@@ -95,7 +95,6 @@ export function metricValues(text: string, name: string, label?: string): Record
   return out;
 }
 
-
 /** Pids of a node's Chromium processes of any kind (browser, renderers, utilities). */
 export const nodeChromiumPids = (nodePid: number) => chromiumPids(`shotfleet-chrome-${nodePid}-`);
 

@@ -53,9 +53,7 @@ export async function startTestSite(routes: Record<string, Route> = {}, opts: { 
       } else if (typeof answer === 'string') {
         res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(answer);
       } else {
-        res
-          .writeHead(answer.status ?? 200, { 'content-type': answer.type ?? 'text/html; charset=utf-8', ...answer.headers })
-          .end(answer.body);
+        res.writeHead(answer.status ?? 200, { 'content-type': answer.type ?? 'text/html; charset=utf-8', ...answer.headers }).end(answer.body);
       }
     });
   });
@@ -181,7 +179,10 @@ export function stateProbeRoutes(): Record<string, Route> {
 
 /** The last report a probe page sent for `phase` ('write' or 'read'). */
 export function lastReport(site: TestSite, phase: 'write' | 'read'): StateSeen {
-  const report = site.requests('/report').filter((r) => r.url.endsWith(`phase=${phase}`)).at(-1);
+  const report = site
+    .requests('/report')
+    .filter((r) => r.url.endsWith(`phase=${phase}`))
+    .at(-1);
   if (!report) throw new Error(`no ${phase} report arrived: the probe page did not run`);
   return JSON.parse(report.body) as StateSeen;
 }

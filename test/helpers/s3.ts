@@ -80,7 +80,10 @@ export async function startS3(bucket = 'shots'): Promise<RunningS3> {
       // s3rver keeps each object as <key>._S3rver_object next to its metadata files.
       const root = path.join(directory, bucket);
       const entries = await fs.readdir(root, { recursive: true }).catch(() => [] as string[]);
-      return entries.filter((e) => e.endsWith('._S3rver_object')).map((e) => e.slice(0, -'._S3rver_object'.length)).sort();
+      return entries
+        .filter((e) => e.endsWith('._S3rver_object'))
+        .map((e) => e.slice(0, -'._S3rver_object'.length))
+        .sort();
     },
     async stop() {
       client.destroy();
@@ -164,13 +167,10 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       if (proxy.putLatencyMs > 0) await new Promise((r) => setTimeout(r, proxy.putLatencyMs));
       await gate;
     }
-    const forward = http.request(
-      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
-      (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      },
-    );
+    const forward = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    });
     forward.on('error', () => res.destroy());
     req.pipe(forward);
   });

@@ -60,7 +60,19 @@ export async function startScriptedShotNode(): Promise<ScriptedShotNode> {
     if (behaviour === 'slow') await new Promise((r) => setTimeout(r, 300));
     if (behaviour === 'store') {
       res.writeHead(200, { 'content-type': 'application/json', 'server-timing': 'queue;dur=1, render;dur=2, upload;dur=3' });
-      res.end(JSON.stringify({ bucket: 'b', key: `shots/${pageUrl.split('/').pop()}.png`, url: `http://s3.test/b/${pageUrl.split('/').pop()}.png`, etag: '"e"', bytes: 123, format: 'png', width: 2, height: 2, timings: { queueMs: 1, renderMs: 2, uploadMs: 3 } }));
+      res.end(
+        JSON.stringify({
+          bucket: 'b',
+          key: `shots/${pageUrl.split('/').pop()}.png`,
+          url: `http://s3.test/b/${pageUrl.split('/').pop()}.png`,
+          etag: '"e"',
+          bytes: 123,
+          format: 'png',
+          width: 2,
+          height: 2,
+          timings: { queueMs: 1, renderMs: 2, uploadMs: 3 },
+        }),
+      );
       return;
     }
     image();

@@ -43,7 +43,10 @@ export async function shootInProcess(
 /** Every record of a manifest, in the order written. */
 export async function manifestRecords(file: string): Promise<ManifestRecord[]> {
   const text = await fs.readFile(file, 'utf8');
-  return text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as ManifestRecord);
+  return text
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as ManifestRecord);
 }
 
 /** `shotfleet shoot ARGS` as its own process (from source through tsx), for signals and exit codes. */
