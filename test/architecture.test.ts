@@ -43,12 +43,10 @@ const files = sourceFiles(srcDir);
 const graph = new Map(files.map((f) => [f, importsOf(f)]));
 
 describe('the source tree', () => {
-  it('has every folder of src/ in a layer', () => {
-    const folders = fs
-      .readdirSync(srcDir, { withFileTypes: true })
-      .filter((e) => e.isDirectory())
-      .map((e) => e.name);
-    expect(folders.filter((f) => !layerOf.has(f))).toEqual([]);
+  it('has every folder of src/ in a layer, and every file in a folder', () => {
+    const entries = fs.readdirSync(srcDir, { withFileTypes: true });
+    expect(entries.filter((e) => e.isDirectory() && !layerOf.has(e.name)).map((e) => e.name)).toEqual([]);
+    expect(entries.filter((e) => !e.isDirectory()).map((e) => e.name)).toEqual([]);
   });
 
   it('imports only downwards: never a folder of the same layer or of a layer above', () => {

@@ -43,6 +43,11 @@ export interface LaunchOptions {
   sandbox: boolean;
   /** Chromium's whole environment: without it, it would inherit the node's, secrets included (chromeEnvironment). */
   env: Record<string, string>;
+  /**
+   * How long one CDP call may hang before puppeteer fails it. Longer than any request's deadline: a render stuck
+   * in a call is ended by its deadline (a 504, the page torn down), never by this.
+   */
+  protocolTimeoutMs?: number;
 }
 
 /** util-linux's setpriv (essential on Debian): runs a program that gets SIGKILL the moment its parent dies. */
@@ -75,7 +80,7 @@ export async function launchBrowser(chromePath: string, opts: LaunchOptions): Pr
     handleSIGINT: false,
     handleSIGTERM: false,
     handleSIGHUP: false,
-    protocolTimeout: 120_000,
+    protocolTimeout: opts.protocolTimeoutMs ?? 120_000,
   });
   const pid = browser.process()?.pid ?? -1;
   return {

@@ -209,7 +209,7 @@ async function prepareGuards(slot: PageSlot, deps: SlotDeps, render: RenderInPro
   page.on('requestfailed', (request) => {
     if (!isMainNavigation(slot, request)) return;
     const navigation = render.navigation();
-    navigation.failure = request.failure()?.errorText;
+    navigation.failure = request.failure()?.errorText ?? navigation.failure;
     documentRequestEnded(navigation, request);
   });
   page.on('requestfinished', (request) => {

@@ -38,9 +38,11 @@ export async function navigate(slot: RenderPage, options: RenderOptions, remaini
     }
     const outcome = await slot.navigationOutcome();
     if (outcome.refusedHosts.length > 0) throw refused(options.url!, outcome.refusedHosts);
-    // Chromium's net error for the page's own document, as the slot saw it fail (before page.goto rejects).
-    if (outcome.failure) {
-      throw new ShotError('navigation_failed', `could not load the page: ${outcome.failure} at ${options.url}`, { url: options.url });
+    // Chromium's net error for the page's own document, as the slot saw it fail; else Page.navigate's own errorText,
+    // which is all there is when the document failed before puppeteer saw its request (with interception on).
+    const failure = outcome.failure ?? navigateErrorText(err);
+    if (failure) {
+      throw new ShotError('navigation_failed', `could not load the page: ${failure} at ${options.url ?? 'the page'}`, { url: options.url });
     }
     throw err;
   }
@@ -87,4 +89,13 @@ function waitForQuietNetwork(page: Page, allowed: number, timeoutMs: number): Pr
 
 function refused(url: string, hosts: string[]): ShotError {
   return new ShotError('url_forbidden', 'the URL policy refused the page or one of its redirects', { url, refusedHosts: hosts });
+}
+
+/**
+ * page.goto reports Page.navigate's errorText as an Error whose message is `${errorText} at ${url}` and gives it no
+ * field of its own: these are the texts Chromium puts there for a navigation that could not be made.
+ */
+function navigateErrorText(err: unknown): string | undefined {
+  const message = err instanceof Error ? err.message : '';
+  return /^(net::ERR_[A-Z_]+|Cannot navigate to invalid URL)\b/.exec(message)?.[1];
 }

@@ -200,8 +200,13 @@ export function createRenderService(deps: RenderServiceDeps) {
       const timedOut = err instanceof TimeoutError || (err instanceof ShotError && err.code === 'timeout');
       // A killed renderer fails the call in flight ("Internal error", "Not attached", a navigation net::ERR_ABORTED)
       // a moment before Chromium reports the crash itself: ask the page before deciding what failed. A live page
-      // answers in a round trip; a stuck one past its deadline is not asked.
-      if (slot.lost() || (!timedOut && !(await slot.answers(1000)))) {
+      // answers in a round trip; a stuck one past its deadline is not asked. A client-facing error stands unless the
+      // crash is reported meanwhile (a busy page may be slow to answer); any other error on a page that does not
+      // answer is taken for a dead renderer.
+      const answered = timedOut || slot.lost() ? true : await slot.answers(1000);
+      // A page that does not answer gets a moment more for its crash report.
+      if (!answered && !slot.lost()) await Promise.race([slot.gone.catch(() => undefined), new Promise((r) => setTimeout(r, 500).unref())]);
+      if (slot.lost() || (!answered && !(err instanceof ShotError))) {
         slot.markBroken();
         throw new RenderLostError(err instanceof Error ? err.message : String(err));
       }

@@ -54,10 +54,11 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
       { sandbox: false, reason: sandbox.reason },
       "Chromium runs WITHOUT its sandbox: a renderer exploit gets the node user's rights (see the README, Security)",
     );
-  let handler: (req: Request) => Response | Promise<Response> = answerWhileStarting;
+  // The adapter's env ({ incoming, outgoing }) is passed on: the 413 path reads the rest of a too-large body from it.
+  let handler: (req: Request, env: unknown) => Response | Promise<Response> = answerWhileStarting;
   const httpLimits = { headersTimeoutMs: config.HEADERS_TIMEOUT_MS, requestTimeoutMs: config.REQUEST_TIMEOUT_MS, maxConnections: config.MAX_CONNECTIONS };
   const server = createAdaptorServer({
-    fetch: (req: Request) => handler(req),
+    fetch: (req: Request, env: unknown) => handler(req, env),
     serverOptions: httpServerOptions(httpLimits),
   }) as http.Server;
   capConnections(server, httpLimits);
@@ -80,7 +81,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     chromePath: config.CHROME_PATH,
     pages: config.PAGES,
     recycleAfter: config.RECYCLE_AFTER,
-    launch: { sandbox: sandbox.on, env: chromeEnv },
+    launch: { sandbox: sandbox.on, env: chromeEnv, protocolTimeoutMs: Math.max(120_000, config.MAX_TIMEOUT_MS + 30_000) },
     policy,
     startProxy: () => startPolicyProxy(policy, log, lookupLimits),
     log,
@@ -157,7 +158,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     // Draining is admission's too (startDraining below), so one question covers every refusal.
     refusalForAnyRequest: () => admission.refusalForAnyRequest(),
   });
-  handler = (req) => app.fetch(req);
+  handler = (req, env) => app.fetch(req, env);
 
   // HAProxy's agent check is answered from the start: `drain` until the node has started, not a refused connection.
   let agent: { port: number; close(): Promise<void> } | null = null;
