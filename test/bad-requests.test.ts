@@ -89,7 +89,7 @@ describe('bad input and auth on a real node', () => {
     expect((await request(`${node.url}/livez`)).status).toBe(200);
   });
 
-  it('over a real socket a 413 is answered before the body is read, and the node closes the connection', async () => {
+  it('over a real socket a 413 says Connection: close, and the node closes the connection (after reading what the client sends, within bounds)', async () => {
     const { hostname, port } = new URL(node.url);
     const socket = net.connect({ host: hostname, port: Number(port) });
     let seen = '';
