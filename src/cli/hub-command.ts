@@ -1,5 +1,6 @@
 import { parseArgs } from './args.js';
-import { type Config, ConfigError, describeSettings, loadConfig } from '../config/load.js';
+import { ConfigError, describeSettings } from '../config/load.js';
+import { commandConfig } from './command-config.js';
 import { createLogger } from '../log/logger.js';
 import { type RunningHub, startHub } from '../fleet/hub.js';
 
@@ -19,19 +20,8 @@ every option (flag / env var):
 ${describeSettings()}`;
 
 export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const args = parseArgs(argv);
-  if (args.help) {
-    console.log(help);
-    return 0;
-  }
-  let config: Config;
-  try {
-    config = loadConfig('hub', args.flags, env);
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    console.error(`shotfleet hub: ${err.message}`);
-    return 2;
-  }
+  const config = commandConfig('hub', parseArgs(argv), env, help);
+  if (typeof config === 'number') return config;
   const log = createLogger(config.LOG_LEVEL, { role: 'hub' });
   let hub: RunningHub;
   try {

@@ -1,4 +1,5 @@
-import { type Config, ConfigError, describeSettings, loadConfig } from '../config/load.js';
+import { describeSettings } from '../config/load.js';
+import { commandConfig } from './command-config.js';
 import { parseArgs } from './args.js';
 import { createLogger } from '../log/logger.js';
 import { startNode } from '../server/node.js';
@@ -11,25 +12,8 @@ Every option is also an environment variable (see the README for meanings and de
 ${describeSettings()}`;
 
 export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const args = parseArgs(argv);
-  if (args.help) {
-    console.log(help);
-    return 0;
-  }
-  if (args.positionals.length > 0) {
-    console.error(`shotfleet serve: unexpected argument "${args.positionals[0]}"; run with --help`);
-    return 2;
-  }
-  let config: Config;
-  try {
-    config = loadConfig('serve', args.flags, env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(`shotfleet serve: ${err.message}`);
-      return 2;
-    }
-    throw err;
-  }
+  const config = commandConfig('serve', parseArgs(argv), env, help);
+  if (typeof config === 'number') return config;
   const log = createLogger(config.LOG_LEVEL, { role: 'node' });
   // Signals are ours from here on, before anything starts: a SIGTERM while the node is still starting closes
   // what started and exits 0, instead of killing the process with Chromium's helpers left behind.

@@ -77,7 +77,22 @@ export function wrongTypes(url: string): BadCase[] {
   return cases;
 }
 
-export function badValues(url: string): BadCase[] {
+export /** URLs that are not http(s): the schema takes them as strings, the render service's URL policy refuses them. */
+const nonHttpUrls = [
+  'file:///etc/passwd',
+  'FILE:/etc/passwd',
+  'javascript:alert(1)',
+  'data:text/html,<p>x',
+  'ftp://127.0.0.1/',
+  'chrome://version',
+  'about:blank',
+  '/relative',
+  'http://',
+  'not a url',
+  '',
+];
+
+function badValues(url: string): BadCase[] {
   const c = (name: string, body: unknown): BadCase => ({ name, body, expect: 400 });
   const clip = { x: 0, y: 0, width: 100, height: 100 };
   return [
@@ -123,19 +138,7 @@ export function badValues(url: string): BadCase[] {
     c('key without store', { url, key: 'a.png' }),
     c('html cookies without domain', { html: '<p>x</p>', cookies: [{ name: 'a', value: 'b' }] }),
     // URLs that are not http(s).
-    ...[
-      'file:///etc/passwd',
-      'FILE:/etc/passwd',
-      'javascript:alert(1)',
-      'data:text/html,<p>x',
-      'ftp://127.0.0.1/',
-      'chrome://version',
-      'about:blank',
-      '/relative',
-      'http://',
-      'not a url',
-      '',
-    ].map((u) => c(`url ${u || '(empty)'}`, { url: u })),
+    ...nonHttpUrls.map((u) => c(`url ${u || '(empty)'}`, { url: u })),
     // Values Chromium would choke on: control characters, connection headers, broken cookies.
     c('CRLF in a header value', { url, headers: { 'x-a': 'b\r\nx-injected: 1' } }),
     c('NUL in a header value', { url, headers: { 'x-a': 'b\u0000' } }),
@@ -211,19 +214,7 @@ export function badSyntax(url: string, maxBodyBytes: number): BadCase[] {
  * selector's syntax by the browser. test/http-app.test.ts checks that this list is exact.
  */
 export const judgedPastTheHttpLayer = new Set([
-  ...[
-    'file:///etc/passwd',
-    'FILE:/etc/passwd',
-    'javascript:alert(1)',
-    'data:text/html,<p>x',
-    'ftp://127.0.0.1/',
-    'chrome://version',
-    'about:blank',
-    '/relative',
-    'http://',
-    'not a url',
-    '(empty)',
-  ].map((u) => `url ${u}`),
+  ...nonHttpUrls.map((u) => `url ${u || '(empty)'}`),
   'invalid UTF-8',
   'cookie path not starting with /',
   'cookie domain ..',
