@@ -164,8 +164,10 @@ describe('a node with store: true', { timeout: 150_000 }, () => {
     });
   });
 
-  it('on SIGTERM finishes queued uploads: every answered key is in S3, exit 0', async () => {
-    const node = await startShotfleet('serve', nodeEnv({ SHOTFLEET_UPLOADS: '1' }));
+  it('on SIGTERM finishes queued uploads: every answered key is in S3, and the node exits 0 once they are answered', async () => {
+    // A grace far longer than the test may take: a node that waited it out (its answered clients' keep-alive
+    // sockets held the close for their whole idle timeout) is killed by stop() below and fails with a non-zero exit.
+    const node = await startShotfleet('serve', nodeEnv({ SHOTFLEET_UPLOADS: '1', SHOTFLEET_SHUTDOWN_GRACE_MS: '300000' }));
     const release = proxy.holdPuts();
     proxy.putLatencyMs = 300;
     try {
@@ -178,7 +180,7 @@ describe('a node with store: true', { timeout: 150_000 }, () => {
         'three uploads in the pool',
         60_000,
       );
-      const code = node.stop(60_000);
+      const code = node.stop(30_000);
       await waitUntil(async () => (await status(node)).code === 503, 'the node to drain');
       release(); // S3 answers again only once the node is shutting down
       const answers = await Promise.all(requests);
