@@ -12,7 +12,7 @@ import { startShotfleet, type RunningProcess } from './helpers/processes.js';
  */
 
 // Long enough that an ordinary render on a loaded 2-core machine fits well inside it.
-const hostileTimeoutMs = 10_000;
+const hostileTimeoutMs = 7_000;
 // The deadline is enforced on the node; the slack covers the answer's trip and a busy event loop.
 const slackMs = 5_000;
 
