@@ -1,7 +1,7 @@
 import type { CDPSession } from 'puppeteer-core';
 import type { Page } from 'puppeteer-core';
 import type { PageSlot } from '../../src/render-pool/page-slot.js';
-import { defaultWindow } from '../../src/render-pool/slot-emulation.js';
+import { createEmulationState, defaultWindow } from '../../src/render-pool/slot-emulation.js';
 import { clearLeftovers, leavePage } from '../../src/render-pool/reset-slot.js';
 
 /**
@@ -37,8 +37,16 @@ function browserSession(slot: PageSlot): Promise<CDPSession> {
 const otherViewport = { viewport: { width: 1024, height: 768 } };
 const darkAgent = { colorScheme: 'dark', userAgent: 'bench-agent/1.0' };
 
-/** The page and session of a slot, swapped by the candidates that replace them (experiments only). */
-const swappable = (slot: PageSlot) => slot as unknown as { page: Page; cdp: CDPSession };
+/**
+ * Gives a slot another page or CDP session (experiments only): its emulation state starts afresh on them, as the
+ * node's does on a new page.
+ */
+function swap(slot: PageSlot, page: Page, cdp: CDPSession): void {
+  const parts = slot as unknown as { page: Page; cdp: CDPSession; emulation: PageSlot['emulation'] };
+  parts.page = page;
+  parts.cdp = cdp;
+  parts.emulation = createEmulationState({ page, cdp, browserContextId: slot.context.id, browserUserAgent: () => page.browser().userAgent() });
+}
 
 /** The wipe before the slot kept its emulation as a state: every setting a render changed was put back. */
 async function wipeUndoingEmulation(slot: PageSlot): Promise<void> {
@@ -60,7 +68,7 @@ export const wipeCandidates: WipeCandidate[] = [
     note: "slot.cdp is puppeteer's own session to the page instead of a second one (captures, clears and emulation on one session)",
     prepare: async (slot) => {
       await slot.cdp.detach();
-      swappable(slot).cdp = ownSession(slot);
+      swap(slot, slot.page, ownSession(slot));
     },
     wipe: async (slot) => {
       await leavePage(slot);
@@ -123,8 +131,7 @@ export const wipeCandidates: WipeCandidate[] = [
         const url = request.url();
         if (url.startsWith('http')) slot.origins.add(new URL(url).origin);
       });
-      swappable(slot).page = page;
-      swappable(slot).cdp = await page.createCDPSession();
+      swap(slot, page, await page.createCDPSession());
       await clearLeftovers(slot);
     },
   },
