@@ -295,6 +295,22 @@ describe('errors mapped to HTTP', () => {
   });
 });
 
+describe('a draining node', () => {
+  it('closes each connection with its answer, image or error, so no idle keep-alive socket holds its exit', async () => {
+    let draining = false;
+    const node = inProcessNode({ draining: () => draining });
+    expect((await node.shoot({ url: page })).headers.get('connection')).toBeNull();
+    draining = true;
+    const image = await node.shoot({ url: page });
+    expect(image.status).toBe(200);
+    expect(image.headers.get('connection')).toBe('close');
+    const refused = await node.shoot({ url: 'file:///etc/passwd', format: 'gif' });
+    expect(refused.status).toBe(400);
+    expect(refused.headers.get('connection')).toBe('close');
+    expect((await node.request('/status')).headers.get('connection')).toBe('close');
+  });
+});
+
 describe('screenshot answers', () => {
   it('an image carries its type, no-store, Server-Timing, the node and a request id; the render is given the options, session and arrival', async () => {
     const node = inProcessNode();

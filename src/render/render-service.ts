@@ -210,8 +210,9 @@ export function createRenderService(deps: RenderServiceDeps) {
         slot.markBroken();
         throw new RenderLostError(err instanceof Error ? err.message : String(err));
       }
-      // The page's state is unknown (a stuck script, a half-done navigation): it is torn down, not reused.
-      if (!(err instanceof ShotError) || timedOut) slot.markBroken();
+      // The page's state is unknown (a stuck script, a half-done navigation, no answer to the probe): it is torn
+      // down, not reused.
+      if (!(err instanceof ShotError) || timedOut || !answered) slot.markBroken();
       // A puppeteer wait that ran out is this render's deadline, whichever step it was.
       if (err instanceof TimeoutError) throw deadlinePassed();
       throw err;

@@ -21,6 +21,8 @@ export interface AppDeps extends ScreenshotRouteDeps {
   log: Logger;
   metrics: NodeMetrics;
   health: HealthSource;
+  /** True once the node drains: every answer then closes its connection (see below). */
+  draining?(): boolean;
 }
 
 /** The node's HTTP surface: request id and log line, node header, auth, body cap, JSON errors, routes. */
@@ -36,6 +38,10 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     await next();
     c.header('X-Shotfleet-Node', deps.nodeId);
     c.header('X-Request-Id', requestId);
+    // A draining node closes each connection once its answer is sent: a keep-alive socket left idle after the
+    // close began would hold the node's exit for keepAliveTimeout (65 s), past its grace. (Cutting idle sockets
+    // from outside instead truncated answers still on their way to slow clients.)
+    if (deps.draining?.()) c.header('Connection', 'close');
     if (c.req.path === '/screenshot') deps.metrics.requestsTotal.inc({ code: String(c.res.status) });
     if (c.req.path !== '/status' && c.req.path !== '/livez' && c.req.path !== '/metrics') {
       log.info({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) }, 'request');
@@ -53,7 +59,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
         // The connection closes after the 413 (the rest of the body is not worth reading as a next
         // request), but a client still streaming its body would see its write fail instead of the 413:
         // let it finish first, within bounds.
-        await discardRestOfBody((c.env as { incoming?: IncomingMessage } | undefined)?.incoming, 8 * deps.maxBodyBytes, 2000);
+        await discardRestOfBody((c.env as { incoming?: IncomingMessage } | undefined)?.incoming, 4 * deps.maxBodyBytes, 2000);
         throw new ShotError('payload_too_large', `the body is over ${deps.maxBodyBytes} bytes (SHOTFLEET_MAX_BODY_BYTES)`, undefined, {
           Connection: 'close',
         });
@@ -82,15 +88,18 @@ function discardRestOfBody(incoming: IncomingMessage | undefined, maxBytes: numb
     let seen = 0;
     const done = () => {
       clearTimeout(timer);
-      incoming.off('data', count).off('end', done).off('close', done).off('error', done);
+      incoming.off('data', count).off('pause', keepFlowing).off('end', done).off('close', done).off('error', done);
       resolve();
     };
+    // The body's web stream (read by bodyLimit) pauses the request whenever its own queue is full; nobody reads that
+    // queue any more, so the request is set flowing again each time (what it buffers is bounded by maxBytes).
+    const keepFlowing = () => setImmediate(() => incoming.resume());
     const count = (chunk: Buffer) => {
       seen += chunk.length;
       if (seen > maxBytes) done();
     };
     const timer = setTimeout(done, maxMs);
-    incoming.on('data', count).once('end', done).once('close', done).once('error', done);
+    incoming.on('data', count).on('pause', keepFlowing).once('end', done).once('close', done).once('error', done);
     incoming.resume();
   });
 }

@@ -157,6 +157,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     sessionCookie: config.SESSION_COOKIE,
     // Draining is admission's too (startDraining below), so one question covers every refusal.
     refusalForAnyRequest: () => admission.refusalForAnyRequest(),
+    draining: () => draining,
   });
   handler = (req, env) => app.fetch(req, env);
 
@@ -266,16 +267,12 @@ async function waitFor(done: () => boolean, until: number): Promise<void> {
 /** Stops accepting, lets responses in flight finish, then cuts idle keep-alive connections. */
 function closeHttp(server: http.Server, boundMs: number): Promise<void> {
   return new Promise((resolve) => {
-    // A response still being written when the close begins leaves its keep-alive socket idle a moment later, and
-    // such a socket would hold the close for keepAliveTimeout (65 s) or until the bound: idle ones are cut as they
-    // come. (An upload answered during the drain kept a node from exiting for the whole 30 s grace.)
-    const sweep = setInterval(() => server.closeIdleConnections(), 100);
+    // Answers sent once the drain began close their own connections (app.ts), so idle ones are cut here once.
     const timer = setTimeout(() => {
       server.closeAllConnections();
       finish();
     }, boundMs);
     function finish() {
-      clearInterval(sweep);
       clearTimeout(timer);
       resolve();
     }

@@ -77,7 +77,7 @@ export function wrongTypes(url: string): BadCase[] {
   return cases;
 }
 
-export /** URLs that are not http(s): the schema takes them as strings, the render service's URL policy refuses them. */
+/** URLs that are not http(s): the schema takes them as strings, the render service's URL policy refuses them. */
 const nonHttpUrls = [
   'file:///etc/passwd',
   'FILE:/etc/passwd',
@@ -92,7 +92,7 @@ const nonHttpUrls = [
   '',
 ];
 
-function badValues(url: string): BadCase[] {
+export function badValues(url: string): BadCase[] {
   const c = (name: string, body: unknown): BadCase => ({ name, body, expect: 400 });
   const clip = { x: 0, y: 0, width: 100, height: 100 };
   return [

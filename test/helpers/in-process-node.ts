@@ -44,6 +44,7 @@ export interface InProcessNodeOptions {
   screenshot?: (req: ScreenshotRequest) => ScreenshotResult | Promise<ScreenshotResult>;
   status?: () => NodeStatus;
   refusalForAnyRequest?: () => ShotError | null;
+  draining?: () => boolean;
 }
 
 export interface InProcessNode {
@@ -86,6 +87,7 @@ export function inProcessNode(opts: InProcessNodeOptions = {}): InProcessNode {
     limits: defaultLimits(),
     sessionCookie: 'shot_session',
     refusalForAnyRequest: opts.refusalForAnyRequest ?? (() => null),
+    draining: opts.draining,
   });
   const request: InProcessNode['request'] = async (path, init = {}) => {
     const started = performance.now();
