@@ -91,6 +91,16 @@ async function noChromiumLeft(pid: number): Promise<void> {
   await waitFor('no Chromium left', async () => (await nodeChromiumPids(pid)).length === 0, 10_000, 100);
 }
 
+/** Waits (polling every 10 ms) until the node's port answers at all: /livez says alive from the first moment. */
+async function portAnswers(url: string): Promise<void> {
+  const livez = () =>
+    fetch(`${url}/livez`).then(
+      (r) => r.status,
+      () => 0,
+    );
+  await waitFor('the port to answer', async () => (await livez()) === 200, 60_000, 10);
+}
+
 describe('a node started as an operator starts it: ready means started, SIGTERM always drains', () => {
   let site: TestSite;
 
@@ -111,16 +121,7 @@ describe('a node started as an operator starts it: ready means started, SIGTERM 
     const hub = await startRecordingHub();
     const node = await launch({ SHOTFLEET_HUB_URL: hub.url, SHOTFLEET_QUEUE_MAX: '50' });
     try {
-      await waitFor(
-        'the port to answer',
-        async () =>
-          (await fetch(`${node.url}/livez`).then(
-            (r) => r.status,
-            () => 0,
-          )) === 200,
-        60_000,
-        10,
-      );
+      await portAnswers(node.url);
       // Still starting: /status says so, and HAProxy's agent check hears "drain", not a refused connection.
       const early = await fetch(`${node.url}/status`);
       if (early.status !== 200) {
@@ -172,16 +173,7 @@ describe('a node started as an operator starts it: ready means started, SIGTERM 
 
   it('SIGTERM while the node is still starting: exit 0, no Chromium left', async () => {
     const node = await launch();
-    await waitFor(
-      'the port to answer',
-      async () =>
-        (await fetch(`${node.url}/livez`).then(
-          (r) => r.status,
-          () => 0,
-        )) === 200,
-      60_000,
-      10,
-    );
+    await portAnswers(node.url);
     expect(await statusCode(node.url)).toBe(503);
     node.proc.kill('SIGTERM');
     expect(await node.exited).toBe(0);
