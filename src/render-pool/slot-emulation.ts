@@ -16,7 +16,7 @@ export interface Emulation {
   geolocation: { latitude: number; longitude: number; accuracy: number } | null;
 }
 
-export const defaultWindow = { width: 1280, height: 800 };
+export const defaultWindow = { width: 1280, height: 800 } as const;
 
 export const defaultEmulation: Emulation = {
   viewport: { ...defaultWindow, deviceScaleFactor: 1, isMobile: false, hasTouch: false },
