@@ -1,9 +1,9 @@
 import http from 'node:http';
-import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isPng } from './helpers/images.js';
 import { metricValues, shoot as shootNode } from './helpers/node-client.js';
+import { askAgent } from './helpers/agent-client.js';
 import { freePort, startShotfleet, type RunningProcess } from './helpers/processes.js';
 
 interface Answer {
@@ -25,24 +25,6 @@ async function shoot(base: string, body: Record<string, unknown>, signal?: Abort
     retryAfter: answer.headers.get('retry-after'),
     png: isPng(answer.bytes),
   };
-}
-
-function askAgent(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1');
-    let text = '';
-    const timer = setTimeout(() => socket.destroy(new Error('agent did not answer within 5 s')), 5000);
-    socket.setEncoding('utf8');
-    socket.on('data', (d) => (text += d));
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(text);
-    });
-    socket.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
 }
 
 describe('admission on a real node (1 page, real Chromium)', () => {

@@ -1,32 +1,7 @@
-import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { agentReply, startAgent } from '../src/agent/agent.js';
 import { createLogger } from '../src/log/logger.js';
-
-/** Connects like HAProxy's agent-check: reads until the agent closes, bounded by a timeout. */
-function ask(port: number, opts: { reset?: boolean } = {}): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1');
-    let text = '';
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error('agent did not answer within 5 s'));
-    }, 5000);
-    socket.setEncoding('utf8');
-    socket.on('data', (d) => {
-      text += d;
-      if (opts.reset) socket.resetAndDestroy();
-    });
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(text);
-    });
-    socket.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
-}
+import { askAgent as ask } from './helpers/agent-client.js';
 
 describe('agentReply', () => {
   it('reports the free share as a weight, never below 1 % while serving', () => {
