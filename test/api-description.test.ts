@@ -120,6 +120,18 @@ describe('GET /docs, generated', () => {
     expect(page.html.match(/<script/g)).toHaveLength(1);
     expect(page.html).not.toMatch(/\son[a-z]+=/i);
   });
+
+  it('escapes what the schema says: markup in a description, an enum value or an example stays text', () => {
+    const surface = requestSurface(limits);
+    const hostile = '"><script>alert(1)</script>';
+    const format = surface.body.properties.format as { description?: string; enum?: string[] };
+    surface.body.properties.format = { ...format, description: hostile, enum: [...(format.enum ?? []), hostile] };
+    surface.body.properties.delay = { ...surface.body.properties.delay, examples: [hostile] };
+    const escaped = docsPage(surface, `<b>${hostile}`).html;
+    expect(escaped.match(/<script/g)).toHaveLength(1);
+    expect(escaped).toContain('&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;');
+    expect(escaped).toContain('<title>shotfleet &lt;b&gt;');
+  });
 });
 
 describe('/openapi.json and /docs on a real node, tried in real Chromium', () => {

@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { html, raw } from 'hono/html';
+import type { HtmlEscapedString } from 'hono/utils/html';
 import { optionDocs } from './option-docs.js';
 import type { JsonSchema, RequestSurface } from './request-schema.js';
 
@@ -11,30 +13,43 @@ export interface DocsPage {
 /** Options the form offers as fields of their own (generated from their schemas); every other one goes in the JSON box. */
 const formFields = ['format', 'quality', 'fullPage', 'waitUntil', 'delay', 'colorScheme'];
 
-const escapeHtml = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
-
 const sha256 = (text: string) => `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
 
 type FieldSchema = JsonSchema & { type?: string; enum?: string[]; minimum?: number; maximum?: number; default?: unknown; description?: string };
 
+/**
+ * hono/html's template escapes every interpolated string; with no promise among the values it returns the
+ * markup itself, which is all this page ever interpolates.
+ */
+const markup = (strings: TemplateStringsArray, ...values: unknown[]) => html(strings, ...values) as HtmlEscapedString;
+
 /** A form control for one option, from its JSON Schema: a select for an enum, a checkbox for a bool, a number box… */
-function control(name: string, s: FieldSchema, label = name): string {
+function control(name: string, s: FieldSchema, label = name, path?: string): HtmlEscapedString {
   const id = `f-${name}`;
-  const title = escapeHtml(s.description ?? '');
+  const title = s.description ?? '';
+  const caption = markup`<label for="${id}" title="${title}">${label}</label>`;
   if (s.enum) {
-    const blank = s.default === undefined ? '<option value="">(default)</option>' : '';
-    const options = s.enum.map((v) => `<option${v === s.default ? ' selected' : ''}>${escapeHtml(v)}</option>`).join('');
-    return `<label for="${id}" title="${title}">${escapeHtml(label)}</label><select id="${id}" name="${name}" data-kind="string">${blank}${options}</select>`;
+    const blank = s.default === undefined ? markup`<option value="">(default)</option>` : '';
+    const options = s.enum.map((v) => (v === s.default ? markup`<option selected>${v}</option>` : markup`<option>${v}</option>`));
+    return markup`${caption}<select id="${id}" name="${name}" data-kind="string">${blank}${options}</select>`;
   }
   if (s.type === 'boolean') {
-    return `<label for="${id}" title="${title}">${escapeHtml(label)}</label><input id="${id}" type="checkbox" name="${name}" data-kind="boolean"${s.default === true ? ' checked' : ''}>`;
+    return s.default === true
+      ? markup`${caption}<input id="${id}" type="checkbox" name="${name}" data-kind="boolean" checked>`
+      : markup`${caption}<input id="${id}" type="checkbox" name="${name}" data-kind="boolean">`;
   }
   if (s.type === 'integer' || s.type === 'number') {
-    const bounds = `${s.minimum !== undefined ? ` min="${s.minimum}"` : ''}${s.maximum !== undefined ? ` max="${s.maximum}"` : ''}`;
-    const placeholder = s.default !== undefined ? ` placeholder="${escapeHtml(String(s.default))}"` : '';
-    return `<label for="${id}" title="${title}">${escapeHtml(label)}</label><input id="${id}" type="number" name="${name}" data-kind="number"${bounds}${placeholder}${s.type === 'number' ? ' step="any"' : ''}>`;
+    // An absent attribute is left out (hono/html drops undefined values, but not the attribute's name around it).
+    const attributes = [
+      s.minimum !== undefined ? markup` min="${s.minimum}"` : '',
+      s.maximum !== undefined ? markup` max="${s.maximum}"` : '',
+      s.default !== undefined ? markup` placeholder="${String(s.default)}"` : '',
+      s.type === 'number' ? markup` step="any"` : '',
+      path ? markup` data-path="${path}"` : '',
+    ];
+    return markup`${caption}<input id="${id}" type="number" name="${name}" data-kind="number"${attributes}>`;
   }
-  return `<label for="${id}" title="${title}">${escapeHtml(label)}</label><input id="${id}" type="text" name="${name}" data-kind="string">`;
+  return markup`${caption}<input id="${id}" type="text" name="${name}" data-kind="string">`;
 }
 
 // The page's only script: builds the request from the form, POSTs it, shows the image or the error's JSON.
@@ -108,27 +123,23 @@ th { background: #f6f8fa; } td:first-child { white-space: nowrap; }
 export function docsPage(surface: RequestSurface, version: string): DocsPage {
   const props = surface.body.properties as Record<string, FieldSchema & { properties?: Record<string, FieldSchema> }>;
   const viewport = props.viewport?.properties ?? {};
-  const viewportControls = ['width', 'height']
-    .filter((name) => viewport[name])
-    .map((name) => control(name, viewport[name], `viewport.${name}`).replace('data-kind="number"', 'data-kind="number" data-path="viewport"'));
+  const viewportControls = ['width', 'height'].filter((name) => viewport[name]).map((name) => control(name, viewport[name], `viewport.${name}`, 'viewport'));
   const controls = formFields.filter((name) => props[name]).map((name) => control(name, props[name]));
 
-  const rows = optionDocs(surface.body)
-    .map(
-      (o) =>
-        `<tr id="option-${escapeHtml(o.name)}"><td><code>${escapeHtml(o.name)}</code></td><td>${escapeHtml(o.type.replace(/`/g, ''))}</td>` +
-        `<td>${o.defaultValue !== undefined ? `<code>${escapeHtml(o.defaultValue)}</code>` : ''}</td>` +
-        `<td>${escapeHtml(o.description)}${o.example ? `<br>e.g. <code>${escapeHtml(o.example)}</code>` : ''}</td></tr>`,
-    )
-    .join('\n');
+  const rows = optionDocs(surface.body).map(
+    (o) =>
+      markup`<tr id="option-${o.name}"><td><code>${o.name}</code></td><td>${o.type.replace(/`/g, '')}</td><td>${
+        o.defaultValue !== undefined ? markup`<code>${o.defaultValue}</code>` : ''
+      }</td><td>${o.description}${o.example ? markup`<br>e.g. <code>${o.example}</code>` : ''}</td></tr>\n`,
+  );
 
-  const html = `<!doctype html>
+  const page = markup`<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>shotfleet ${escapeHtml(version)} — API</title>
-<style>${style}</style>
+<title>shotfleet ${version} — API</title>
+<style>${raw(style)}</style>
 </head>
 <body>
 <h1>shotfleet</h1>
@@ -138,8 +149,7 @@ Errors are JSON <code>{"error":{"code","message","details"}}</code>. The machine
 <form id="try">
 <label for="f-url">url</label><input id="f-url" type="url" name="url" data-kind="string" placeholder="https://example.com">
 <label for="f-html">html</label><textarea id="f-html" name="html" data-kind="string" placeholder="or markup to render instead of a URL"></textarea>
-${[...viewportControls, ...controls].join('\n')}
-<label for="f-options" title="Any other option, as a JSON object merged into the request">more options (JSON)</label><textarea id="f-options" name="options" placeholder='{"selector": "#main", "hideSelectors": [".banner"]}'></textarea>
+${[...viewportControls, ...controls].map((c) => markup`${c}\n`)}<label for="f-options" title="Any other option, as a JSON object merged into the request">more options (JSON)</label><textarea id="f-options" name="options" placeholder='{"selector": "#main", "hideSelectors": [".banner"]}'></textarea>
 <label for="f-token" title="Needed when the node has SHOTFLEET_TOKEN set">token</label><input id="f-token" type="password" name="token" autocomplete="off" placeholder="only when the node needs one">
 <button type="submit">Render</button>
 </form>
@@ -151,10 +161,9 @@ ${[...viewportControls, ...controls].join('\n')}
 <table>
 <thead><tr><th>option</th><th>type</th><th>default</th><th>meaning</th></tr></thead>
 <tbody>
-${rows}
-</tbody>
+${rows}</tbody>
 </table>
-<script>${script}</script>
+<script>${raw(script)}</script>
 </body>
 </html>
 `;
@@ -168,5 +177,5 @@ ${rows}
     "base-uri 'none'",
     "frame-ancestors 'none'",
   ].join('; ');
-  return { html, csp };
+  return { html: page.toString(), csp };
 }
