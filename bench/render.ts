@@ -19,7 +19,7 @@ import { launchBrowser, type LaunchedBrowser } from '../src/render-pool/launch.j
 import { createLogger } from '../src/log/logger.js';
 import { chromeEnvironment, createUrlPolicy } from '../src/policy/index.js';
 import { capture } from '../src/render/capture.js';
-import { createOptionsSchema, parseRenderOptions } from '../src/render/options.js';
+import { createOptionsSchema, parseRenderOptions } from '../src/request/options.js';
 import type { BrowserHandle } from '../src/render-pool/browser-manager.js';
 import { openSlot, type PageSlot } from '../src/render-pool/page-slot.js';
 import { resetSlot } from '../src/render-pool/reset-slot.js';

@@ -11,8 +11,8 @@ import { defaultLimits, readmeWithOptionsTable } from '../src/api/readme-options
 import { requestSurface } from '../src/api/request-schema.js';
 import { errorStatus, type ErrorCode } from '../src/errors/shot-error.js';
 import { nodeStates } from '../src/api/node-states.js';
-import { createOptionsSchema } from '../src/render/options.js';
-import { queryParameters } from '../src/render/query-parameters.js';
+import { createOptionsSchema } from '../src/request/options.js';
+import { queryParameters } from '../src/request/query-parameters.js';
 import { sandboxArgs } from '../src/policy/index.js';
 import { chromeArgs } from '../src/render-pool/launch.js';
 import { decodePng, near, type Rgba } from './helpers/images.js';
@@ -55,7 +55,7 @@ describe('GET /openapi.json, generated', () => {
     };
     expect(Object.keys(body.properties)).toEqual(Object.keys(schema.shape));
     for (const [name, option] of Object.entries(body.properties)) {
-      expect(option.description, `${name}: add .meta({ description, examples }) in src/render/options.ts`).toBeTruthy();
+      expect(option.description, `${name}: add .meta({ description, examples }) in src/request/options.ts`).toBeTruthy();
       expect(option.examples?.length, `${name}: add examples to its .meta`).toBeGreaterThan(0);
       for (const [inner, field] of Object.entries(option.properties ?? {})) {
         if (name === 'viewport') expect(field.description, `${name}.${inner}`).toBeTruthy();

@@ -17,6 +17,7 @@ const layers: string[][] = [
   ['sessions'],
   ['render-pool', 'storage'],
   ['admission', 'policy', 'agent', 'signing', 'haproxy'],
+  ['request'],
   ['config', 'metrics', 'async'],
   ['errors', 'log'],
 ];

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createRenderEstimates } from '../src/admission/render-estimates.js';
-import { createOptionsSchema, parseRenderOptions } from '../src/render/options.js';
+import { createOptionsSchema, parseRenderOptions } from '../src/request/options.js';
 import { costClass } from '../src/render/render-service.js';
 
 /** No table in the node grows with what clients send: estimates are kept per bucket, and the table is capped. */

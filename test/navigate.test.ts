@@ -1,6 +1,6 @@
 import { TimeoutError } from 'puppeteer-core';
 import { describe, expect, it } from 'vitest';
-import { createOptionsSchema, parseRenderOptions } from '../src/render/options.js';
+import { createOptionsSchema, parseRenderOptions } from '../src/request/options.js';
 import { navigate } from '../src/render/navigate.js';
 import type { NavigationOutcome, RenderPage } from '../src/render-pool/page-slot.js';
 

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config/load.js';
-import { createOptionsSchema, widestLimits } from '../src/render/options.js';
-import { queryParameters, queryToBody } from '../src/render/query-parameters.js';
+import { createOptionsSchema, widestLimits } from '../src/request/options.js';
+import { queryParameters, queryToBody } from '../src/request/query-parameters.js';
 import { parseInput } from '../src/shoot/input.js';
 import { KnownDevices } from 'puppeteer-core';
-import { defaultViewport, effectiveViewport } from '../src/render/viewport.js';
-import { parseRenderOptions } from '../src/render/options.js';
+import { defaultViewport, effectiveViewport } from '../src/request/viewport.js';
+import { parseRenderOptions } from '../src/request/options.js';
 
 const schema = createOptionsSchema({ maxViewport: 4096, maxTimeoutMs: 60_000, defaultTimeoutMs: 30_000, maxPixels: 100_000_000 });
 

@@ -2,8 +2,8 @@ import { execFile } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createOptionsSchema } from '../src/render/options.js';
-import { queryParameters, queryToBody as toBody } from '../src/render/query-parameters.js';
+import { createOptionsSchema } from '../src/request/options.js';
+import { queryParameters, queryToBody as toBody } from '../src/request/query-parameters.js';
 
 const getParameters = queryParameters(createOptionsSchema({ maxViewport: 4096, maxTimeoutMs: 60_000, defaultTimeoutMs: 30_000, maxPixels: 100_000_000 }));
 const queryToBody = (query: Record<string, string>) => toBody(getParameters, query);

@@ -3,7 +3,7 @@ import os from 'node:os';
 import { createLogger } from '../../src/log/logger.js';
 import { chromeEnvironment, createUrlPolicy } from '../../src/policy/index.js';
 import { capture } from '../../src/render/capture.js';
-import { createOptionsSchema, parseRenderOptions } from '../../src/render/options.js';
+import { createOptionsSchema, parseRenderOptions } from '../../src/request/options.js';
 import type { BrowserHandle } from '../../src/render-pool/browser-manager.js';
 import { launchBrowser } from '../../src/render-pool/launch.js';
 import { openSlot, type PageSlot } from '../../src/render-pool/page-slot.js';

@@ -1,7 +1,8 @@
 import type { CDPSession } from 'puppeteer-core';
 import type { Page } from 'puppeteer-core';
 import type { PageSlot } from '../../src/render-pool/page-slot.js';
-import { createEmulationState, defaultWindow } from '../../src/render-pool/slot-emulation.js';
+import { defaultWindow } from '../../src/request/viewport.js';
+import { createEmulationState } from '../../src/render-pool/slot-emulation.js';
 import { clearLeftovers, leavePage } from '../../src/render-pool/reset-slot.js';
 
 /**

@@ -1,5 +1,5 @@
 import { errorMeanings, errorStatus, shedReasons, type ErrorCode } from '../errors/shot-error.js';
-import type { RenderLimits } from '../render/options.js';
+import type { RenderLimits } from '../request/options.js';
 import { requestSurface, type JsonSchema } from './request-schema.js';
 
 export interface ApiDescriptionInput {

@@ -1,9 +1,9 @@
 import { settingsSchema } from '../config/schema.js';
-import type { RenderLimits } from '../render/options.js';
+import type { RenderLimits } from '../request/options.js';
 import { optionsMarkdownTable } from './option-docs.js';
 import { requestSurface } from './request-schema.js';
 
-export const optionsStart = '<!-- options table: generated from src/render/options.ts by `npm run docs:readme` -->';
+export const optionsStart = '<!-- options table: generated from src/request/options.ts by `npm run docs:readme` -->';
 export const optionsEnd = '<!-- end of options table -->';
 
 /** The limits of a node with the default configuration, which the README documents. */

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { createOptionsSchema, type RenderLimits } from '../render/options.js';
-import { queryParameters, type QueryParameter } from '../render/query-parameters.js';
+import { createOptionsSchema, type RenderLimits } from '../request/options.js';
+import { queryParameters, type QueryParameter } from '../request/query-parameters.js';
 
 /** A JSON Schema (2020-12) object, as OpenAPI 3.1 embeds it. */
 export type JsonSchema = { [keyword: string]: unknown };

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { parseArgs } from './args.js';
 import type { RequestBody } from '../shoot/input.js';
 import { UsageError, type ShootOptions } from '../shoot/shoot.js';
-import { defaultViewport } from '../render/viewport.js';
+import { defaultViewport } from '../request/viewport.js';
 
 export const usage = `usage: shotfleet shoot FILE --endpoint URL [options]
 

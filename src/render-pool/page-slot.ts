@@ -2,7 +2,8 @@ import type { BrowserContext, CDPSession, HTTPRequest, Page } from 'puppeteer-co
 import type { Logger } from '../log/logger.js';
 import type { PolicyProxy, UrlPolicy } from '../policy/index.js';
 import type { BrowserHandle } from './browser-manager.js';
-import { createEmulationState, defaultWindow, type Emulation, type EmulationState } from './slot-emulation.js';
+import { defaultWindow } from '../request/viewport.js';
+import { createEmulationState, type Emulation, type EmulationState } from './slot-emulation.js';
 
 /** What the render in progress wants done with each request its page makes. */
 export interface RequestRules {

@@ -1,4 +1,5 @@
 import type { CDPSession, Page, Viewport } from 'puppeteer-core';
+import { defaultWindow } from '../request/viewport.js';
 
 /** Everything a render may change about its page, with the value each setting has when the render does not ask. */
 export interface Emulation {
@@ -15,8 +16,6 @@ export interface Emulation {
   locale: string;
   geolocation: { latitude: number; longitude: number; accuracy: number } | null;
 }
-
-export const defaultWindow = { width: 1280, height: 800 } as const;
 
 export const defaultEmulation: Emulation = {
   viewport: { ...defaultWindow, deviceScaleFactor: 1, isMobile: false, hasTouch: false },

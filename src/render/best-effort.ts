@@ -1,5 +1,5 @@
 import { ShotError } from '../errors/shot-error.js';
-import type { RenderOptions } from './options.js';
+import type { RenderOptions } from '../request/options.js';
 
 /** What a render learnt along the way; the caller reads it even when the render fails. */
 export interface RenderReport {

@@ -1,7 +1,7 @@
 import type { Logger } from '../log/logger.js';
 import { ShotError } from '../errors/shot-error.js';
 import type { RenderPage } from '../render-pool/page-slot.js';
-import type { RenderOptions } from './options.js';
+import type { RenderOptions } from '../request/options.js';
 import { navigate } from './navigate.js';
 import { allowBestEffort, waitBudget, type RenderReport } from './best-effort.js';
 import { wantedEmulation } from './emulation.js';
@@ -11,7 +11,7 @@ import { checkTargetStatus, watchDocumentStatus } from './target-status.js';
 import type { AdBlocker } from './ad-blocking.js';
 import { consentBannerCss } from './consent-banners.js';
 import { elementBox } from './element-box.js';
-import { fitToBudget, type Box, type PixelBudget } from './pixel-budget.js';
+import { fitToBudget, type Box, type PixelBudget } from '../request/pixel-budget.js';
 
 export interface CaptureResult {
   image: Buffer;

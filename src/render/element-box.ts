@@ -1,6 +1,6 @@
 import type { CDPSession } from 'puppeteer-core';
 import { ShotError } from '../errors/shot-error.js';
-import type { Box } from './pixel-budget.js';
+import type { Box } from '../request/pixel-budget.js';
 
 /**
  * The box (border box, CSS px of the document) of the first element matching `selector`, found and measured by

@@ -1,7 +1,7 @@
 import { KnownDevices } from 'puppeteer-core';
 import type { Emulation } from '../render-pool/slot-emulation.js';
-import type { RenderOptions } from './options.js';
-import { effectiveViewport } from './viewport.js';
+import type { RenderOptions } from '../request/options.js';
+import { effectiveViewport } from '../request/viewport.js';
 
 /**
  * Every page setting a render wants, stated in full — defaults included — so that what an earlier render on the

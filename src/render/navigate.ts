@@ -1,7 +1,7 @@
 import { TimeoutError, type HTTPRequest, type Page } from 'puppeteer-core';
 import { ShotError } from '../errors/shot-error.js';
 import type { RenderPage } from '../render-pool/page-slot.js';
-import type { RenderOptions } from './options.js';
+import type { RenderOptions } from '../request/options.js';
 
 /**
  * Loads the page (url or html) and waits for the asked readiness. Maps what can go wrong to the

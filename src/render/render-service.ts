@@ -11,10 +11,10 @@ import type { SessionStore } from '../sessions/session-store.js';
 import type { Storage, StoredObject, UploadReservation } from '../storage/index.js';
 import { capture, type CaptureResult } from './capture.js';
 import { imageSize } from 'image-size';
-import type { RenderOptions } from './options.js';
+import type { RenderOptions } from '../request/options.js';
 import { loadAdBlocker, type AdBlocker } from './ad-blocking.js';
 import type { RenderReport } from './best-effort.js';
-import { effectiveViewport } from './viewport.js';
+import { effectiveViewport } from '../request/viewport.js';
 
 export interface Timings {
   queueMs: number;

@@ -2,7 +2,7 @@ import { urlForLog } from '../log/cap-url.js';
 import type { HTTPRequest } from 'puppeteer-core';
 import type { RequestRules } from '../render-pool/page-slot.js';
 import type { Logger } from '../log/logger.js';
-import type { RenderOptions } from './options.js';
+import type { RenderOptions } from '../request/options.js';
 import type { AdBlocker } from './ad-blocking.js';
 
 /**

@@ -4,7 +4,7 @@ import { openApiDocument } from '../api/openapi.js';
 import { requestSurface } from '../api/request-schema.js';
 import { nodeStates } from '../api/node-states.js';
 import { packageVersion } from '../metrics/build-info.js';
-import type { RenderLimits } from '../render/options.js';
+import type { RenderLimits } from '../request/options.js';
 import type { AppEnv } from './app-env.js';
 
 /** Paths anyone may read, token or not: the API description and the page to try it. */

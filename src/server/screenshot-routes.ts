@@ -2,8 +2,8 @@ import { Hono, type Context } from 'hono';
 import { getCookie } from 'hono/cookie';
 import type { ShotError } from '../errors/shot-error.js';
 import { readJsonBody } from '../http/json-body.js';
-import { createOptionsSchema, parseRenderOptions, type RenderLimits } from '../render/options.js';
-import { queryParameters, queryToBody } from '../render/query-parameters.js';
+import { createOptionsSchema, parseRenderOptions, type RenderLimits } from '../request/options.js';
+import { queryParameters, queryToBody } from '../request/query-parameters.js';
 import type { RenderService, ScreenshotResult, Timings } from '../render/render-service.js';
 import type { AppEnv } from './app-env.js';
 

@@ -1,5 +1,5 @@
 import { ShotError } from '../errors/shot-error.js';
-import { createOptionsSchema, parseRenderOptions, widestLimits } from '../render/options.js';
+import { createOptionsSchema, parseRenderOptions, widestLimits } from '../request/options.js';
 
 /**
  * The batch file: one URL per line, or JSON Lines of POST /screenshot bodies. `#` comments and blank

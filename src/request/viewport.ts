@@ -1,7 +1,9 @@
 import { KnownDevices, type Viewport } from 'puppeteer-core';
-import { defaultWindow } from '../render-pool/slot-emulation.js';
 
-/** The viewport of a request that names neither viewport nor device: the size every page's window opens at. */
+/** The size of a request that names neither viewport nor device; every pooled page's window opens at it. */
+export const defaultWindow = { width: 1280, height: 800 } as const;
+
+/** The viewport of a request that names neither viewport nor device. */
 export const defaultViewport = { ...defaultWindow, deviceScaleFactor: 1, isMobile: false } as const;
 
 /** The options that size the page (a subset of RenderOptions, named here so options.ts can import the defaults). */
