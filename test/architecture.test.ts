@@ -13,6 +13,7 @@ const layers: string[][] = [
   ['server', 'fleet', 'shoot'],
   ['http'],
   ['api'],
+  ['pipeline'],
   ['render'],
   ['sessions'],
   ['render-pool', 'storage'],

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createRenderEstimates } from '../src/admission/render-estimates.js';
 import { createOptionsSchema, parseRenderOptions } from '../src/request/options.js';
-import { costClass } from '../src/render/render-service.js';
+import { costClass } from '../src/pipeline/render-service.js';
 
 /** No table in the node grows with what clients send: estimates are kept per bucket, and the table is capped. */
 describe('bounded memory: per-class render estimates', () => {

@@ -4,7 +4,7 @@ import { createAdmission } from '../src/admission/index.js';
 import { createLogger } from '../src/log/logger.js';
 import { createNodeMetrics } from '../src/metrics/node-metrics.js';
 import { createOptionsSchema, parseRenderOptions } from '../src/request/options.js';
-import { createRenderService } from '../src/render/render-service.js';
+import { createRenderService } from '../src/pipeline/render-service.js';
 import type { PagePool } from '../src/render-pool/page-pool.js';
 import type { PageSlot } from '../src/render-pool/page-slot.js';
 import type { SessionStore } from '../src/sessions/session-store.js';

@@ -11,7 +11,7 @@ import { createNodeMetrics } from '../metrics/node-metrics.js';
 import { chromeEnvironment, createBoundedResolver, createUrlPolicy, startPolicyProxy } from '../policy/index.js';
 import { createPagePool } from '../render-pool/page-pool.js';
 import { decideSandbox } from '../render-pool/sandbox.js';
-import { createRenderService } from '../render/render-service.js';
+import { createRenderService } from '../pipeline/render-service.js';
 import { createSessionStore } from '../sessions/session-store.js';
 import { createStorage } from '../storage/index.js';
 import { createApp } from './app.js';

@@ -4,7 +4,7 @@ import type { ShotError } from '../errors/shot-error.js';
 import { readJsonBody } from '../http/json-body.js';
 import { createOptionsSchema, parseRenderOptions, type RenderLimits } from '../request/options.js';
 import { queryParameters, queryToBody } from '../request/query-parameters.js';
-import type { RenderService, ScreenshotResult, Timings } from '../render/render-service.js';
+import type { RenderService, ScreenshotResult, Timings } from '../pipeline/render-service.js';
 import type { AppEnv } from './app-env.js';
 
 export interface ScreenshotRouteDeps {

@@ -2,7 +2,7 @@ import { defaultLimits } from '../../src/api/readme-options.js';
 import type { ShotError } from '../../src/errors/shot-error.js';
 import { createLogger } from '../../src/log/logger.js';
 import { createNodeMetrics, type NodeMetrics } from '../../src/metrics/node-metrics.js';
-import type { RenderService, ScreenshotRequest, ScreenshotResult } from '../../src/render/render-service.js';
+import type { RenderService, ScreenshotRequest, ScreenshotResult } from '../../src/pipeline/render-service.js';
 import { createApp } from '../../src/server/app.js';
 import type { NodeStatus } from '../../src/server/health-routes.js';
 import { tinyPng } from './images.js';

@@ -9,11 +9,11 @@ import type { PagePool } from '../render-pool/page-pool.js';
 import type { RenderPage } from '../render-pool/page-slot.js';
 import type { SessionStore } from '../sessions/session-store.js';
 import type { Storage, StoredObject, UploadReservation } from '../storage/index.js';
-import { capture, type CaptureResult } from './capture.js';
+import { capture, type CaptureResult } from '../render/capture.js';
 import { imageSize } from 'image-size';
 import type { RenderOptions } from '../request/options.js';
-import { loadAdBlocker, type AdBlocker } from './ad-blocking.js';
-import type { RenderReport } from './best-effort.js';
+import { loadAdBlocker, type AdBlocker } from '../render/ad-blocking.js';
+import type { RenderReport } from '../render/best-effort.js';
 import { effectiveViewport } from '../request/viewport.js';
 
 export interface Timings {
