@@ -1,5 +1,5 @@
 /**
- * Where isolation's cost goes (issue 2): the CPU that each phase of a render costs the whole machine, and each
+ * Where isolation's cost goes: the CPU that each phase of a render costs the whole machine, and each
  * kind of Chromium process, one render at a time on one browser:
  *
  *   bare     — goto + capture on a plain window (the bench's baseline);

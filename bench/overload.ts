@@ -1,5 +1,5 @@
 /**
- * The overload proof (issue 3): an open-loop, constant-arrival load at 0.5×, 1×, 2×, 5× and 10× of a node's
+ * The overload proof: an open-loop, constant-arrival load at 0.5×, 1×, 2×, 5× and 10× of a node's
  * measured capacity, against the node with admission control (adaptive limit on, then off) and without it
  * (SHOTFLEET_ADMISSION=false: unbounded FIFO). Writes bench/results/overload.json and overload.svg; prints a table.
  * Beside each step a trivial server gets the same load, up to 10/s (bench/lib/floor-server.ts): its 503 times are the floor

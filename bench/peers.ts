@@ -1,5 +1,5 @@
 /**
- * shotfleet side by side with what a user would run instead (issue 15), in one run, alternating, at equal
+ * shotfleet side by side with what a user would run instead, in one run, alternating, at equal
  * concurrency, all making the same 1280×800 images:
  *
  *   bare        — puppeteer-core on pre-opened windows, no isolation, HTTP cache on: the machine's limit;

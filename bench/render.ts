@@ -1,5 +1,5 @@
 /**
- * The speed proof (issue 2): how close the node comes to what this machine can do at all.
+ * The speed proof: how close the node comes to what this machine can do at all.
  *
  *   (a) bare — puppeteer-core on pre-opened windows, no isolation, capture on each page's CDP session: the limit;
  *   (a′) wiped — the node's own slots, capture() and wipe between renders, in-process: what isolation costs;

@@ -1,5 +1,5 @@
 /**
- * The chaos soak (issue 10): two nodes, the hub and a real HAProxy started from the hub's config, an open-loop
+ * The chaos soak: two nodes, the hub and a real HAProxy started from the hub's config, an open-loop
  * client at a share (--load, 0.8) of the fleet's capacity measured first through HAProxy, for --minutes (10).
  * 20 % of requests carry a shot_session cookie (a pool of session ids), 5 % ask for hostile pages (a script that
  * never returns, a popup flood, a document that never ends) with a short deadline, the rest ordinary pages from

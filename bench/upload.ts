@@ -1,5 +1,5 @@
 /**
- * Upload isolation benchmark (issue 4): the shared bench corpus (bench/lib/corpus.ts) rendered with
+ * Upload isolation benchmark: the shared bench corpus (bench/lib/corpus.ts) rendered with
  * `store: true`, once with S3 answering at loopback speed and once with +500 ms injected on every PUT,
  * at the default upload pool sizes.
  * If uploads held pages, the slow run's throughput would collapse; the pool keeps it within ~10 %.

@@ -267,7 +267,7 @@ describe('admission', () => {
     expect(waiting).toHaveLength(20);
   });
 
-  it('feeds the contract gauges through bindSources', async () => {
+  it('feeds the documented gauges through bindSources', async () => {
     const s = setup({ pages: 2, queueMax: 4 });
     await s.admission.admit(s.req());
     await s.admission.admit(s.req());

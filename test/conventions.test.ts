@@ -92,7 +92,7 @@ describe('Dockerfile HEALTHCHECK', () => {
     } finally {
       server.close();
     }
-    // Nothing listening any more: unhealthy, not a hang.
+    // Nothing listening on the port: unhealthy, not a hang.
     expect(await runHealthcheck(port)).toBe(1);
   });
 });

@@ -55,7 +55,7 @@ describe('shotfleet hub with stand-in nodes', () => {
     expect(node.hits).toEqual([]);
   });
 
-  it('registers a node (token header form too), pings it and lists it in the contract shape', async () => {
+  it('registers a node (token header form too), pings it and lists it in the documented shape', async () => {
     const node = await startFakeFleetNode('alpha');
     nodes.push(node);
     node.status.saturation = 0.5;

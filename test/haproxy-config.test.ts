@@ -27,7 +27,7 @@ function section(text: string, header: string): string {
 }
 
 describe('renderHaproxyConfig', () => {
-  it('emits the contract layout: hashed session backend, retried session-less backend, checks and stats', () => {
+  it('emits the documented layout: hashed session backend, retried session-less backend, checks and stats', () => {
     const text = renderHaproxyConfig({ ...base, slots: 4, servers: servers(2, 4), agentPort: 9999, runtimeSocket: '/run/hap.sock' });
     const sessions = section(text, 'backend shotfleet_sessions');
     expect(sessions).toContain('balance hash req.cook(shot_session)');

@@ -287,7 +287,7 @@ describe('errors mapped to HTTP', () => {
     expect(internal.headers.get('x-shotfleet-node')).toBe(nodeId);
 
     // A timeout reaches the HTTP layer as the ShotError the render service made of it (test/render-service.test.ts);
-    // text that merely says "timeout" is not guessed at any more.
+    // an error whose text merely says "timeout" is a 500, not a guessed 504.
     const message = 'Navigation timeout of 3000 ms exceeded';
     const answer = await failing(new Error(message)).shoot({ url: page });
     expect(answer.status).toBe(500);

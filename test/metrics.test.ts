@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { metricValues, request, shoot, solidPage, startSite, type Answer, type Site } from './helpers/node-client.js';
 import { startShotfleet, type RunningProcess } from './helpers/processes.js';
 
-/** Every metric the contract names, with its type. */
+/** Every metric the README documents, with its type. */
 const contractMetrics: Record<string, 'gauge' | 'counter' | 'histogram'> = {
   shotfleet_saturation_ratio: 'gauge',
   shotfleet_pages_in_use: 'gauge',
@@ -54,7 +54,7 @@ describe('/metrics of a real node', () => {
     await site?.close();
   });
 
-  it('passes promtool check metrics with nothing to report, and has every metric of the contract', async () => {
+  it('passes promtool check metrics with nothing to report, and has every documented metric', async () => {
     const text = (await request(`${node.url}/metrics`)).bytes.toString('utf8');
     const check = promtool(text);
     expect(check.output).toBe('');

@@ -7,8 +7,8 @@ import { ok, shoot, type Answer } from './helpers/node-client.js';
 import { waitFor } from './helpers/wait.js';
 
 /**
- * Issue 11, item 6: every lookup went through dns.lookup, on libuv's 4 threads and with no timeout, so one page
- * naming many hosts under a slow name server stalled every other render. Here the node's resolver points at a
+ * A page naming many hosts under a slow name server must stall only itself: dns.lookup would queue every lookup on
+ * libuv's 4 threads with no timeout, so the policy resolves over c-ares with a bound. Here the node's resolver points at a
  * name server of the test's own on loopback: names under slow.test are never answered, fast.test is answered
  * at once with 127.0.0.1 (where the test's site listens).
  */

@@ -6,9 +6,9 @@ import { shoot } from './helpers/node-client.js';
 import { waitFor } from './helpers/wait.js';
 
 /**
- * Issue 11, item 8: what a hostile client or page can do to the node's HTTP server and its logs. Node's own
- * defaults kept a half-sent request's socket for 60 s (headers) or 300 s (body) with no cap on connections, and
- * a refused sub-resource URL of any length was logged whole.
+ * What a hostile client or page can do to the node's HTTP server and its logs. Node's own defaults keep a half-sent
+ * request's socket for 60 s (headers) or 300 s (body) with no cap on connections, and a refused sub-resource URL
+ * of any length would be logged whole.
  */
 
 /** Resolves when the server closes the socket, with everything it sent; rejects after `boundMs`. */

@@ -6,9 +6,9 @@ import { startShotfleet, type RunningProcess } from './helpers/processes.js';
 import { ok, shoot, shootGet } from './helpers/node-client.js';
 
 /**
- * Issue 11, item 5: one request could take the machine's memory (an 8192×40000 PNG took ~5 GB), a webp over
- * 16383 px a side came back as bytes that are no image, and a selector capture trusted the box the page's own
- * script reported.
+ * One request must not take the machine's memory (an 8192×40000 PNG takes ~5 GB), a webp over 16383 px a side
+ * cannot be encoded, and a selector's box must come from Chromium's layout, not from what the page's own script
+ * reports.
  */
 
 const red: [number, number, number] = [220, 30, 40];

@@ -6,8 +6,8 @@ import { browserPids, nodeChromiumPids, rendererPids, request } from './helpers/
 import { startShotfleet, waitForLog, type RunningProcess } from './helpers/processes.js';
 
 /**
- * Issue 11, item 4: Chromium ran with --no-sandbox always, and its browser process held the node's whole
- * environment (tokens, AWS keys), readable from /proc by any code running as the same user. Here real nodes run
+ * Chromium must run in its sandbox wherever it can, and its processes must not hold the node's environment (tokens,
+ * AWS keys), readable from /proc by any code running as the same user. Here real nodes run
  * as root (where the sandbox cannot run) and as `nobody` (where Debian's Chromium runs its namespace sandbox),
  * and their Chromium processes are inspected through /proc.
  */

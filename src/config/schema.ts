@@ -161,7 +161,7 @@ export const settingsSchema = z.object({
   TARGET_SATURATION: ratio.default(0.7),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /**
-   * Not in the README's configuration table: the adaptive concurrency limit (issue 3). Off by default: the overload
+   * Not in the README's configuration table: the adaptive concurrency limit. Off by default: the overload
    * bench could not show a gain on this machine, and its probe at limit 1 lets one stuck page stall the node.
    */
   ADAPTIVE_CONCURRENCY: bool.default(false),

@@ -91,8 +91,8 @@ function discardRestOfBody(incoming: IncomingMessage | undefined, maxBytes: numb
       incoming.off('data', count).off('pause', keepFlowing).off('end', done).off('close', done).off('error', done);
       resolve();
     };
-    // The body's web stream (read by bodyLimit) pauses the request whenever its own queue is full; nobody reads that
-    // queue any more, so the request is set flowing again each time (what it buffers is bounded by maxBytes).
+    // The body's web stream (read by bodyLimit) pauses the request whenever its own queue is full; once the cap is
+    // passed nobody reads that queue, so the request is set flowing again each time (what it buffers is bounded by maxBytes).
     const keepFlowing = () => setImmediate(() => incoming.resume());
     const count = (chunk: Buffer) => {
       seen += chunk.length;

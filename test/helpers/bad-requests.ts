@@ -21,7 +21,7 @@ const deep = (depth: number, leaf: unknown, wrap: (inner: string) => string) => 
   return text;
 };
 
-/** Every field of the contract with values of the wrong type for it (a generated cross product). */
+/** Every request field with values of the wrong type for it (a generated cross product). */
 export function wrongTypes(url: string): BadCase[] {
   const pool: unknown[] = [null, true, false, 0, 42, -1, 1.5, '', 'text', [], ['a'], [1, 2], {}, { a: 1 }];
   const kinds: Record<string, (v: unknown) => boolean> = {
@@ -123,7 +123,7 @@ export function badValues(url: string): BadCase[] {
     ...[0, 99, 60_001, 1e20].map((v) => c(`timeout ${v}`, { url, timeout: v })),
     ...[{ x: -1 }, { y: -5 }, { width: 0 }, { height: 4097 }, { x: 1e7 }].map((v) => c(`clip ${JSON.stringify(v)}`, { url, clip: { ...clip, ...v } })),
     c('clip missing height', { url, clip: { x: 0, y: 0, width: 10 } }),
-    // Contradictions from the contract's table.
+    // Contradictions the options table names.
     c('url and html', { url, html: '<p>x</p>' }),
     c('neither url nor html', { format: 'png' }),
     c('empty object', {}),
@@ -240,7 +240,7 @@ export const codeFor: Record<number, string> = {
   415: 'unsupported_media_type',
 };
 
-/** A client-facing error: the status family asked, the contract's JSON shape, no internals. */
+/** A client-facing error: the status family asked, the documented JSON error shape, no internals. */
 export function expectCleanError(answer: Answer, status: number, what: string): void {
   const text = answer.bytes.toString('utf8');
   expect(answer.status, `${what}: ${text.slice(0, 300)}`).toBe(status);
