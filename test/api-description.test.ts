@@ -7,7 +7,7 @@ import puppeteer, { type Browser } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { docsPage } from '../src/api/docs-page.js';
 import { openApiDocument } from '../src/api/openapi.js';
-import { defaultLimits, readmeWithOptionsTable } from '../src/api/readme-options.js';
+import { defaultLimits, readmeWithGeneratedTables } from '../src/api/readme-options.js';
 import { requestSurface } from '../src/api/request-schema.js';
 import { errorStatus, type ErrorCode } from '../src/errors/shot-error.js';
 import { nodeStates } from '../src/api/node-states.js';
@@ -93,10 +93,10 @@ describe('GET /openapi.json, generated', () => {
   });
 });
 
-describe('the README options table', () => {
-  it('is the one generated from the schema (run `npm run docs:readme` after changing an option)', () => {
+describe('the README tables', () => {
+  it('has the options and settings tables generated from their schemas (run `npm run docs:readme` after changing one)', () => {
     const readme = fs.readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
-    expect(readme).toBe(readmeWithOptionsTable(readme));
+    expect(readme).toBe(readmeWithGeneratedTables(readme));
     for (const name of Object.keys(createOptionsSchema(limits).shape)) expect(readme).toContain(`| \`${name}\` |`);
   });
 });

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { describe, expect, it, vi } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config/load.js';
 import { settingNames } from '../src/config/schema.js';
+import { rolesOf, settingDocs } from '../src/config/setting-docs.js';
 import { nodeStatus, request } from './helpers/node-client.js';
 import { cliEntry, repoRoot, startShotfleet } from './helpers/processes.js';
 
@@ -39,8 +40,8 @@ function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 60
  * its exit code, or what it throws (main.ts prints that as "shotfleet: <message>" and exits 1 — runCli checks that
  * path once). Starting the CLI through tsx for each case cost seconds of CPU apiece.
  */
-async function runServe(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
-  const { run } = await import('../src/cli/serve-command.js');
+async function runInProcess(command: 'serve' | 'hub', args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+  const { run } = command === 'serve' ? await import('../src/cli/serve-command.js') : await import('../src/cli/hub-command.js');
   const out: string[] = [];
   const err: string[] = [];
   const log = vi.spyOn(console, 'log').mockImplementation((...parts) => void out.push(parts.join(' ')));
@@ -55,6 +56,8 @@ async function runServe(args: string[], env: Record<string, string> = {}): Promi
     error.mockRestore();
   }
 }
+
+const runServe = (args: string[], env: Record<string, string> = {}) => runInProcess('serve', args, env);
 
 const envName = (key: string) => `SHOTFLEET_${key}`;
 const flagName = (key: string) => `--${key.toLowerCase().replace(/_/g, '-')}`;
@@ -205,10 +208,28 @@ describe('configuration through the shotfleet CLI', () => {
     const serve = await runServe(['--help']);
     expect(serve.code).toBe(0);
     expect(serve.stdout).toMatch(/usage: shotfleet serve/);
-    for (const key of settingNames) {
-      expect(serve.stdout).toContain(flagName(key));
-      expect(serve.stdout).toContain(envName(key));
+    const hub = await runInProcess('hub', ['--help']);
+    expect(hub.code).toBe(0);
+    for (const key of settingNames.filter((k) => !settingDocs[k].benchmarkOnly)) {
+      const [help, other] = rolesOf(key).includes('serve') ? [serve.stdout, hub.stdout] : [hub.stdout, serve.stdout];
+      expect(help).toContain(`${flagName(key)} (${envName(key)})`);
+      // Each setting line says what it does and its default.
+      expect(help).toContain(settingDocs[key].meaning);
+      if (!rolesOf(key).includes('hub')) expect(other, `${key} is not the hub's`).not.toContain(`${flagName(key)} (`);
     }
+    const version = await runServe(['--version']);
+    expect(version.stdout.trim()).toMatch(/^shotfleet \d+\.\d+\.\d+/);
+  });
+
+  it('refuses a boolean flag followed by a stray word, and a flag of the other role, naming it', async () => {
+    const stray = await runServe(['--allow-private', 'extra']);
+    expect(stray.code).toBe(2);
+    expect(stray.stderr).toContain('unexpected argument "extra"');
+    const off = await runServe(['--allow-private=maybe']);
+    expect(off.stderr).toContain('--allow-private is true or false');
+    const hubFlag = await runInProcess('hub', ['--pages', '2']);
+    expect(hubFlag.code).toBe(2);
+    expect(hubFlag.stderr).toContain('--pages is a setting of shotfleet serve, not of hub');
   });
 
   it('--flag equivalents configure a real node, over the environment', async () => {

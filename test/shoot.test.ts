@@ -7,7 +7,9 @@ import { createConcurrencyLimit } from '../src/shoot/concurrency-limit.js';
 import { imageFileName, slugOfUrl } from '../src/shoot/file-name.js';
 import { applyDefaults, parseInput } from '../src/shoot/input.js';
 import { alreadyDone, openManifest, readManifest } from '../src/shoot/manifest.js';
-import { parseShootOptions } from '../src/cli/shoot-options.js';
+import { parseShootOptions, shootUsage } from '../src/cli/shoot-options.js';
+import { createOptionsSchema, widestLimits } from '../src/request/options.js';
+import { queryParameters } from '../src/request/query-parameters.js';
 import { UsageError } from '../src/shoot/shoot.js';
 import { backoffDelay, parseRetryAfter, retryAfterDelay } from '../src/shoot/retry-policy.js';
 import { parseServerTiming } from '../src/shoot/server-timing.js';
@@ -117,6 +119,28 @@ describe('options', () => {
     expect(bad(['f', '--endpoint', 'http://h', '--concurrency', '0'])).toThrow(/--concurrency/);
     expect(bad(['f', '--endpoint', 'http://h', '--bogus', '1'])).toThrow(/unknown option --bogus/);
     expect(parseShootOptions(['--help'], {})).toBeUndefined();
+  });
+});
+
+describe('options from the request schema', () => {
+  const params = queryParameters(createOptionsSchema(widestLimits)).filter((p) => p.name !== 'url' && p.name !== 'html');
+  const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+  it('offers every scalar option of POST /screenshot as a flag, in the help too', () => {
+    const help = shootUsage();
+    for (const p of [...params, { name: 'store' }]) expect(help).toContain(`--${kebab(p.name)}`);
+    expect(params.length).toBeGreaterThan(20);
+  });
+
+  it('converts each flag as GET converts its parameter and checks it with the request schema', () => {
+    const base = ['f', '--endpoint', 'http://h'];
+    expect(parseShootOptions([...base, '--wait-until', 'networkidle2', '--delay', '250', '--reduced-motion'], {})!).toMatchObject({
+      defaults: { waitUntil: 'networkidle2', delay: 250, reducedMotion: true },
+    });
+    expect(parseShootOptions([...base, '--scale', '2'], {})!).toMatchObject({ defaults: { viewport: { width: 1280, height: 800, deviceScaleFactor: 2 } } });
+    expect(() => parseShootOptions([...base, '--delay', 'soon'], {})).toThrow(/--delay/);
+    expect(() => parseShootOptions([...base, '--device-scale-factor', '9'], {})).toThrow(/--device-scale-factor/);
+    expect(() => parseShootOptions([...base, '--device', 'iPhone 15', '--width', '500'], {})).toThrow(/device or viewport/);
   });
 });
 

@@ -1,4 +1,5 @@
 import { settingsSchema } from '../config/schema.js';
+import { settingsMarkdownTable } from '../config/setting-help.js';
 import type { RenderLimits } from '../request/options.js';
 import { optionsMarkdownTable } from './option-docs.js';
 import { requestSurface } from './request-schema.js';
@@ -12,11 +13,18 @@ export function defaultLimits(): RenderLimits {
   return { maxViewport: defaults.MAX_VIEWPORT, maxTimeoutMs: defaults.MAX_TIMEOUT_MS, defaultTimeoutMs: defaults.TIMEOUT_MS, maxPixels: defaults.MAX_PIXELS };
 }
 
-/** The README with its options table replaced by the one generated from the request schema. */
-export function readmeWithOptionsTable(readme: string): string {
-  const start = readme.indexOf(optionsStart);
-  const end = readme.indexOf(optionsEnd);
-  if (start < 0 || end < start) throw new Error(`README.md lacks the markers ${optionsStart} … ${optionsEnd}`);
-  const table = optionsMarkdownTable(requestSurface(defaultLimits()).body);
-  return `${readme.slice(0, start + optionsStart.length)}\n${table}\n${readme.slice(end)}`;
+export const settingsStart = '<!-- settings table: generated from src/config/setting-docs.ts by `npm run docs:readme` -->';
+export const settingsEnd = '<!-- end of settings table -->';
+
+function replaceBetween(text: string, start: string, end: string, content: string): string {
+  const from = text.indexOf(start);
+  const to = text.indexOf(end);
+  if (from < 0 || to < from) throw new Error(`README.md lacks the markers ${start} … ${end}`);
+  return `${text.slice(0, from + start.length)}\n${content}\n${text.slice(to)}`;
+}
+
+/** The README with its options and settings tables replaced by the ones generated from the request and settings schemas. */
+export function readmeWithGeneratedTables(readme: string): string {
+  const options = replaceBetween(readme, optionsStart, optionsEnd, optionsMarkdownTable(requestSurface(defaultLimits()).body));
+  return replaceBetween(options, settingsStart, settingsEnd, settingsMarkdownTable());
 }

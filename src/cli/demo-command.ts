@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from './args.js';
+import { readCommandLine, UsageError, versionLine } from './command-line.js';
 
 const help = `usage: shotfleet demo [options]
 
@@ -36,13 +36,8 @@ function readPorts(flags: Record<string, string | boolean>): Ports {
   const nodes = typeof flags['node-ports'] === 'string' ? flags['node-ports'].split(',').map(Number) : [3001, 3002];
   if (nodes.length < 1 || nodes.some((n) => !Number.isInteger(n) || n < 1 || n > 65535))
     throw new UsageError('--node-ports must be a comma list of port numbers');
-  const known = new Set(['port', 'stats-port', 'hub-port', 'node-ports', 's3-port']);
-  const unknown = Object.keys(flags).find((f) => !known.has(f));
-  if (unknown) throw new UsageError(`unknown option --${unknown}; run with --help to list the options`);
   return { haproxy: port('port', 8080), stats: port('stats-port', 8404), hub: port('hub-port', 4000), nodes, s3: port('s3-port', 4568) };
 }
-
-class UsageError extends Error {}
 
 interface Child {
   name: string;
@@ -63,13 +58,17 @@ function loadS3rver(): new (opts: Record<string, unknown>) => S3rverInstance {
 }
 
 export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const args = parseArgs(argv);
-  if (args.help) {
-    console.log(help);
-    return 0;
-  }
   let ports: Ports;
   try {
+    const args = readCommandLine(argv, { port: 'string', 'stats-port': 'string', 'hub-port': 'string', 'node-ports': 'string', 's3-port': 'string' });
+    if (args.help) {
+      console.log(help);
+      return 0;
+    }
+    if (args.version) {
+      console.log(versionLine());
+      return 0;
+    }
     if (args.positionals.length > 0) throw new UsageError(`unexpected argument "${args.positionals[0]}"; run with --help`);
     ports = readPorts(args.flags);
   } catch (err) {

@@ -1,4 +1,5 @@
-import { parseArgs } from './args.js';
+import { settingFlags } from './command-config.js';
+import { readCommandLine, UsageError, versionLine } from './command-line.js';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { parseNodeUrl } from '../fleet/node-url.js';
 import { renderHaproxyConfig, type SlotServer } from '../haproxy/config.js';
@@ -27,15 +28,20 @@ on GET /status and a stats page. Nodes sit in fixed slots so a hub can change th
 
 Check the result with: haproxy -c -f <file>`;
 
-const ownFlags = new Set(['nodes', 'hub', 'slots', 'socket', 'maxconn', 'bind', 'stats-bind']);
+const ownFlags = { nodes: 'string', hub: 'string', slots: 'string', socket: 'string', maxconn: 'string', bind: 'string', 'stats-bind': 'string' } as const;
 
 export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const args = parseArgs(argv);
-  if (args.help) {
-    console.log(help);
-    return 0;
-  }
   try {
+    const args = readCommandLine(argv, { ...settingFlags('hub'), ...ownFlags });
+    if (args.help) {
+      console.log(help);
+      return 0;
+    }
+    if (args.version) {
+      console.log(versionLine());
+      return 0;
+    }
+    if (args.positionals.length > 0) throw new UsageError(`unexpected argument "${args.positionals[0]}"; run with --help`);
     process.stdout.write(await generate(args.flags, env));
     return 0;
   } catch (err) {
@@ -44,16 +50,12 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
   }
 }
 
-class UsageError extends Error {}
-
 async function generate(flags: Record<string, string | boolean>, env: NodeJS.ProcessEnv): Promise<string> {
-  const configFlags = Object.fromEntries(Object.entries(flags).filter(([k]) => !ownFlags.has(k)));
+  const configFlags = Object.fromEntries(Object.entries(flags).filter(([k]) => !(k in ownFlags)));
   const config = loadConfig('hub', configFlags, env);
   const text = (name: string, fallback: string) => {
     const v = flags[name];
-    if (v === undefined) return fallback;
-    if (v === true) throw new UsageError(`--${name} needs a value`);
-    return String(v);
+    return v === undefined ? fallback : String(v);
   };
   const count = (name: string, fallback: number) => {
     const v = Number(text(name, String(fallback)));

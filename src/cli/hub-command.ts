@@ -1,26 +1,18 @@
-import { parseArgs } from './args.js';
-import { ConfigError, describeSettings } from '../config/load.js';
-import { commandConfig } from './command-config.js';
+import { ConfigError } from '../config/load.js';
+import { commandConfig, commandHelp } from './command-config.js';
 import { createLogger } from '../log/logger.js';
 import { type RunningHub, startHub } from '../fleet/hub.js';
 
-const help = `usage: shotfleet hub [options]
-
-Runs the registry: nodes register with it (POST /nodes), it pings their /status, drops the ones that stop
+const help = commandHelp(
+  'hub',
+  `Runs the registry: nodes register with it (POST /nodes), it pings their /status, drops the ones that stop
 answering, serves an HAProxy config for the fleet (GET /haproxy.cfg) and, with --haproxy-socket, keeps a
-running HAProxy in step through its Runtime API (a comma list: every HAProxy listed). Listens on port 4000
-unless told otherwise. Its routes need --hub-token (default: --token); on an address other than loopback it
-refuses to start without one.
-
-The settings a hub uses: --host, --port, --hub-token, --token, --metrics-token, --ping-interval-ms,
---ping-failures, --heartbeat-interval-ms, --haproxy-socket, --haproxy-slots, --target-saturation,
---session-cookie, --agent-port (the nodes' agent port, for the generated config), --log-level.
-
-every option (flag / env var):
-${describeSettings()}`;
+running HAProxy in step through its Runtime API (a comma list: every HAProxy listed). Its routes need the hub
+token (--hub-token, default: --token); on an address other than loopback it refuses to start without one.`,
+);
 
 export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const config = commandConfig('hub', parseArgs(argv), env, help);
+  const config = commandConfig('hub', argv, env, help);
   if (typeof config === 'number') return config;
   const log = createLogger(config.LOG_LEVEL, { role: 'hub' });
   let hub: RunningHub;

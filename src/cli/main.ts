@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** `shotfleet <command>`: one binary for every role; `serve` is the default. */
 import { processEnvironment } from '../config/environment.js';
+import { versionLine } from './command-line.js';
 
 type CommandModule = { run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> };
 
@@ -15,7 +16,7 @@ const commands: Record<string, { summary: string; load: () => Promise<CommandMod
 
 function usage(): string {
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(16)} ${c.summary}`);
-  return `usage: shotfleet <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun "shotfleet <command> --help" for a command's options.`;
+  return `usage: shotfleet <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun "shotfleet <command> --help" for a command's options, "shotfleet --version" for the release.`;
 }
 
 /**
@@ -31,6 +32,10 @@ async function main(): Promise<void> {
   const [first, ...rest] = process.argv.slice(2);
   if (first === '--help' || first === '-h' || first === 'help') {
     console.log(usage());
+    return;
+  }
+  if (first === '--version') {
+    console.log(versionLine());
     return;
   }
   const name = first === undefined || first.startsWith('-') ? 'serve' : first;

@@ -1,18 +1,11 @@
-import { describeSettings } from '../config/load.js';
-import { commandConfig } from './command-config.js';
-import { parseArgs } from './args.js';
+import { commandConfig, commandHelp } from './command-config.js';
 import { createLogger } from '../log/logger.js';
 import { startNode } from '../server/node.js';
 
-const help = `usage: shotfleet serve [options]
-
-Runs a node: a warm pool of Chromium pages behind POST /screenshot, with /status, /livez and /metrics.
-Every option is also an environment variable (see the README for meanings and defaults):
-
-${describeSettings()}`;
+const help = commandHelp('serve', 'Runs a node: a warm pool of Chromium pages behind POST /screenshot, with /status, /livez and /metrics.');
 
 export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const config = commandConfig('serve', parseArgs(argv), env, help);
+  const config = commandConfig('serve', argv, env, help);
   if (typeof config === 'number') return config;
   const log = createLogger(config.LOG_LEVEL, { role: 'node' });
   // Signals are ours from here on, before anything starts: a SIGTERM while the node is still starting closes

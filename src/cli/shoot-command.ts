@@ -1,9 +1,10 @@
 import { shoot, UsageError, type ShootOptions } from '../shoot/shoot.js';
-import { parseShootOptions, usage } from './shoot-options.js';
+import { versionLine } from './command-line.js';
+import { parseShootOptions, shootUsage } from './shoot-options.js';
 
 /** `shotfleet shoot FILE --endpoint URL …`: exit 0 when every line succeeded, 1 otherwise, 2 for usage errors. */
 export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  let options: ShootOptions | undefined;
+  let options: ShootOptions | undefined | 'version';
   try {
     options = parseShootOptions(argv, env);
   } catch (err) {
@@ -12,7 +13,11 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
     return 2;
   }
   if (!options) {
-    process.stdout.write(usage);
+    process.stdout.write(shootUsage());
+    return 0;
+  }
+  if (options === 'version') {
+    console.log(versionLine());
     return 0;
   }
 

@@ -1,4 +1,4 @@
-import { parseArgs } from './args.js';
+import { readCommandLine, UsageError, versionLine } from './command-line.js';
 import { signLink } from '../signing/signature.js';
 
 const help = `usage: shotfleet sign URL [--expires-in SECONDS] [--signing-key KEY]
@@ -8,26 +8,38 @@ with "expires" and "signature" query parameters added, alone on stdout. The node
 token until it expires; changing any parameter makes it a 401.
 
   --expires-in SECONDS   how long the link works (default: 3600)
-  --signing-key KEY      the HMAC key (default: $SHOTFLEET_SIGNING_KEY); the node must have the same one
+  --signing-key KEY      the HMAC key (default: $SHOTFLEET_SIGNING_KEY, which keeps it out of ps); the node
+                         must have the same one
+  --version              print the release
 `;
 
 export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const { positionals, flags, help: wantsHelp } = parseArgs(argv);
-  if (wantsHelp) {
-    console.log(help);
-    return 0;
-  }
   const fail = (message: string) => {
     console.error(`shotfleet sign: ${message}`);
     return 2;
   };
-  for (const name of Object.keys(flags)) {
-    if (name !== 'expires-in' && name !== 'signing-key') return fail(`unknown option --${name}; run with --help`);
-    if (flags[name] === true) return fail(`--${name} needs a value`);
+  let args: ReturnType<typeof readCommandLine>;
+  try {
+    args = readCommandLine(argv, { 'expires-in': 'string', 'signing-key': 'string' });
+  } catch (err) {
+    if (err instanceof UsageError) return fail(err.message);
+    throw err;
   }
+  if (args.help) {
+    console.log(help);
+    return 0;
+  }
+  if (args.version) {
+    console.log(versionLine());
+    return 0;
+  }
+  const { positionals, flags } = args;
   if (positionals.length !== 1) return fail('give one URL to sign, e.g. "http://127.0.0.1:3000/screenshot?url=https%3A%2F%2Fexample.com"');
+  if (flags['signing-key'] !== undefined) {
+    console.error('shotfleet sign: warning: --signing-key shows the key to every user of this machine (ps); set SHOTFLEET_SIGNING_KEY instead');
+  }
   const key = (flags['signing-key'] as string | undefined) ?? env.SHOTFLEET_SIGNING_KEY;
-  if (!key) return fail('no signing key: set SHOTFLEET_SIGNING_KEY (or --signing-key) to the key the node has');
+  if (!key) return fail('no signing key: set SHOTFLEET_SIGNING_KEY to the key the node has');
   const expiresIn = Number(flags['expires-in'] ?? 3600);
   if (!Number.isInteger(expiresIn) || expiresIn < 1) return fail(`--expires-in must be a whole number of seconds of at least 1, got "${flags['expires-in']}"`);
   const link = URL.canParse(positionals[0]) ? new URL(positionals[0]) : null;

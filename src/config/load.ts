@@ -1,8 +1,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { chromeCandidates, defaultPages, settingNames, settingsSchema, usableMemoryBytes, type Settings } from './schema.js';
+import { envName, flagName, type Role } from './setting-docs.js';
 
-export type Role = 'serve' | 'hub';
+export type { Role };
 
 /** The settings with every derived default filled in. Passed to modules; nothing else reads the environment. */
 export interface Config extends Settings {
@@ -22,9 +23,6 @@ export interface Config extends Settings {
 }
 
 export class ConfigError extends Error {}
-
-export const envName = (key: string) => `SHOTFLEET_${key}`;
-export const flagName = (key: string) => `--${key.toLowerCase().replace(/_/g, '-')}`;
 
 /**
  * Reads `SHOTFLEET_*` variables, overridden by matching flags, validates them once and returns the Config.
@@ -130,9 +128,4 @@ function isExecutable(path: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** The options table for --help, generated from the schema so it never drifts. */
-export function describeSettings(): string {
-  return settingNames.map((k) => `  ${flagName(k).padEnd(28)} ${envName(k)}`).join('\n');
 }

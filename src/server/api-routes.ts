@@ -3,7 +3,7 @@ import { docsPage } from '../api/docs-page.js';
 import { openApiDocument } from '../api/openapi.js';
 import { requestSurface } from '../api/request-schema.js';
 import { nodeStates } from '../api/node-states.js';
-import { packageVersion } from '../metrics/build-info.js';
+import { packageVersion } from '../metrics/package-version.js';
 import type { RenderLimits } from '../request/options.js';
 import type { AppEnv } from './app-env.js';
 
