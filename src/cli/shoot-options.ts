@@ -3,6 +3,7 @@ import { parseArgs } from './args.js';
 import type { RequestBody } from '../shoot/input.js';
 import { UsageError, type ShootOptions } from '../shoot/shoot.js';
 import { defaultViewport } from '../render/viewport.js';
+import { maxCacheTtlSeconds } from '../render/options.js';
 
 export const usage = `usage: shotfleet shoot FILE --endpoint URL [options]
 
@@ -48,6 +49,7 @@ request defaults (a JSON line's own fields win):
   --timezone ZONE           emulated IANA time zone, e.g. Asia/Tokyo
   --locale TAG              emulated locale (navigator, Intl, Accept-Language), e.g. fr-CH
   --fail-on-http-status S   fail lines whose page answers such a status: "true" (any >= 400) or a list, e.g. 404,500
+  --cache-ttl SECONDS       serve results up to this old from the node's result cache (0: always render)
   --store                   upload to the node's S3 bucket; the manifest records key and url (the link)
 
 exit status: 0 when every line succeeded, 1 when any failed, was invalid or was left undone,
@@ -92,6 +94,7 @@ const stringFlags = [
   'timezone',
   'locale',
   'fail-on-http-status',
+  'cache-ttl',
 ];
 const enums: Record<string, readonly string[]> = {
   format: ['png', 'jpeg', 'webp'],
@@ -166,6 +169,7 @@ export function parseShootOptions(argv: string[], env: NodeJS.ProcessEnv): Shoot
     timezone: text('timezone'),
     locale: text('locale'),
     failOnHttpStatus: statusList(text('fail-on-http-status')),
+    cacheTtl: int('cache-ttl', 0, maxCacheTtlSeconds),
     store: bool('store'),
   });
 

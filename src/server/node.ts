@@ -153,7 +153,13 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     metrics,
     health: { status },
     render,
-    limits: { maxViewport: config.MAX_VIEWPORT, maxTimeoutMs: config.MAX_TIMEOUT_MS, defaultTimeoutMs: config.TIMEOUT_MS, maxPixels: config.MAX_PIXELS },
+    limits: {
+      maxViewport: config.MAX_VIEWPORT,
+      maxTimeoutMs: config.MAX_TIMEOUT_MS,
+      defaultTimeoutMs: config.TIMEOUT_MS,
+      maxPixels: config.MAX_PIXELS,
+      defaultCacheTtl: config.CACHE_TTL,
+    },
     sessionCookie: config.SESSION_COOKIE,
     // Draining is admission's too (startDraining below), so one question covers every refusal.
     refusalForAnyRequest: () => admission.refusalForAnyRequest(),
