@@ -82,7 +82,7 @@ describe('the result cache over HTTP', () => {
     expect(again.headers.get('age')).toMatch(/^\d+$/);
     expect(again.headers.get('etag')).toBe(first.headers.get('etag'));
     expect(again.headers.get('x-shotfleet-target-status')).toBe('200');
-    expect(again.headers.get('server-timing')).toMatch(/^queue;dur=\d+, render;dur=0, cache;desc=hit$/);
+    expect(again.headers.get('server-timing')).toMatch(/^queue;dur=\d+, render;dur=0, cache;desc=hit-memory$/);
     expect(again.bytes.equals(first.bytes)).toBe(true);
     expect(renders.count).toBe(1);
     // GET is the same request as the POST.

@@ -97,6 +97,7 @@ describe("the result cache's S3 tier", () => {
     const fromS3 = await b.shoot({ url: page, cacheTtl: 600 });
     expect(fromS3.status).toBe(200);
     expect(fromS3.headers.get('x-shotfleet-cache')).toBe('hit');
+    expect(fromS3.headers.get('server-timing')).toMatch(/cache;desc=hit-s3$/);
     expect(fromS3.headers.get('etag')).toBe(rendered.headers.get('etag'));
     expect(fromS3.bytes.equals(rendered.bytes)).toBe(true);
     expect(b.renderCount()).toBe(0);

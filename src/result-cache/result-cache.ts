@@ -29,7 +29,9 @@ export interface ServeRequest {
 }
 
 export type Served =
-  | { outcome: 'hit' | 'coalesced'; result: CachedResult }
+  /** `tier`: where the kept result was found. */
+  | { outcome: 'hit'; tier: 'memory' | 's3'; result: CachedResult }
+  | { outcome: 'coalesced'; result: CachedResult }
   /** This request's own render: its answer is the render's (the stored object's JSON when it asked store). */
   | { outcome: 'miss'; result: CachedResult; rendered: ScreenshotResult };
 
@@ -64,13 +66,13 @@ export function createResultCache(o: ResultCacheOptions): ResultCache {
   async function find(key: string, maxAgeMs: number, req: ServeRequest): Promise<Served | null> {
     for (;;) {
       const inMemory = memory.get(key, maxAgeMs);
-      if (inMemory) return { outcome: 'hit', result: inMemory };
+      if (inMemory) return { outcome: 'hit', tier: 'memory', result: inMemory };
       let running = renders.get(key);
       if (!running && o.s3) {
         const fromS3 = await o.s3.get(key, req.signal);
         if (fromS3 && now() - fromS3.renderedAt < maxAgeMs) {
           memory.set(key, fromS3, maxAgeMs - (now() - fromS3.renderedAt));
-          return { outcome: 'hit', result: fromS3 };
+          return { outcome: 'hit', tier: 's3', result: fromS3 };
         }
         running = renders.get(key);
       }

@@ -8,7 +8,7 @@ import { createOptionsSchema, parseRenderOptions, type RenderLimits } from '../r
 import { queryParameters, queryToBody } from '../render/query-parameters.js';
 import type { RenderService, ScreenshotResult, Timings } from '../render/render-service.js';
 import { type CachedResult, imageEtag } from '../result-cache/cached-result.js';
-import type { CacheOutcome, ResultCache } from '../result-cache/result-cache.js';
+import type { ResultCache } from '../result-cache/result-cache.js';
 import { storeCached, type StoreCachedDeps } from '../result-cache/store-cached.js';
 import type { AppEnv } from './app-env.js';
 import { ageSeconds, cacheControl, etagMatches } from './cache-headers.js';
@@ -83,7 +83,7 @@ export function screenshotRoutes(deps: ScreenshotRouteDeps) {
         setResultHeaders(c, served.rendered);
         if (served.rendered.kind === 'stored') return c.json(served.rendered.body);
       } else {
-        setCachedHeaders(c, result, outcome, now - arrivedAt);
+        setCachedHeaders(c, result, served.outcome === 'hit' ? `hit-${served.tier}` : served.outcome, now - arrivedAt);
         // check() refused store: true on a node without S3 before the cache was asked.
         if (options.store) return c.json(await storeCached({ ...cache.store!, log: c.get('log') }, result, options, c.req.raw.signal));
       }
@@ -119,9 +119,12 @@ function setResultHeaders(c: Context, result: ScreenshotResult): void {
   if (result.bestEffort) c.header('X-Shotfleet-Best-Effort', 'true');
 }
 
-/** A result this request did not render: it waited `waitedMs` (a lookup, or an identical request's render) and rendered nothing. */
-function setCachedHeaders(c: Context, result: CachedResult, outcome: CacheOutcome, waitedMs: number): void {
-  c.header('Server-Timing', `${serverTiming({ queueMs: waitedMs, renderMs: 0 })}, cache;desc=${outcome}`);
+/**
+ * A result this request did not render: it waited `waitedMs` (a lookup, or an identical request's render) and
+ * rendered nothing; `source` (hit-memory, hit-s3, coalesced) says where the result came from.
+ */
+function setCachedHeaders(c: Context, result: CachedResult, source: string, waitedMs: number): void {
+  c.header('Server-Timing', `${serverTiming({ queueMs: waitedMs, renderMs: 0 })}, cache;desc=${source}`);
   if (result.truncated) c.header('X-Shotfleet-Truncated', 'true');
   if (result.targetStatus !== undefined) c.header('X-Shotfleet-Target-Status', String(result.targetStatus));
   if (result.bestEffort) c.header('X-Shotfleet-Best-Effort', 'true');
