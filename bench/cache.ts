@@ -25,6 +25,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { repoRoot, startShotfleet, type RunningProcess } from '../test/helpers/processes.js';
 import { s3NodeEnv, startS3 } from '../test/helpers/s3.js';
+import { processCpuMs } from './lib/cpu.js';
 import { quantile, round } from './lib/stats.js';
 
 const { values: flags } = parseArgs({
@@ -152,6 +153,8 @@ interface Scenario {
   s3HitMs: { p50: number | null; p99: number | null; count: number };
   coalesced: number;
   errors: number;
+  /** CPU of the node processes themselves per request (Chromium excluded): what a hit costs, whatever the load. */
+  nodeCpuMsPerRequest: number | null;
   seconds: number | null;
   load: [number, number];
 }
@@ -167,6 +170,8 @@ async function run(
 ): Promise<Scenario> {
   const loadBefore = os.loadavg()[0];
   const documentsBefore = documents();
+  const nodeCpu = () => nodes.reduce((sum, node) => sum + processCpuMs(node.proc.pid!), 0);
+  const cpuBefore = nodeCpu();
   const shots: Shot[] = [];
   let next = 0;
   const started = performance.now();
@@ -179,6 +184,7 @@ async function run(
     }),
   );
   const seconds = (performance.now() - started) / 1000;
+  const cpuMs = nodeCpu() - cpuBefore;
   const of = (source: Source) => shots.filter((s) => s.source === source).map((s) => s.ms);
   const memory = of('hit-memory');
   const s3 = of('hit-s3');
@@ -192,6 +198,7 @@ async function run(
     s3HitMs: { p50: round(quantile(s3, 0.5)), p99: round(quantile(s3, 0.99)), count: s3.length },
     coalesced: of('coalesced').length,
     errors: of('error').length,
+    nodeCpuMsPerRequest: round(cpuMs / indices.length, 2),
     seconds: round(seconds, 1),
     load: [round(loadBefore, 2)!, round(os.loadavg()[0], 2)!],
   };
@@ -262,12 +269,12 @@ async function main() {
 function printTable(scenarios: Scenario[], ratio: number | null, singleFlight?: { requests: number; renders: number }) {
   const ms = (t: { p50: number | null; p99: number | null; count: number }) => (t.count ? `${t.p50} / ${t.p99} (${t.count})` : '–');
   console.log(
-    '| scenario | requests | errors | renders | hit ratio | requests/s | memory hit p50 / p99 ms (n) | S3 hit p50 / p99 ms (n) | load 1 min (start → end) |',
+    '| scenario | requests | errors | renders | hit ratio | requests/s | memory hit p50 / p99 ms (n) | S3 hit p50 / p99 ms (n) | node CPU ms / request | load 1 min (start → end) |',
   );
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const s of scenarios) {
     console.log(
-      `| ${s.scenario} | ${s.requests} | ${s.errors} | ${s.renders} | ${s.hitRatio} | ${s.requestsPerSecond} | ${ms(s.memoryHitMs)} | ${ms(s.s3HitMs)} | ${s.load[0]} → ${s.load[1]} |`,
+      `| ${s.scenario} | ${s.requests} | ${s.errors} | ${s.renders} | ${s.hitRatio} | ${s.requestsPerSecond} | ${ms(s.memoryHitMs)} | ${ms(s.s3HitMs)} | ${s.nodeCpuMsPerRequest} | ${s.load[0]} → ${s.load[1]} |`,
     );
   }
   console.log(`\nthroughput, cache on ÷ off (one node, same sequence): ${ratio}×`);
