@@ -12,7 +12,7 @@ const layers: string[][] = [
   ['cli'],
   ['server', 'fleet', 'shoot'],
   ['http'],
-  ['api'],
+  ['api', 'result-cache'],
   ['pipeline'],
   ['render'],
   ['sessions'],

@@ -104,6 +104,8 @@ const badValues: Record<string, string> = {
   PING_FAILURES: '0',
   HEARTBEAT_INTERVAL_MS: 'soon',
   TARGET_SATURATION: '2',
+  CACHE_TTL: '2592001',
+  CACHE_MEMORY_BYTES: '-1',
   LOG_LEVEL: 'loud',
   ADAPTIVE_CONCURRENCY: 'sometimes',
   ADMISSION: 'kinda',
@@ -130,6 +132,7 @@ describe('configuration (loadConfig)', () => {
       'S3_BUCKET',
       'S3_REGION',
       'S3_PREFIX',
+      'CACHE_S3_PREFIX',
       'TOKEN',
       'METRICS_TOKEN',
       'SIGNING_KEY',
@@ -153,6 +156,19 @@ describe('configuration (loadConfig)', () => {
   it('contradictions between settings are refused', () => {
     expect(() => loadConfig('serve', {}, { SHOTFLEET_TIMEOUT_MS: '70000' })).toThrow(/SHOTFLEET_TIMEOUT_MS.*SHOTFLEET_MAX_TIMEOUT_MS/);
     expect(() => loadConfig('serve', {}, { SHOTFLEET_S3_ENDPOINT: 'http://127.0.0.1:9000' })).toThrow(/SHOTFLEET_S3_BUCKET/);
+    expect(() => loadConfig('serve', {}, { SHOTFLEET_MAX_MEMORY_BYTES: String(2 ** 30), SHOTFLEET_CACHE_MEMORY_BYTES: String(2 ** 30) })).toThrow(
+      /SHOTFLEET_CACHE_MEMORY_BYTES.*SHOTFLEET_MAX_MEMORY_BYTES/,
+    );
+  });
+
+  it("the result cache's S3 tier is cache/ in the bucket unless set; an empty prefix turns it off; no bucket, no tier", () => {
+    const bucket = { SHOTFLEET_S3_BUCKET: 'shots' };
+    expect(loadConfig('serve', {}, bucket).CACHE_S3_PREFIX).toBe('cache');
+    expect(loadConfig('serve', {}, { ...bucket, SHOTFLEET_CACHE_S3_PREFIX: '/results/' }).CACHE_S3_PREFIX).toBe('results');
+    expect(loadConfig('serve', {}, { ...bucket, SHOTFLEET_CACHE_S3_PREFIX: '' }).CACHE_S3_PREFIX).toBe('');
+    expect(loadConfig('serve', { 'cache-s3-prefix': '' }, bucket).CACHE_S3_PREFIX).toBe('');
+    expect(loadConfig('serve', {}, {}).CACHE_S3_PREFIX).toBe('');
+    expect(loadConfig('serve', {}, {}).CACHE_TTL).toBe(0);
   });
 });
 

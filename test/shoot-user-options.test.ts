@@ -18,6 +18,8 @@ describe('shoot: the page options as request defaults', () => {
         'fr-CH',
         '--fail-on-http-status',
         '404,500',
+        '--cache-ttl',
+        '3600',
       ],
       {},
     )!;
@@ -29,6 +31,7 @@ describe('shoot: the page options as request defaults', () => {
       timezone: 'Asia/Tokyo',
       locale: 'fr-CH',
       failOnHttpStatus: [404, 500],
+      cacheTtl: 3600,
     });
     expect(parseShootOptions(['f', '--endpoint', 'http://h', '--fail-on-http-status', 'true'], {})!.defaults).toEqual({ failOnHttpStatus: true });
   });
@@ -37,5 +40,6 @@ describe('shoot: the page options as request defaults', () => {
     expect(() => parseShootOptions(['f', '--endpoint', 'http://h', '--fail-on-http-status', '404,abc'], {})).toThrow(/--fail-on-http-status/);
     expect(() => parseShootOptions(['f', '--endpoint', 'http://h', '--fail-on-http-status', '42'], {})).toThrow(/--fail-on-http-status/);
     expect(() => parseShootOptions(['f', '--endpoint', 'http://h', '--timezone'], {})).toThrow(/--timezone needs a value/);
+    expect(() => parseShootOptions(['f', '--endpoint', 'http://h', '--cache-ttl', '-5'], {})).toThrow(/--cache-ttl/);
   });
 });

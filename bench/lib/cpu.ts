@@ -37,3 +37,10 @@ export function treeCpuMs(rootPid: number): number {
   }
   return ticksToMs(ticks);
 }
+
+/** CPU ms used so far by one process itself (user + system), without its children: a node's own work, not Chromium's. */
+export function processCpuMs(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  const [utime, stime] = fields.slice(11, 13).map(Number);
+  return ticksToMs(utime + stime);
+}

@@ -58,6 +58,29 @@ const screenshotHeaders = {
   'Server-Timing': { description: 'queue;dur=…, render;dur=…[, upload;dur=…] in ms.', schema: { type: 'string' } },
   'X-Shotfleet-Truncated': { description: '"true" when the image was cut to the page height or pixel budget.', schema: { type: 'string', enum: ['true'] } },
   'X-Shotfleet-Session': { description: 'new or reused, on requests carrying the session cookie.', schema: { type: 'string', enum: ['new', 'reused'] } },
+  'X-Shotfleet-Cache': {
+    description:
+      'With a cacheTtl above 0 (no session): hit (a kept result, no render), miss (rendered and kept), coalesced (the result of an identical request rendering at the time).',
+    schema: { type: 'string', enum: ['hit', 'miss', 'coalesced'] },
+  },
+  Age: { description: 'With a cacheTtl above 0: whole seconds since the result was rendered.', schema: { type: 'integer', minimum: 0 } },
+  ETag: { description: 'On every image: a strong ETag, the SHA-256 of the image. Send it back as If-None-Match for a 304.', schema: { type: 'string' } },
+  'Cache-Control': {
+    description:
+      'no-store when cacheTtl is 0 (or with a session); otherwise public, max-age=cacheTtl − Age (never past a signed link’s expires) for a signed link or a node without a token, private, max-age=… for a request that carried a token.',
+    schema: { type: 'string' },
+  },
+};
+
+/** If-None-Match named the ETag of the answer (a cached result is answered so with no render). */
+const notModified = {
+  description: 'If-None-Match named the ETag of the image: no body. A result the cache holds is answered so without a render.',
+  headers: {
+    ETag: screenshotHeaders.ETag,
+    'X-Shotfleet-Cache': screenshotHeaders['X-Shotfleet-Cache'],
+    Age: screenshotHeaders.Age,
+    'Cache-Control': screenshotHeaders['Cache-Control'],
+  },
 };
 
 function screenshotOk() {
@@ -110,7 +133,7 @@ export function openApiDocument(input: ApiDescriptionInput) {
           summary: 'Render a URL or HTML',
           description: `Exactly one of url or html. A session cookie (${input.sessionCookie}) renders in a kept browser context.`,
           requestBody: { required: true, content: json(ref('RenderOptions')) },
-          responses: { '200': screenshotOk(), ...errorResponses(screenshotCodes) },
+          responses: { '200': screenshotOk(), '304': notModified, ...errorResponses(screenshotCodes) },
         },
         get: {
           tags: ['render'],
@@ -124,7 +147,7 @@ export function openApiDocument(input: ApiDescriptionInput) {
             description: typeof p.schema.description === 'string' ? p.schema.description : undefined,
             schema: p.schema,
           })),
-          responses: { '200': screenshotOk(), ...errorResponses(getScreenshotCodes) },
+          responses: { '200': screenshotOk(), '304': notModified, ...errorResponses(getScreenshotCodes) },
         },
       },
       '/status': {

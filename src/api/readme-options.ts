@@ -10,7 +10,13 @@ export const optionsEnd = '<!-- end of options table -->';
 /** The limits of a node with the default configuration, which the README documents. */
 export function defaultLimits(): RenderLimits {
   const defaults = settingsSchema.parse({});
-  return { maxViewport: defaults.MAX_VIEWPORT, maxTimeoutMs: defaults.MAX_TIMEOUT_MS, defaultTimeoutMs: defaults.TIMEOUT_MS, maxPixels: defaults.MAX_PIXELS };
+  return {
+    maxViewport: defaults.MAX_VIEWPORT,
+    maxTimeoutMs: defaults.MAX_TIMEOUT_MS,
+    defaultTimeoutMs: defaults.TIMEOUT_MS,
+    maxPixels: defaults.MAX_PIXELS,
+    defaultCacheTtl: defaults.CACHE_TTL,
+  };
 }
 
 export const settingsStart = '<!-- settings table: generated from src/config/setting-docs.ts by `npm run docs:readme` -->';

@@ -13,6 +13,8 @@ export interface Config extends Settings {
   QUEUE_MAX: number;
   MAX_MEMORY_BYTES: number;
   MAX_SESSIONS: number;
+  /** The result cache's key prefix in the S3 bucket, without slashes around it; empty: no S3 tier. */
+  CACHE_S3_PREFIX: string;
   NODE_ID: string;
   /** SHOTFLEET_HUB_TOKEN, or SHOTFLEET_TOKEN when it is not set. */
   HUB_TOKEN: string | undefined;
@@ -24,6 +26,9 @@ export interface Config extends Settings {
 
 export class ConfigError extends Error {}
 
+/** Settings whose empty value says something (an empty variable otherwise counts as unset). */
+const meaningfulWhenEmpty = new Set<string>(['CACHE_S3_PREFIX']);
+
 /**
  * Reads `SHOTFLEET_*` variables, overridden by matching flags, validates them once and returns the Config.
  * Throws ConfigError naming the variable (and flag) at fault.
@@ -32,7 +37,7 @@ export function loadConfig(role: Role, flags: Record<string, string | boolean>, 
   const raw: Record<string, unknown> = {};
   for (const key of settingNames) {
     const fromEnv = env[envName(key)];
-    if (fromEnv !== undefined && fromEnv !== '') raw[key] = fromEnv;
+    if (fromEnv !== undefined && (fromEnv !== '' || meaningfulWhenEmpty.has(key))) raw[key] = fromEnv;
   }
   const known = new Map(settingNames.map((k) => [flagName(k).slice(2), k]));
   for (const [flag, value] of Object.entries(flags)) {
@@ -67,6 +72,12 @@ function resolveDefaults(role: Role, s: Settings, env: NodeJS.ProcessEnv): Confi
   if (s3Partial && !s.S3_BUCKET) {
     throw new ConfigError('invalid configuration:\n  SHOTFLEET_S3_BUCKET (--s3-bucket): required when other SHOTFLEET_S3_* settings are given');
   }
+  const maxMemoryBytes = s.MAX_MEMORY_BYTES ?? Math.floor(usableMemoryBytes() * 0.8);
+  if (role === 'serve' && s.CACHE_MEMORY_BYTES >= maxMemoryBytes) {
+    throw new ConfigError(
+      `invalid configuration:\n  SHOTFLEET_CACHE_MEMORY_BYTES (${s.CACHE_MEMORY_BYTES}) is not below SHOTFLEET_MAX_MEMORY_BYTES (${maxMemoryBytes}): a full result cache would shed every render`,
+    );
+  }
   return {
     ...s,
     TOKEN: s.TOKEN_FILE ? readTokenFile(s.TOKEN, s.TOKEN_FILE) : s.TOKEN,
@@ -74,12 +85,13 @@ function resolveDefaults(role: Role, s: Settings, env: NodeJS.ProcessEnv): Confi
     PORT: port,
     PAGES: pages,
     QUEUE_MAX: s.QUEUE_MAX ?? 2 * pages,
-    MAX_MEMORY_BYTES: s.MAX_MEMORY_BYTES ?? Math.floor(usableMemoryBytes() * 0.8),
+    MAX_MEMORY_BYTES: maxMemoryBytes,
     MAX_SESSIONS: s.MAX_SESSIONS ?? 2 * pages,
     NODE_ID: s.NODE_ID ?? `${os.hostname()}:${port}`,
     HUB_TOKEN: s.HUB_TOKEN ?? s.TOKEN,
     CHROME_PATH: role === 'serve' ? findChrome(s.CHROME_PATH) : '',
     S3_PREFIX: s.S3_PREFIX.replace(/^\/+|\/+$/g, ''),
+    CACHE_S3_PREFIX: s.S3_BUCKET ? (s.CACHE_S3_PREFIX ?? 'cache').replace(/^\/+|\/+$/g, '') : '',
     env,
   };
 }

@@ -159,6 +159,10 @@ export const settingsSchema = z.object({
   HAPROXY_SOCKET: haproxySockets.optional(),
   HAPROXY_SLOTS: int(1, 100000).default(64),
   TARGET_SATURATION: ratio.default(0.7),
+  CACHE_TTL: int(0, 2_592_000).default(0),
+  CACHE_MEMORY_BYTES: int(0).default(134_217_728),
+  /** `cache/` when S3 is configured (filled in by resolveDefaults); empty: no S3 tier. */
+  CACHE_S3_PREFIX: z.string().trim().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /**
    * Not in the README's configuration table: the adaptive concurrency limit. Off by default: the overload

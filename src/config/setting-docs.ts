@@ -95,6 +95,14 @@ export const settingDocs: Record<keyof Settings, SettingDoc> = {
   },
   HAPROXY_SLOTS: { meaning: "server slots per backend in the hub's config and sync; nodes beyond it are tracked but unrouted", roles: hub },
   TARGET_SATURATION: { meaning: 'the saturation autoscaling aims for (shotfleet_hub_desired_nodes)', roles: hub },
+  CACHE_TTL: { meaning: 'the cacheTtl of a request that names none (s); 0: results are never served from the result cache' },
+  CACHE_MEMORY_BYTES: {
+    meaning: "the result cache's memory tier (least recently used out first); part of the node's memory, so below SHOTFLEET_MAX_MEMORY_BYTES",
+  },
+  CACHE_S3_PREFIX: {
+    meaning: "the result cache's shared tier, under SHOTFLEET_S3_PREFIX in the bucket; empty: no S3 tier",
+    derivedDefault: 'cache/ when SHOTFLEET_S3_BUCKET is set',
+  },
   LOG_LEVEL: { meaning: 'pino JSON logs on stdout, one line per request with its id', roles: both },
   ADAPTIVE_CONCURRENCY: { meaning: 'an adaptive concurrency limit below the page count', benchmarkOnly: true },
   ADMISSION: { meaning: 'admission control; off gives an unbounded queue (the overload benchmark baseline)', benchmarkOnly: true },

@@ -13,6 +13,7 @@ export interface GaugeSources {
   uploadQueueLength(): number;
   uploadBacklogBytes(): number;
   sessionsActive(): number;
+  resultCacheMemoryBytes(): number;
 }
 
 const zeroSources: GaugeSources = {
@@ -26,6 +27,7 @@ const zeroSources: GaugeSources = {
   uploadQueueLength: () => 0,
   uploadBacklogBytes: () => 0,
   sessionsActive: () => 0,
+  resultCacheMemoryBytes: () => 0,
 };
 
 /**
@@ -66,6 +68,7 @@ export function createNodeMetrics() {
   gauge('shotfleet_upload_queue_length', 'Uploads waiting for the upload pool', (s) => s.uploadQueueLength());
   gauge('shotfleet_upload_backlog_bytes', 'Image bytes held in memory for uploads', (s) => s.uploadBacklogBytes());
   gauge('shotfleet_sessions_active', 'Sticky sessions holding a browser context', (s) => s.sessionsActive());
+  gauge('shotfleet_result_cache_memory_bytes', "Bytes the result cache's memory tier holds (part of the node's memory)", (s) => s.resultCacheMemoryBytes());
 
   return {
     registry,
@@ -106,6 +109,18 @@ export function createNodeMetrics() {
     uploadFailures: new client.Counter({
       name: 'shotfleet_upload_failures_total',
       help: 'Uploads S3 did not confirm after the retries (answered 502 upload_failed); cancelled ones not counted',
+      registers: [registry],
+    }),
+    resultCacheRequests: new client.Counter({
+      name: 'shotfleet_result_cache_requests_total',
+      help: 'Requests with a cacheTtl above 0, by how they were answered: hit (kept result), miss (rendered), coalesced (an identical render in flight)',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    resultCacheS3Failures: new client.Counter({
+      name: 'shotfleet_result_cache_s3_failures_total',
+      help: 'Result cache S3 tier calls that failed or ran out of time (answered as misses), by operation',
+      labelNames: ['operation'] as const,
       registers: [registry],
     }),
     browserRestarts: new client.Counter({

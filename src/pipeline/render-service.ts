@@ -26,6 +26,9 @@ export type ScreenshotResult = (
   | { kind: 'image'; image: Buffer; contentType: string; truncated: boolean; timings: Timings; session?: 'new' | 'reused' }
   | {
       kind: 'stored';
+      /** The stored image itself, for the result cache. */
+      image: Buffer;
+      contentType: string;
       body: Omit<StoredObject, 'uploadMs'> & { format: string; width: number; height: number; timings: Timings };
       truncated: boolean;
       timings: Timings;
@@ -64,14 +67,22 @@ export interface RenderServiceDeps {
 export function createRenderService(deps: RenderServiceDeps) {
   const { pool, admission, policy, storage, sessions, metrics } = deps;
 
-  async function screenshot(req: ScreenshotRequest): Promise<ScreenshotResult> {
-    const { options } = req;
-    const deadlineAt = req.arrivedAt + options.timeout;
+  /**
+   * What the node refuses before any work: store without S3, a bad key, a page the URL policy forbids. Asked of a
+   * request answered from the result cache as well, so a cached result is only ever what a render would give.
+   */
+  async function check(options: RenderOptions): Promise<void> {
     if (options.store && !storage) {
       throw new ShotError('storage_not_configured', 'store: true needs S3: set SHOTFLEET_S3_BUCKET (and endpoint/region) on the node');
     }
     if (options.key !== undefined) storage!.validateKey(options.key);
     if (options.url !== undefined) await policy.checkPageUrl(options.url, 'url');
+  }
+
+  async function screenshot(req: ScreenshotRequest): Promise<ScreenshotResult> {
+    const { options } = req;
+    const deadlineAt = req.arrivedAt + options.timeout;
+    await check(options);
 
     const viewport = effectiveViewport(options);
     const pixels = viewport.width * viewport.height * viewport.deviceScaleFactor ** 2;
@@ -102,6 +113,8 @@ export function createRenderService(deps: RenderServiceDeps) {
       const timings = { ...rendered.timings, uploadMs: stored.uploadMs };
       return {
         kind: 'stored',
+        image: rendered.capture.image,
+        contentType: rendered.capture.contentType,
         body: {
           bucket: stored.bucket,
           key: stored.key,
@@ -224,7 +237,7 @@ export function createRenderService(deps: RenderServiceDeps) {
     return { slot, release: () => pool.release(slot) };
   }
 
-  return { screenshot };
+  return { check, screenshot };
 }
 
 export type RenderService = ReturnType<typeof createRenderService>;

@@ -12,7 +12,12 @@ export interface RenderLimits {
   defaultTimeoutMs: number;
   /** SHOTFLEET_MAX_PIXELS: an image known in advance to be larger is a 400 (pixel-budget.ts). */
   maxPixels: number;
+  /** SHOTFLEET_CACHE_TTL: the cacheTtl of a request that names none; unset or 0: results are not served from the cache. */
+  defaultCacheTtl?: number;
 }
+
+/** The longest a result may be served from the result cache: 30 days. */
+export const maxCacheTtlSeconds = 2_592_000;
 
 /**
  * The largest limits any node can be configured with (the maxima of SHOTFLEET_MAX_VIEWPORT and
@@ -243,6 +248,17 @@ export function createOptionsSchema(limits: RenderLimits) {
         .optional()
         .meta({ description: 'puppeteer resource types whose requests are aborted.', examples: [['image', 'font', 'media']] }),
       ...userFacingOptions(),
+      cacheTtl: z
+        .number()
+        .int({ error: 'cacheTtl must be a whole number of seconds' })
+        .min(0, { error: 'cacheTtl must be at least 0' })
+        .max(maxCacheTtlSeconds, { error: `cacheTtl must be at most ${maxCacheTtlSeconds} s (30 days)` })
+        .default(limits.defaultCacheTtl ?? 0)
+        .meta({
+          description:
+            'Seconds a result may be served from the result cache instead of rendering (the same options, timeout, cacheTtl, store and key aside); 0 renders every time. Default SHOTFLEET_CACHE_TTL.',
+          examples: [3600],
+        }),
       store: z
         .boolean()
         .default(false)

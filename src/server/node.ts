@@ -15,6 +15,7 @@ import { createRenderService } from '../pipeline/render-service.js';
 import { createSessionStore } from '../sessions/session-store.js';
 import { createStorage } from '../storage/index.js';
 import { createApp } from './app.js';
+import { createNodeResultCache } from './node-result-cache.js';
 import { capConnections, httpServerOptions } from './http-limits.js';
 import type { NodeStatus } from './health-routes.js';
 import type { Membership } from './membership.js';
@@ -126,6 +127,8 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     nodeId,
   });
 
+  const resultCache = createNodeResultCache(config, { storage, metrics, log, nodeId });
+
   function status(): NodeStatus {
     const a = admission.snapshot();
     const u = storage?.stats();
@@ -153,8 +156,15 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     metrics,
     health: { status },
     render,
-    limits: { maxViewport: config.MAX_VIEWPORT, maxTimeoutMs: config.MAX_TIMEOUT_MS, defaultTimeoutMs: config.TIMEOUT_MS, maxPixels: config.MAX_PIXELS },
+    limits: {
+      maxViewport: config.MAX_VIEWPORT,
+      maxTimeoutMs: config.MAX_TIMEOUT_MS,
+      defaultTimeoutMs: config.TIMEOUT_MS,
+      maxPixels: config.MAX_PIXELS,
+      defaultCacheTtl: config.CACHE_TTL,
+    },
     sessionCookie: config.SESSION_COOKIE,
+    resultCache,
     // Draining is admission's too (startDraining below), so one question covers every refusal.
     refusalForAnyRequest: () => admission.refusalForAnyRequest(),
     draining: () => draining,

@@ -4,6 +4,7 @@ import { createLogger } from '../../src/log/logger.js';
 import { createNodeMetrics, type NodeMetrics } from '../../src/metrics/node-metrics.js';
 import type { RenderService, ScreenshotRequest, ScreenshotResult } from '../../src/pipeline/render-service.js';
 import { createApp } from '../../src/server/app.js';
+import type { ScreenshotRouteDeps } from '../../src/server/screenshot-routes.js';
 import type { NodeStatus } from '../../src/server/health-routes.js';
 import { tinyPng } from './images.js';
 import { readAnswer, type Answer } from './node-client.js';
@@ -45,6 +46,8 @@ export interface InProcessNodeOptions {
   status?: () => NodeStatus;
   refusalForAnyRequest?: () => ShotError | null;
   draining?: () => boolean;
+  /** The result cache the routes use, made with the node's metrics (none: every request renders). */
+  resultCache?: (metrics: NodeMetrics) => ScreenshotRouteDeps['resultCache'];
 }
 
 export interface InProcessNode {
@@ -69,6 +72,7 @@ export function inProcessNode(opts: InProcessNodeOptions = {}): InProcessNode {
   metrics.bindSources({ pagesMax: () => 1 });
   const renders: ScreenshotRequest[] = [];
   const render: RenderService = {
+    async check() {},
     async screenshot(req) {
       renders.push(req);
       return opts.screenshot ? opts.screenshot(req) : imageResult();
@@ -88,6 +92,7 @@ export function inProcessNode(opts: InProcessNodeOptions = {}): InProcessNode {
     sessionCookie: 'shot_session',
     refusalForAnyRequest: opts.refusalForAnyRequest ?? (() => null),
     draining: opts.draining,
+    resultCache: opts.resultCache?.(metrics),
   });
   const request: InProcessNode['request'] = async (path, init = {}) => {
     const started = performance.now();
