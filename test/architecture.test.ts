@@ -18,7 +18,7 @@ const layers: string[][] = [
   ['render-pool', 'storage'],
   ['admission', 'policy', 'agent', 'signing', 'haproxy'],
   ['config', 'metrics', 'async'],
-  ['errors', 'log'],
+  ['errors', 'log', 'keys'],
 ];
 const layerOf = new Map(layers.flatMap((folders, i) => folders.map((f) => [f, i] as const)));
 
