@@ -19,7 +19,7 @@ batch:
   --concurrency N           requests in progress at once (default: 4)
   --token T                 bearer token (default: $SHOTFLEET_TOKEN)
   --retries N               retries per item after 502, 504, connection errors, timeouts (default: 4)
-  --shed-retries N          503s per item waited out (for their Retry-After) before it fails (default: 20)
+  --shed-retries N          503s and 429s per item waited out (for their Retry-After) before it fails (default: 20)
   --retry-budget N          retries of either kind for the whole batch (default: 20 + 3 per item)
   --request-timeout MS      give up on one attempt after MS (default: 120000, or --timeout + 60000)
   --progress-interval MS    how often to print progress when stderr is not a terminal (default: 5000)
