@@ -1,14 +1,17 @@
 import { parseArgs } from './args.js';
 import { signLink } from '../signing/signature.js';
 
-const help = `usage: shotfleet sign URL [--expires-in SECONDS] [--signing-key KEY]
+const help = `usage: shotfleet sign URL [--expires-in SECONDS] [--kid NAME] [--signing-key KEY]
 
 Prints URL (a node's GET /screenshot link, e.g. "http://node:3000/screenshot?url=https%3A%2F%2Fexample.com&width=800")
 with "expires" and "signature" query parameters added, alone on stdout. The node serves such a link without its
 token until it expires; changing any parameter makes it a 401.
 
   --expires-in SECONDS   how long the link works (default: 3600)
-  --signing-key KEY      the HMAC key (default: $SHOTFLEET_SIGNING_KEY); the node must have the same one
+  --kid NAME             sign as the API key NAME of the node's SHOTFLEET_KEYS_FILE: the link carries kid=NAME, the
+                         signing key is that key's token, and removing the key from the file revokes the link
+  --signing-key KEY      the HMAC key (default: $SHOTFLEET_SIGNING_KEY): the node's SHOTFLEET_SIGNING_KEY, or with
+                         --kid the key's token
 `;
 
 export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -22,7 +25,7 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
     return 2;
   };
   for (const name of Object.keys(flags)) {
-    if (name !== 'expires-in' && name !== 'signing-key') return fail(`unknown option --${name}; run with --help`);
+    if (name !== 'expires-in' && name !== 'signing-key' && name !== 'kid') return fail(`unknown option --${name}; run with --help`);
     if (flags[name] === true) return fail(`--${name} needs a value`);
   }
   if (positionals.length !== 1) return fail('give one URL to sign, e.g. "http://127.0.0.1:3000/screenshot?url=https%3A%2F%2Fexample.com"');
@@ -32,6 +35,11 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
   if (!Number.isInteger(expiresIn) || expiresIn < 1) return fail(`--expires-in must be a whole number of seconds of at least 1, got "${flags['expires-in']}"`);
   const link = URL.canParse(positionals[0]) ? new URL(positionals[0]) : null;
   if (!link || !/^https?:$/.test(link.protocol)) return fail(`"${positionals[0]}" is not an http(s) URL`);
+  const kid = flags.kid as string | undefined;
+  if (kid !== undefined) {
+    if (!/^[a-z0-9_-]{1,32}$/.test(kid)) return fail(`--kid "${kid}" is not a key name (1 to 32 of a-z, 0-9, "_" and "-")`);
+    link.searchParams.set('kid', kid);
+  }
   console.log(signLink(link, key, Math.floor(Date.now() / 1000) + expiresIn).href);
   return 0;
 }

@@ -1,5 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
+import { keysConflict } from '../keys/key-registry.js';
+import { readKeysFile, type KeyEntry } from '../keys/keys-file.js';
 import { chromeCandidates, defaultPages, settingNames, settingsSchema, usableMemoryBytes, type Settings } from './schema.js';
 
 export type Role = 'serve' | 'hub';
@@ -17,6 +19,8 @@ export interface Config extends Settings {
   HUB_TOKEN: string | undefined;
   /** Resolved browser binary; empty for the hub, which needs none. */
   CHROME_PATH: string;
+  /** The keys of SHOTFLEET_KEYS_FILE as read at start; undefined without the file. */
+  KEYS: KeyEntry[] | undefined;
   /** The environment as given, for collaborators that read their own (the AWS SDK's credential chain). */
   env: Readonly<Record<string, string | undefined>>;
 }
@@ -69,9 +73,11 @@ function resolveDefaults(role: Role, s: Settings, env: NodeJS.ProcessEnv): Confi
   if (s3Partial && !s.S3_BUCKET) {
     throw new ConfigError('invalid configuration:\n  SHOTFLEET_S3_BUCKET (--s3-bucket): required when other SHOTFLEET_S3_* settings are given');
   }
+  const token = s.TOKEN_FILE ? readTokenFile(s.TOKEN, s.TOKEN_FILE) : s.TOKEN;
   return {
     ...s,
-    TOKEN: s.TOKEN_FILE ? readTokenFile(s.TOKEN, s.TOKEN_FILE) : s.TOKEN,
+    TOKEN: token,
+    KEYS: s.KEYS_FILE ? readKeys(s.KEYS_FILE, token) : undefined,
     ROLE: role,
     PORT: port,
     PAGES: pages,
@@ -101,6 +107,13 @@ function readTokenFile(token: string | undefined, path: string): string {
   const fromFile = text.trim();
   if (!fromFile) throw new ConfigError(`invalid configuration:\n  SHOTFLEET_TOKEN_FILE (--token-file): ${path} is empty; write the token into it`);
   return fromFile;
+}
+
+function readKeys(path: string, defaultToken: string | undefined): KeyEntry[] {
+  const verdict = readKeysFile(path, (p) => fs.readFileSync(p, 'utf8'));
+  const problem = verdict.ok ? keysConflict(verdict.keys, defaultToken) : verdict.problem;
+  if (problem || !verdict.ok) throw new ConfigError(`invalid configuration:\n  SHOTFLEET_KEYS_FILE (--keys-file): ${problem}`);
+  return verdict.keys;
 }
 
 function findChrome(configured: string | undefined): string {
