@@ -11,7 +11,7 @@ import { noKeyName } from '../src/keys/key-set.js';
 import { parseKeysFile } from '../src/keys/keys-file.js';
 import { signLink } from '../src/signing/signature.js';
 import { inProcessNode } from './helpers/in-process-node.js';
-import { expectPng, metricValues } from './helpers/node-client.js';
+import { expectPng, keyRequestCounts as keyRequests, metricValues } from './helpers/node-client.js';
 
 /**
  * API keys in process: the keys file, which tokens are accepted, per-key limits (429), signed links per key and the
@@ -50,13 +50,6 @@ function promtool(text: string): string {
   const run = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8', timeout: 30_000 });
   if (run.error) throw new Error(`promtool could not run (${run.error.message}); install it with: apt-get install -y prometheus`);
   return `${run.stdout}${run.stderr}`;
-}
-
-/** shotfleet_key_requests_total as {"key code": value}. */
-function keyRequests(text: string): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const m of text.matchAll(/^shotfleet_key_requests_total\{key="([^"]*)",code="(\d+)"\} (\S+)$/gm)) out[`${m[1]} ${m[2]}`] = Number(m[3]);
-  return out;
 }
 
 describe('the keys file', () => {
