@@ -3,7 +3,8 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { run as signCommand } from '../src/cli/sign-command.js';
 import { ConfigError, loadConfig } from '../src/config/load.js';
 import { createKeyLimits } from '../src/keys/key-limits.js';
 import { createKeyRegistry } from '../src/keys/key-registry.js';
@@ -197,6 +198,28 @@ describe('keys at the HTTP surface (in process)', () => {
     expect(revoked.status).toBe(401);
     expect((await node.shoot({ url: page }, bearer(webToken))).status).toBe(401);
     expectPng(await node.shoot({ url: page }, bearer(batchToken)));
+  });
+
+  it("shotfleet sign --kid NAME signs with the key's token from SHOTFLEET_SIGNING_KEY; the node serves the link as that key", async () => {
+    const { registry } = registryOf(standardKeys);
+    const node = inProcessNode({ keys: registry });
+    const printed: string[] = [];
+    const log = vi.spyOn(console, 'log').mockImplementation((line: string) => void printed.push(line));
+    const complaints: string[] = [];
+    const error = vi.spyOn(console, 'error').mockImplementation((line: string) => void complaints.push(line));
+    try {
+      const link = `http://node/screenshot?url=${encodeURIComponent(page)}&width=300`;
+      expect(await signCommand([link, '--kid', 'web'], { SHOTFLEET_SIGNING_KEY: webToken })).toBe(0);
+      expect(await signCommand([link, '--kid', 'Not A Key'], { SHOTFLEET_SIGNING_KEY: webToken })).toBe(2);
+    } finally {
+      log.mockRestore();
+      error.mockRestore();
+    }
+    expect(complaints).toEqual([expect.stringContaining('--kid "Not A Key" is not a key name')]);
+    const signed = new URL(printed[0]);
+    expect(signed.searchParams.get('kid')).toBe('web');
+    expectPng(await node.request(`${signed.pathname}${signed.search}`));
+    expect(node.renders.at(-1)?.client?.name).toBe('web');
   });
 
   it('a reload that finds a bad file keeps the keys before it', () => {
