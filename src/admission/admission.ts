@@ -95,7 +95,6 @@ export interface AdmissionDeps {
 
 interface Running {
   costClass: string;
-  keyName: string;
   startedAt: number;
   peakInflight: number;
 }
@@ -175,7 +174,7 @@ export function createAdmission(opts: AdmissionOptions, deps: AdmissionDeps): Ad
   }
 
   function start(costClass: string, keyName: string, arrivedAt: number): Permit {
-    const entry: Running = { costClass, keyName, startedAt: now(), peakInflight: running.size + 1 };
+    const entry: Running = { costClass, startedAt: now(), peakInflight: running.size + 1 };
     running.add(entry);
     inUseByKey.set(keyName, pagesInUseOf(keyName) + 1);
     for (const r of running) r.peakInflight = Math.max(r.peakInflight, running.size);
