@@ -335,3 +335,78 @@ describe('adaptive concurrency', () => {
     expect(new Set(limits)).toEqual(new Set([8]));
   });
 });
+
+/** Lets the promise callbacks of woken waiters run. */
+const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+describe('admission: fair shares between keys', () => {
+  const heavy = { name: 'heavy', weight: 1 };
+  const light = { name: 'light', weight: 1 };
+
+  it('one key alone uses every page; the next free page goes to the key with fewer pages in use', async () => {
+    const s = setup({ pages: 2, queueMax: 8 });
+    const running = [await s.admission.admit({ ...s.req(), client: heavy }), await s.admission.admit({ ...s.req(), client: heavy })];
+    expect(s.admission.pagesInUseByKey()).toEqual(new Map([['heavy', 2]]));
+    const order: string[] = [];
+    const queued = [heavy, heavy, heavy, light].map((client, i) =>
+      s.admission.admit({ ...s.req(), client }).then((p) => {
+        order.push(`${client.name}${i}`);
+        return p;
+      }),
+    );
+    running[0].done({ ok: true, renderMs: 100 });
+    await settle();
+    expect(order).toEqual(['light3']);
+    expect(s.admission.pagesInUseByKey()).toEqual(
+      new Map([
+        ['heavy', 1],
+        ['light', 1],
+      ]),
+    );
+    running[1].done({ ok: true, renderMs: 100 });
+    (await queued[0]).done({ ok: true, renderMs: 100 });
+    await settle();
+    expect(order).toEqual(['light3', 'heavy0', 'heavy1']);
+  });
+
+  it('a full queue sheds the newest request of the key holding the most of it, not a newcomer of another key', async () => {
+    const s = setup({ pages: 1, queueMax: 3 });
+    await s.admission.admit({ ...s.req(), client: heavy });
+    const heavyWaits = [1, 2, 3].map(() =>
+      s.admission.admit({ ...s.req(), client: heavy }).then(
+        () => 'admitted',
+        (err: ShotError) => err.details?.reason,
+      ),
+    );
+    expect(s.admission.refusalForAnyRequest(heavy)?.details?.reason).toBe('queue_full');
+    expect(s.admission.refusalForAnyRequest(light)).toBeNull();
+    void s.admission.admit({ ...s.req(), client: light });
+    expect(await heavyWaits[2]).toBe('queue_full');
+    expect(s.admission.snapshot().queued).toBe(3);
+    expect(await s.shedCount('queue_full')).toBe(2);
+    expect(await refusal(s.admission.admit({ ...s.req(), client: heavy }))).toMatchObject({ details: { reason: 'queue_full' } });
+  });
+
+  it('with fair shares off, the queue is one first-come-first-served line and a newcomer of any key is shed', async () => {
+    const s = setup({ pages: 1, queueMax: 2, fairShares: false });
+    const first = await s.admission.admit({ ...s.req(), client: heavy });
+    const order: string[] = [];
+    for (const client of [heavy, light]) void s.admission.admit({ ...s.req(), client }).then(() => order.push(client.name));
+    expect((await refusal(s.admission.admit({ ...s.req(), client: light }))).details?.reason).toBe('queue_full');
+    first.done({ ok: true, renderMs: 100 });
+    await settle();
+    expect(order).toEqual(['heavy']);
+  });
+
+  it("the deadline check counts only the waiters served before the request: a light key is not refused for a heavy key's queue", async () => {
+    const s = setup({ pages: 1, queueMax: 20 });
+    await teach(s, 1000);
+    await s.admission.admit({ ...s.req(), client: heavy });
+    for (let i = 0; i < 10; i++) void s.admission.admit({ ...s.req(), client: heavy }).catch(() => undefined);
+    // Eleven renders of 1 s ahead for heavy; for light, the running one and one of heavy's turns.
+    expect((await refusal(s.admission.admit({ ...s.req({ timeoutMs: 5000 }), client: heavy }))).details?.reason).toBe('deadline');
+    const lightWait = s.admission.admit({ ...s.req({ timeoutMs: 5000 }), client: light });
+    expect(s.admission.snapshot().queued).toBe(11);
+    void lightWait.catch(() => undefined);
+  });
+});

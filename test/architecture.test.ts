@@ -20,7 +20,7 @@ const layers: string[][] = [
   ['admission', 'policy', 'agent', 'signing', 'haproxy'],
   ['request'],
   ['config', 'metrics', 'async'],
-  ['errors', 'log'],
+  ['errors', 'log', 'keys'],
 ];
 const layerOf = new Map(layers.flatMap((folders, i) => folders.map((f) => [f, i] as const)));
 

@@ -109,6 +109,8 @@ const badValues: Record<string, string> = {
   LOG_LEVEL: 'loud',
   ADAPTIVE_CONCURRENCY: 'sometimes',
   ADMISSION: 'kinda',
+  KEYS_FILE: '/nonexistent/keys.json',
+  FAIR_SHARES: 'perhaps',
 };
 
 describe('configuration (loadConfig)', () => {

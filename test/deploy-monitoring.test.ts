@@ -72,7 +72,7 @@ describe('deploy/grafana/shotfleet.json', () => {
     for (const expr of panelExprs) expect(metricNamesIn(expr), expr).not.toEqual([]);
   });
 
-  it('shows throughput, shed by reason, saturation, render and queue p50/p99, upload backlog, browser restarts, fleet vs desired', () => {
+  it('shows throughput, shed by reason, saturation, render and queue p50/p99, upload backlog, browser restarts, fleet vs desired, per-key requests and pages', () => {
     const all = panelExprs.join('\n');
     for (const needed of [
       /rate\(shotfleet_requests_total/,
@@ -86,6 +86,8 @@ describe('deploy/grafana/shotfleet.json', () => {
       /shotfleet_browser_restarts_total/,
       /shotfleet_hub_desired_nodes/,
       /shotfleet_hub_nodes/,
+      /sum by \(key, code\) \(rate\(shotfleet_key_requests_total/,
+      /sum by \(key\) \(shotfleet_key_pages_in_use/,
     ]) {
       expect(all).toMatch(needed);
     }

@@ -20,6 +20,8 @@ const contractMetrics: Record<string, 'gauge' | 'counter' | 'histogram'> = {
   shotfleet_upload_duration_seconds: 'histogram',
   shotfleet_browser_restarts_total: 'counter',
   shotfleet_sessions_active: 'gauge',
+  shotfleet_key_requests_total: 'counter',
+  shotfleet_key_pages_in_use: 'gauge',
 };
 
 /** A few of prom-client's default process metrics, standing for the rest. */

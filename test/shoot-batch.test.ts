@@ -65,7 +65,18 @@ describe('shoot against a scripted node', () => {
     expect(stderr).toContain('503: 1');
   });
 
-  it('retries a connection reset, a 502 and a 504, but never a 4xx', async () => {
+  it('waits out a 429 (its key over its own limit) for its Retry-After like a 503, and counts it apart', async () => {
+    const url = page('limited-once', 1);
+    const b = await batch([url]);
+    const { code, stderr } = await shootInProcess(b.args);
+    expect(code).toBe(0);
+    const [first, second] = node.requests.filter((r) => r.pageUrl === url);
+    expect(second.at - first.at).toBeGreaterThanOrEqual(1000);
+    expect((await manifestRecords(b.manifest))[0]).toMatchObject({ status: 'ok', attempts: 2 });
+    expect(stderr).toContain('503: 0, 429: 1');
+  });
+
+  it('retries a connection reset, a 502 and a 504, but never another 4xx', async () => {
     const b = await batch([page('reset-once', 1), page('502-once', 2), page('504-once', 3), page('bad-request', 4)]);
     const { code } = await shootInProcess(b.args);
     expect(code).toBe(1);

@@ -316,6 +316,7 @@ describe('feedback', () => {
       unfinished: 3,
       retries: 4,
       shed: 3,
+      rateLimited: 2,
       throttled: 1,
       elapsedMs: 10_000,
       manifestFile: 'm.jsonl',
@@ -326,7 +327,7 @@ describe('feedback', () => {
     expect(text).toMatch(/already ok\s+2/);
     expect(text).toMatch(/not done\s+3\s+interrupted/);
     expect(text).toMatch(/total\s+22/);
-    expect(text).toContain('retries 4 (503: 3)');
+    expect(text).toContain('retries 4 (503: 3, 429: 2)');
     expect(text).toContain('… and 2 more in the manifest');
   });
 });

@@ -1,7 +1,8 @@
-import { createWaitQueue } from '../async/wait-queue.js';
 import { shed, ShotError, type ShedReason } from '../errors/shot-error.js';
+import { noKeyName } from '../keys/key-set.js';
 import type { NodeMetrics } from '../metrics/node-metrics.js';
 import { createAdaptiveLimit } from './adaptive-limit.js';
+import { createFairQueue, type QueueClient } from './fair-queue.js';
 import { createRenderEstimates } from './render-estimates.js';
 import { saturationRatio, type UploadFigures } from './saturation.js';
 import { createShedRate } from './shed-rate.js';
@@ -19,6 +20,8 @@ export interface AdmissionOptions {
   adaptive: boolean;
   /** false = unbounded FIFO, no shedding but draining: the overload benchmark's baseline. */
   enabled: boolean;
+  /** Fair shares between keys (fair-queue.ts), the default; false = one first-come-first-served line for all: the fairness benchmark's baseline. */
+  fairShares?: boolean;
 }
 
 export interface Permit {
@@ -42,6 +45,8 @@ export interface AdmissionSnapshot {
 export interface AdmitRequest {
   /** Requests of one class cost about the same, e.g. "png:1280x800". */
   costClass: string;
+  /** The request's key; requests without one share one implicit key. */
+  client?: QueueClient;
   /** Epoch ms by which the response must be complete (the request's `timeout`). */
   deadlineAt: number;
   /**
@@ -62,11 +67,13 @@ export interface Admission {
    * The refusal every request would get now, whatever it asks (draining, memory, queue full), or null. Checked
    * before the body is read, so that under overload a 503 is the first thing the node does with a request.
    */
-  refusalForAnyRequest(): ShotError | null;
+  refusalForAnyRequest(client?: QueueClient): ShotError | null;
   startDraining(): void;
   snapshot(): AdmissionSnapshot;
   /** Estimated seconds until a page frees up, whole and ≥ 1: the Retry-After of every refusal. */
   retryAfterSeconds(): number;
+  /** Pages rendering now, by key name (the implicit key's is noKeyName); keys with none are absent. */
+  pagesInUseByKey(): ReadonlyMap<string, number>;
 }
 
 export interface Timers {
@@ -95,16 +102,20 @@ interface Running {
 /** setTimeout fires at once for delays above 2^31 − 1 ms. */
 const maxTimerMs = 2 ** 31 - 1;
 
+const implicitClient: QueueClient = { name: noKeyName, weight: 1 };
+
 const realTimers: Timers = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
 };
 
 /**
- * Admission control before any Chrome work: a bounded FIFO of renders waiting for a page, refusing (503) what
- * cannot be done in time rather than failing it later. Checks, in order: draining, memory, then — when no page
- * is free — queue_full; then deadline (expected wait + expected render past the request's deadline). A queued
- * request leaves with queue_timeout once it has waited queueTimeoutMs or can no longer finish by its deadline.
+ * Admission control before any Chrome work: a bounded queue of renders waiting for a page, shared fairly between
+ * keys (fair-queue.ts), refusing (503) what cannot be done in time rather than failing it later. Checks, in order:
+ * draining, memory, then — when no page is free and the queue is full — queue_full, which sheds the newest request
+ * of the key holding the most of the queue (the newcomer itself when that is its own key); then deadline (expected
+ * wait + expected render past the request's deadline). A queued request leaves with queue_timeout once it has
+ * waited queueTimeoutMs or can no longer finish by its deadline.
  */
 export function createAdmission(opts: AdmissionOptions, deps: AdmissionDeps): Admission {
   const { now } = deps;
@@ -113,8 +124,12 @@ export function createAdmission(opts: AdmissionOptions, deps: AdmissionDeps): Ad
   const shedRate = createShedRate(now);
   const adaptive =
     opts.enabled && opts.adaptive && opts.pages > 1 ? createAdaptiveLimit({ max: opts.pages, now, probeIntervalMs: deps.probeIntervalMs }) : undefined;
-  const queue = createWaitQueue();
+  const queue = createFairQueue();
   const running = new Set<Running>();
+  const inUseByKey = new Map<string, number>();
+  const pagesInUseOf = (name: string) => inUseByKey.get(name) ?? 0;
+  /** Whose line a request waits in: its key's, or the one line for all when fair shares are off. */
+  const lineOf = (client: QueueClient | undefined): QueueClient => (opts.fairShares === false ? implicitClient : (client ?? implicitClient));
   let draining = false;
 
   const enforcedLimit = () => adaptive?.current() ?? opts.pages;
@@ -141,25 +156,27 @@ export function createAdmission(opts: AdmissionOptions, deps: AdmissionDeps): Ad
     return shed(reason, retryAfterSeconds());
   }
 
-  function refusalForAnyRequest(): ShotError | null {
+  function refusalForAnyRequest(client?: QueueClient): ShotError | null {
     if (draining) return refuse('draining');
     if (!opts.enabled) return null;
     if (deps.memoryBytes() > opts.maxMemoryBytes) return refuse('memory');
-    const pageFree = queue.length === 0 && running.size < enforcedLimit();
-    if (!pageFree && queue.length >= opts.queueMax) return refuse('queue_full');
+    if (queueFull() && queue.newcomerIsShed(lineOf(client).name)) return refuse('queue_full');
     return null;
   }
 
+  const queueFull = () => !(queue.length === 0 && running.size < enforcedLimit()) && queue.length >= opts.queueMax;
+
   /** Expected wait for a request joining the queue now: renders ahead of it ÷ limit × the average render. */
-  function expectedWaitMs(): number {
+  function expectedWaitMs(client: QueueClient): number {
     const limit = estimatedLimit();
-    const ahead = Math.max(0, running.size - limit + 1) + queue.length;
+    const ahead = Math.max(0, running.size - limit + 1) + queue.aheadOf(client);
     return (ahead / limit) * estimates.overall();
   }
 
-  function start(costClass: string, arrivedAt: number): Permit {
+  function start(costClass: string, keyName: string, arrivedAt: number): Permit {
     const entry: Running = { costClass, startedAt: now(), peakInflight: running.size + 1 };
     running.add(entry);
+    inUseByKey.set(keyName, pagesInUseOf(keyName) + 1);
     for (const r of running) r.peakInflight = Math.max(r.peakInflight, running.size);
     const queueMs = entry.startedAt - arrivedAt;
     deps.metrics?.queueWait.observe(queueMs / 1000);
@@ -170,6 +187,9 @@ export function createAdmission(opts: AdmissionOptions, deps: AdmissionDeps): Ad
         if (finished) return;
         finished = true;
         running.delete(entry);
+        const left = pagesInUseOf(keyName) - 1;
+        if (left > 0) inUseByKey.set(keyName, left);
+        else inUseByKey.delete(keyName);
         // Failures say little about cost (a refused URL is fast, a hung page is the timeout): only successes teach.
         if (ok) {
           estimates.record(costClass, renderMs);
@@ -181,7 +201,7 @@ export function createAdmission(opts: AdmissionOptions, deps: AdmissionDeps): Ad
   }
 
   function dispatch(): void {
-    while (running.size < enforcedLimit() && queue.wakeNext()) {}
+    while (running.size < enforcedLimit() && queue.wakeNext(pagesInUseOf)) {}
   }
 
   async function enqueue(req: AdmitRequest, arrivedAt: number): Promise<Permit> {
@@ -194,7 +214,8 @@ export function createAdmission(opts: AdmissionOptions, deps: AdmissionDeps): Ad
       timer = timers.setTimeout(() => giveUp.abort(refuse('queue_timeout')), Math.min(maxTimerMs, Math.max(0, waitMs)));
     }
     try {
-      return await queue.wait(AbortSignal.any([req.signal, giveUp.signal]), () => start(req.costClass, arrivedAt));
+      const keyName = (req.client ?? implicitClient).name;
+      return await queue.wait(lineOf(req.client), AbortSignal.any([req.signal, giveUp.signal]), () => start(req.costClass, keyName, arrivedAt));
     } catch (err) {
       // Shed like any wait that can no longer finish in time; without admission (the benchmark's unbounded queue)
       // the deadline's own 504 stands.
@@ -238,19 +259,22 @@ export function createAdmission(opts: AdmissionOptions, deps: AdmissionDeps): Ad
     admit(req) {
       if (req.signal.aborted) return Promise.reject(req.signal.reason);
       const arrivedAt = now();
-      const refusal = refusalForAnyRequest();
+      const keyName = (req.client ?? implicitClient).name;
+      const refusal = refusalForAnyRequest(req.client);
       if (refusal) return Promise.reject(refusal);
       if (!opts.enabled) {
-        if (queue.length === 0 && running.size < opts.pages) return Promise.resolve(start(req.costClass, arrivedAt));
+        if (queue.length === 0 && running.size < opts.pages) return Promise.resolve(start(req.costClass, keyName, arrivedAt));
         return enqueue(req, arrivedAt);
       }
       const pageFree = queue.length === 0 && running.size < enforcedLimit();
       const renderMs = estimates.forClass(req.costClass);
       if (renderMs !== undefined) {
-        const waitMs = pageFree ? 0 : expectedWaitMs();
+        const waitMs = pageFree ? 0 : expectedWaitMs(lineOf(req.client));
         if (arrivedAt + waitMs + renderMs > req.deadlineAt) return Promise.reject(refuse('deadline'));
       }
-      if (pageFree) return Promise.resolve(start(req.costClass, arrivedAt));
+      if (pageFree) return Promise.resolve(start(req.costClass, keyName, arrivedAt));
+      // Full, but another key holds more of the queue than this one (refusalForAnyRequest let it in): its newest goes.
+      if (queueFull()) queue.shedNewestOfLargest(refuse('queue_full'));
       return enqueue(req, arrivedAt);
     },
 
@@ -263,6 +287,8 @@ export function createAdmission(opts: AdmissionOptions, deps: AdmissionDeps): Ad
     snapshot,
 
     retryAfterSeconds,
+
+    pagesInUseByKey: () => inUseByKey,
   };
 }
 

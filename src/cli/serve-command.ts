@@ -16,8 +16,13 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
   const onInt = () => onSignal('SIGINT');
   process.on('SIGTERM', onTerm);
   process.on('SIGINT', onInt);
+  // SIGHUP would otherwise end the process; before the node exists there are no keys to reread.
+  let onHup = () => log.warn('SIGHUP before the node started: the keys file is read at start anyway');
+  const hup = () => onHup();
+  process.on('SIGHUP', hup);
   try {
     const node = await startNode(config, log);
+    onHup = () => node.reloadKeys();
     const stopped = new Promise<void>((resolve) => {
       onSignal = (signal) => {
         process.off('SIGTERM', onTerm);
@@ -40,6 +45,7 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
   } finally {
     process.off('SIGTERM', onTerm);
     process.off('SIGINT', onInt);
+    process.off('SIGHUP', hup);
   }
   return 0;
 }

@@ -17,7 +17,7 @@ const batchFlags = {
   concurrency: { value: 'N', meaning: 'requests in progress at once (default: 4)' },
   token: { value: 'T', meaning: 'bearer token (default: $SHOTFLEET_TOKEN, which keeps it out of ps)' },
   retries: { value: 'N', meaning: 'retries per item after 502, 504, connection errors, timeouts (default: 4)' },
-  'shed-retries': { value: 'N', meaning: '503s per item waited out (for their Retry-After) before it fails (default: 20)' },
+  'shed-retries': { value: 'N', meaning: '503s and 429s per item waited out (for their Retry-After) before it fails (default: 20)' },
   'retry-budget': { value: 'N', meaning: 'retries of either kind for the whole batch (default: 20 + 3 per item)' },
   'request-timeout': { value: 'MS', meaning: 'give up on one attempt after MS (default: 120000, or --timeout + 60000)' },
   'progress-interval': { value: 'MS', meaning: 'how often to print progress when stderr is not a terminal (default: 5000)' },

@@ -1,15 +1,17 @@
 import { readCommandLine, UsageError, versionLine } from './command-line.js';
 import { signLink } from '../signing/signature.js';
 
-const help = `usage: shotfleet sign URL [--expires-in SECONDS] [--signing-key KEY]
+const help = `usage: shotfleet sign URL [--expires-in SECONDS] [--kid NAME] [--signing-key KEY]
 
 Prints URL (a node's GET /screenshot link, e.g. "http://node:3000/screenshot?url=https%3A%2F%2Fexample.com&width=800")
 with "expires" and "signature" query parameters added, alone on stdout. The node serves such a link without its
 token until it expires; changing any parameter makes it a 401.
 
   --expires-in SECONDS   how long the link works (default: 3600)
-  --signing-key KEY      the HMAC key (default: $SHOTFLEET_SIGNING_KEY, which keeps it out of ps); the node
-                         must have the same one
+  --kid NAME             sign as the API key NAME of the node's SHOTFLEET_KEYS_FILE: the link carries kid=NAME, the
+                         signing key is that key's token, and removing the key from the file revokes the link
+  --signing-key KEY      the HMAC key (default: $SHOTFLEET_SIGNING_KEY, which keeps it out of ps): the node's SHOTFLEET_SIGNING_KEY, or with
+                         --kid the key's token
   --version              print the release
 `;
 
@@ -20,7 +22,7 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
   };
   let args: ReturnType<typeof readCommandLine>;
   try {
-    args = readCommandLine(argv, { 'expires-in': 'string', 'signing-key': 'string' });
+    args = readCommandLine(argv, { 'expires-in': 'string', 'signing-key': 'string', kid: 'string' });
   } catch (err) {
     if (err instanceof UsageError) return fail(err.message);
     throw err;
@@ -44,6 +46,11 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
   if (!Number.isInteger(expiresIn) || expiresIn < 1) return fail(`--expires-in must be a whole number of seconds of at least 1, got "${flags['expires-in']}"`);
   const link = URL.canParse(positionals[0]) ? new URL(positionals[0]) : null;
   if (!link || !/^https?:$/.test(link.protocol)) return fail(`"${positionals[0]}" is not an http(s) URL`);
+  const kid = flags.kid as string | undefined;
+  if (kid !== undefined) {
+    if (!/^[a-z0-9_-]{1,32}$/.test(kid)) return fail(`--kid "${kid}" is not a key name (1 to 32 of a-z, 0-9, "_" and "-")`);
+    link.searchParams.set('kid', kid);
+  }
   console.log(signLink(link, key, Math.floor(Date.now() / 1000) + expiresIn).href);
   return 0;
 }

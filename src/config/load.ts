@@ -1,5 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
+import { keysConflict } from '../keys/key-registry.js';
+import { readKeysFile, type KeyEntry } from '../keys/keys-file.js';
 import { chromeCandidates, defaultPages, settingNames, settingsSchema, usableMemoryBytes, type Settings } from './schema.js';
 import { envName, flagName, type Role } from './setting-docs.js';
 
@@ -20,6 +22,8 @@ export interface Config extends Settings {
   HUB_TOKEN: string | undefined;
   /** Resolved browser binary; empty for the hub, which needs none. */
   CHROME_PATH: string;
+  /** The keys of SHOTFLEET_KEYS_FILE as read at start; undefined without the file. */
+  KEYS: KeyEntry[] | undefined;
   /** The environment as given, for collaborators that read their own (the AWS SDK's credential chain). */
   env: Readonly<Record<string, string | undefined>>;
 }
@@ -78,9 +82,11 @@ function resolveDefaults(role: Role, s: Settings, env: NodeJS.ProcessEnv): Confi
       `invalid configuration:\n  SHOTFLEET_CACHE_MEMORY_BYTES (${s.CACHE_MEMORY_BYTES}) is not below SHOTFLEET_MAX_MEMORY_BYTES (${maxMemoryBytes}): a full result cache would shed every render`,
     );
   }
+  const token = s.TOKEN_FILE ? readTokenFile(s.TOKEN, s.TOKEN_FILE) : s.TOKEN;
   return {
     ...s,
-    TOKEN: s.TOKEN_FILE ? readTokenFile(s.TOKEN, s.TOKEN_FILE) : s.TOKEN,
+    TOKEN: token,
+    KEYS: s.KEYS_FILE ? readKeys(s.KEYS_FILE, token) : undefined,
     ROLE: role,
     PORT: port,
     PAGES: pages,
@@ -111,6 +117,13 @@ function readTokenFile(token: string | undefined, path: string): string {
   const fromFile = text.trim();
   if (!fromFile) throw new ConfigError(`invalid configuration:\n  SHOTFLEET_TOKEN_FILE (--token-file): ${path} is empty; write the token into it`);
   return fromFile;
+}
+
+function readKeys(path: string, defaultToken: string | undefined): KeyEntry[] {
+  const verdict = readKeysFile(path, (p) => fs.readFileSync(p, 'utf8'));
+  const problem = verdict.ok ? keysConflict(verdict.keys, defaultToken) : verdict.problem;
+  if (problem || !verdict.ok) throw new ConfigError(`invalid configuration:\n  SHOTFLEET_KEYS_FILE (--keys-file): ${problem}`);
+  return verdict.keys;
 }
 
 function findChrome(configured: string | undefined): string {

@@ -136,6 +136,8 @@ export const settingsSchema = z.object({
   /** A file holding the token (a mounted Kubernetes or Docker secret), read once at start; excludes TOKEN. */
   TOKEN_FILE: optionalString,
   METRICS_TOKEN: optionalString,
+  /** API keys (a JSON file), validated at start and reread on SIGHUP; with SHOTFLEET_TOKEN it is one more key. */
+  KEYS_FILE: optionalString,
   SIGNING_KEY: optionalString,
   ALLOW_PRIVATE: bool.default(false),
   ALLOW_HOSTS: list.default([]),
@@ -171,6 +173,11 @@ export const settingsSchema = z.object({
   ADAPTIVE_CONCURRENCY: bool.default(false),
   /** Not in the README's configuration table: switches admission control off, for the overload benchmark's baseline. */
   ADMISSION: bool.default(true),
+  /**
+   * Not in the README's configuration table: false serves the wait queue first come, first served whatever the key
+   * (the fairness benchmark's baseline; README: Benchmarks).
+   */
+  FAIR_SHARES: bool.default(true),
 });
 
 export type Settings = z.output<typeof settingsSchema>;

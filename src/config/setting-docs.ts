@@ -68,6 +68,7 @@ export const settingDocs: Record<keyof Settings, SettingDoc> = {
   TOKEN: { meaning: "clients' token: every route but /status, /livez, /openapi.json, /docs (and /metrics) needs it", roles: both, secret: true },
   TOKEN_FILE: { meaning: 'a file holding the token (a mounted secret), read once at start; instead of SHOTFLEET_TOKEN', roles: both },
   METRICS_TOKEN: { meaning: '/metrics needs this token instead of none', roles: both, secret: true },
+  KEYS_FILE: { meaning: 'API keys, a JSON file (see Keys); validated at start, reread on SIGHUP' },
   SIGNING_KEY: { meaning: 'HMAC key of signed GET links; shotfleet sign reads it too', secret: true },
   ALLOW_PRIVATE: { meaning: 'lift the URL policy: pages on private and loopback addresses are allowed' },
   ALLOW_HOSTS: { meaning: 'hosts allowed even when private (comma list, *.example.com wildcards, IP literals)' },
@@ -105,6 +106,7 @@ export const settingDocs: Record<keyof Settings, SettingDoc> = {
   },
   LOG_LEVEL: { meaning: 'pino JSON logs on stdout, one line per request with its id', roles: both },
   ADAPTIVE_CONCURRENCY: { meaning: 'an adaptive concurrency limit below the page count', benchmarkOnly: true },
+  FAIR_SHARES: { meaning: 'fair shares of the pages between API keys; off gives one first-come queue (the fairness benchmark baseline)', benchmarkOnly: true },
   ADMISSION: { meaning: 'admission control; off gives an unbounded queue (the overload benchmark baseline)', benchmarkOnly: true },
 };
 

@@ -8,6 +8,7 @@ export const errorStatus = {
   unsupported_media_type: 415,
   selector_not_found: 422,
   script_failed: 422,
+  rate_limited: 429,
   storage_not_configured: 501,
   navigation_failed: 502,
   upload_failed: 502,
@@ -52,6 +53,18 @@ export function shed(reason: ShedReason, retryAfterSeconds: number, message?: st
   );
 }
 
+/** A 429: this key is over one of its own limits (the node may have room for others); with Retry-After. */
+export function rateLimited(limit: 'maxConcurrent' | 'ratePerMinute', key: string, retryAfterSeconds: number): ShotError {
+  const seconds = Math.max(1, Math.ceil(retryAfterSeconds));
+  const what = limit === 'maxConcurrent' ? 'requests in flight on this node' : 'requests per minute';
+  return new ShotError(
+    'rate_limited',
+    `key "${key}" is at its ${limit} (${what}); retry in ${seconds}s`,
+    { limit, key, retryAfterSeconds: seconds },
+    { 'Retry-After': String(seconds) },
+  );
+}
+
 export function errorBody(err: ShotError) {
   return { error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } };
 }
@@ -67,6 +80,8 @@ export const errorMeanings: Record<ErrorCode, string> = {
   unsupported_media_type: 'A POST whose Content-Type is not application/json.',
   selector_not_found: 'selector matched no element, or one of zero size.',
   script_failed: 'The scripts option threw, rejected or did not parse; details.message has its message.',
+  rate_limited:
+    "The request's key is over its own maxConcurrent or ratePerMinute on this node (details.limit): retry after Retry-After seconds. A 503 is about the node; a 429 is about the key.",
   target_http_error: "failOnHttpStatus matched the status of the page's own document (after redirects); details.status has it. Nothing was stored.",
   storage_not_configured: 'store: true on a node without SHOTFLEET_S3_BUCKET.',
   navigation_failed: 'The target page could not be reached.',

@@ -70,11 +70,35 @@ export function createNodeMetrics() {
   gauge('shotfleet_sessions_active', 'Sticky sessions holding a browser context', (s) => s.sessionsActive());
   gauge('shotfleet_result_cache_memory_bytes', "Bytes the result cache's memory tier holds (part of the node's memory)", (s) => s.resultCacheMemoryBytes());
 
+  // Per key: the label's values are the names of the keys file (and the fixed name of requests without a key).
+  let keyPages: () => Iterable<readonly [string, number]> = () => [];
+  new client.Gauge({
+    name: 'shotfleet_key_pages_in_use',
+    help: 'Pages rendering now, by API key',
+    labelNames: ['key'] as const,
+    registers: [registry],
+    collect() {
+      // Reset first, so a key removed by a reload leaves the scrape instead of staying at its last value.
+      this.reset();
+      for (const [key, pages] of keyPages()) this.set({ key }, pages);
+    },
+  });
+
   return {
     registry,
     bindSources(next: Partial<GaugeSources>) {
       sources = { ...sources, ...next };
     },
+    /** Pages in use for every key the node knows (0 included), read at scrape time. */
+    bindKeyPages(read: () => Iterable<readonly [string, number]>) {
+      keyPages = read;
+    },
+    keyRequestsTotal: new client.Counter({
+      name: 'shotfleet_key_requests_total',
+      help: 'Screenshot requests answered, by API key and HTTP status',
+      labelNames: ['key', 'code'] as const,
+      registers: [registry],
+    }),
     shedTotal: new client.Counter({
       name: 'shotfleet_shed_total',
       help: 'Requests refused with 503 before any work, by reason',

@@ -3,6 +3,7 @@ import type { Admission } from '../admission/index.js';
 import { abortable, deadlineSignal } from '../async/abortable.js';
 import { ShotError } from '../errors/shot-error.js';
 import type { Logger } from '../log/logger.js';
+import type { ClientKey } from '../keys/key-set.js';
 import type { NodeMetrics } from '../metrics/node-metrics.js';
 import type { UrlPolicy } from '../policy/index.js';
 import type { PagePool } from '../render-pool/page-pool.js';
@@ -44,6 +45,8 @@ export interface ScreenshotRequest {
   /** Aborted when the client disconnects (the render's waits also end at the deadline: see screenshot()). */
   signal: AbortSignal;
   sessionId?: string;
+  /** The key the request came with: its share of the pages (admission's fair shares). */
+  client?: ClientKey;
   log: Logger;
 }
 
@@ -148,7 +151,7 @@ export function createRenderService(deps: RenderServiceDeps) {
     let lease: Lease | null = req.sessionId ? await takeLease() : null;
     let ok = false;
     try {
-      const permit = await admission.admit({ costClass: costClass(req.options), deadlineAt, signal });
+      const permit = await admission.admit({ costClass: costClass(req.options), client: req.client, deadlineAt, signal });
       const started = Date.now();
       try {
         for (let attempt = 1, skipped = 0; ; attempt++) {

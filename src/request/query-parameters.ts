@@ -15,8 +15,8 @@ export interface QueryParameter {
 
 /** The one object option whose scalar fields are flat GET parameters (width, height…), as in `<img src>` links. */
 const flattenedObject = 'viewport';
-/** Read by auth before the route runs: the token, and a signed link's expiry and signature (src/http/auth.ts). */
-const authParameters = new Set(['token', 'expires', 'signature']);
+/** Read by auth before the route runs: the token, and a signed link's expiry, signature and key id (src/http/auth.ts). */
+const authParameters = new Set(['token', 'expires', 'signature', 'kid']);
 /** A GET link must be safe to follow (an `<img src>`, a prefetch): writing to S3 takes a POST. */
 const postOnly = new Set(['store', 'key']);
 

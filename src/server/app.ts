@@ -3,18 +3,23 @@ import type { IncomingMessage } from 'node:http';
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { ShotError } from '../errors/shot-error.js';
-import { requireToken } from '../http/auth.js';
+import { requireToken, type KeySource } from '../http/auth.js';
 import { answerErrors, notFound } from '../http/errors.js';
+import type { KeyLimits } from '../keys/key-limits.js';
+import { noKeyName } from '../keys/key-set.js';
 import type { Logger } from '../log/logger.js';
 import type { NodeMetrics } from '../metrics/node-metrics.js';
 import { apiDescriptionPaths, apiRoutes } from './api-routes.js';
 import type { AppEnv } from './app-env.js';
+import { enforceKeyLimits } from './enforce-key-limits.js';
 import { healthRoutes, type HealthSource } from './health-routes.js';
 import { screenshotRoutes, type ScreenshotRouteDeps } from './screenshot-routes.js';
 
 export interface AppDeps extends ScreenshotRouteDeps {
   nodeId: string;
-  token?: string;
+  /** The API keys (SHOTFLEET_KEYS_FILE, SHOTFLEET_TOKEN as `default`); none required when empty. */
+  keys: KeySource;
+  keyLimits: KeyLimits;
   metricsToken?: string;
   signingKey?: string;
   maxBodyBytes: number;
@@ -42,15 +47,17 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     // close began would hold the node's exit for keepAliveTimeout (65 s), past its grace. (Cutting idle sockets
     // from outside instead truncated answers still on their way to slow clients.)
     if (deps.draining?.()) c.header('Connection', 'close');
-    if (c.req.path === '/screenshot') deps.metrics.requestsTotal.inc({ code: String(c.res.status) });
+    if (c.req.path === '/screenshot') {
+      deps.metrics.requestsTotal.inc({ code: String(c.res.status) });
+      deps.metrics.keyRequestsTotal.inc({ key: c.get('client')?.name ?? noKeyName, code: String(c.res.status) });
+    }
     if (c.req.path !== '/status' && c.req.path !== '/livez' && c.req.path !== '/metrics') {
       log.info({ method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) }, 'request');
     }
   });
 
-  app.use(
-    requireToken({ token: deps.token, metricsToken: deps.metricsToken, signingKey: deps.signingKey, open: ['/status', '/livez', ...apiDescriptionPaths] }),
-  );
+  app.use(requireToken({ keys: deps.keys, metricsToken: deps.metricsToken, signingKey: deps.signingKey, open: ['/status', '/livez', ...apiDescriptionPaths] }));
+  app.use('/screenshot', enforceKeyLimits(deps.keyLimits));
   app.use(
     '/screenshot',
     bodyLimit({

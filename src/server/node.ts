@@ -6,6 +6,9 @@ import { createAdmission, createMemoryProbe } from '../admission/index.js';
 import { startAgent } from '../agent/agent.js';
 import type { Config } from '../config/load.js';
 import type { ShedReason } from '../errors/shot-error.js';
+import { createKeyLimits } from '../keys/key-limits.js';
+import { createKeyRegistry } from '../keys/key-registry.js';
+import { noKeyName } from '../keys/key-set.js';
 import type { Logger } from '../log/logger.js';
 import { createNodeMetrics } from '../metrics/node-metrics.js';
 import { chromeEnvironment, createBoundedResolver, createUrlPolicy, startPolicyProxy } from '../policy/index.js';
@@ -33,6 +36,11 @@ export interface RunningNode {
    * moment, also while the node is still starting: what started is closed, what did not is never started.
    */
   shutdown(reason: string): Promise<void>;
+  /**
+   * Rereads SHOTFLEET_KEYS_FILE (on SIGHUP): added keys work at once, removed ones get 401, renders in flight finish.
+   * A bad file is refused and logged, naming the problem; the keys before it stay.
+   */
+  reloadKeys(): void;
 }
 
 /** Before the node has started, only /livez says yes; everything else is told to come back. */
@@ -97,6 +105,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
       maxMemoryBytes: config.MAX_MEMORY_BYTES,
       adaptive: config.ADAPTIVE_CONCURRENCY,
       enabled: config.ADMISSION,
+      fairShares: config.FAIR_SHARES,
     },
     { now: Date.now, memoryBytes: memory.bytes, uploads: storage ? () => storage.stats() : undefined, metrics },
   );
@@ -112,6 +121,13 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
   for (const reason of ['queue_full', 'queue_timeout', 'deadline', 'upload_backlog', 'memory', 'draining'] satisfies ShedReason[]) {
     metrics.shedTotal.inc({ reason }, 0);
   }
+
+  const keys = createKeyRegistry({ file: config.KEYS_FILE, initial: config.KEYS, defaultToken: config.TOKEN });
+  const keyLimits = createKeyLimits({ now: Date.now, busyRetryAfterSeconds: () => admission.retryAfterSeconds() });
+  metrics.bindKeyPages(() => {
+    const inUse = admission.pagesInUseByKey();
+    return [...new Set([...keys.current().names, ...inUse.keys(), noKeyName])].map((name) => [name, inUse.get(name) ?? 0] as const);
+  });
 
   let draining = false;
   let started = false;
@@ -148,7 +164,8 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
 
   const app = createApp({
     nodeId,
-    token: config.TOKEN,
+    keys,
+    keyLimits,
     metricsToken: config.METRICS_TOKEN,
     signingKey: config.SIGNING_KEY,
     maxBodyBytes: config.MAX_BODY_BYTES,
@@ -166,7 +183,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     sessionCookie: config.SESSION_COOKIE,
     resultCache,
     // Draining is admission's too (startDraining below), so one question covers every refusal.
-    refusalForAnyRequest: () => admission.refusalForAnyRequest(),
+    refusalForAnyRequest: (client) => admission.refusalForAnyRequest(client),
     draining: () => draining,
   });
   handler = (req, env) => app.fetch(req, env);
@@ -247,6 +264,11 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     url,
     nodeId,
     started: starting,
+    reloadKeys() {
+      const verdict = keys.reload();
+      if (verdict.ok) log.info({ keys: verdict.names }, 'API keys reloaded');
+      else log.error({ keysFile: config.KEYS_FILE, problem: verdict.problem }, 'API keys NOT reloaded: the file is refused, the previous keys stay');
+    },
     shutdown(reason) {
       shuttingDown ??= (async () => {
         log.info({ reason, graceMs: config.SHUTDOWN_GRACE_MS, started }, 'draining');

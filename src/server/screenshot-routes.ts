@@ -3,6 +3,7 @@ import { getCookie } from 'hono/cookie';
 import { deadlineSignal } from '../async/abortable.js';
 import { ShotError } from '../errors/shot-error.js';
 import { presentedToken } from '../http/auth.js';
+import type { ClientKey } from '../keys/key-set.js';
 import { readJsonBody } from '../http/json-body.js';
 import { createOptionsSchema, parseRenderOptions, type RenderLimits } from '../request/options.js';
 import { queryParameters, queryToBody } from '../request/query-parameters.js';
@@ -19,9 +20,10 @@ export interface ScreenshotRouteDeps {
   sessionCookie: string;
   /**
    * The 503 every request would get now (shutting down, out of memory, queue full), or null: asked before the
-   * body is read or validated, so that shedding stays the cheapest thing the node does.
+   * body is read or validated, so that shedding stays the cheapest thing the node does. Given the request's key:
+   * a full queue sheds from the key holding the most of it.
    */
-  refusalForAnyRequest(): ShotError | null;
+  refusalForAnyRequest(client?: ClientKey): ShotError | null;
   /** The result cache, and what `store: true` answered from it needs; none: every request renders. */
   resultCache?: { cache: ResultCache; store: Omit<StoreCachedDeps, 'log'> | null };
 }
@@ -33,13 +35,13 @@ export function screenshotRoutes(deps: ScreenshotRouteDeps) {
 
   app.post('/screenshot', async (c) => {
     const arrivedAt = Date.now();
-    const refusal = refusalUnlessCached();
+    const refusal = refusalUnlessCached(c);
     return shoot(c, await readJsonBody(c, 'the options'), arrivedAt, refusal);
   });
 
   app.get('/screenshot', (c) => {
     const arrivedAt = Date.now();
-    const refusal = refusalUnlessCached();
+    const refusal = refusalUnlessCached(c);
     return shoot(c, queryToBody(getParameters, c.req.query()), arrivedAt, refusal);
   });
 
@@ -47,8 +49,8 @@ export function screenshotRoutes(deps: ScreenshotRouteDeps) {
    * Throws the node's refusal at once, unless the result cache might answer without a render: a request it
    * answers takes no page and no admission slot, so it is served while renders are shed (never while draining).
    */
-  function refusalUnlessCached(): ShotError | null {
-    const refusal = deps.refusalForAnyRequest();
+  function refusalUnlessCached(c: Context<AppEnv>): ShotError | null {
+    const refusal = deps.refusalForAnyRequest(c.get('client'));
     if (refusal && (refusal.code === 'draining' || !deps.resultCache?.cache.mayAnswer())) throw refusal;
     return refusal;
   }
@@ -56,7 +58,7 @@ export function screenshotRoutes(deps: ScreenshotRouteDeps) {
   async function shoot(c: Context<AppEnv>, body: unknown, arrivedAt: number, refusal: ShotError | null): Promise<Response> {
     const options = parseRenderOptions(schema, body);
     const sessionId = getCookie(c, deps.sessionCookie);
-    const request = { options, arrivedAt, signal: c.req.raw.signal, sessionId, log: c.get('log') };
+    const request = { options, arrivedAt, signal: c.req.raw.signal, sessionId, client: c.get('client'), log: c.get('log') };
     // A session renders in a context its earlier requests changed (cookies, storage): its image is not the
     // options' alone, so it is neither answered from the cache nor kept.
     const cache = options.cacheTtl > 0 && sessionId === undefined ? deps.resultCache : undefined;

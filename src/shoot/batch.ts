@@ -28,6 +28,8 @@ export interface BatchStats {
   retries: number;
   /** 503 answers received. */
   shed: number;
+  /** 429 answers received: our key over its own limit on a node. */
+  rateLimited: number;
   /** Attempts the adaptive throttle held back. */
   throttled: number;
   /** Items left undone because the batch was interrupted. */
@@ -46,7 +48,7 @@ export async function runBatch(
   observer: BatchObserver,
   signal: AbortSignal,
 ): Promise<BatchStats> {
-  const stats: BatchStats = { ok: 0, failed: 0, retries: 0, shed: 0, throttled: 0, unfinished: 0 };
+  const stats: BatchStats = { ok: 0, failed: 0, retries: 0, shed: 0, rateLimited: 0, throttled: 0, unfinished: 0 };
   const budget = createRetryBudget(settings.retry.batchRetryBudget);
   const random = settings.random ?? Math.random;
   const ctx: AttemptContext = { ...settings.attempt, signal };
@@ -78,8 +80,9 @@ export async function runBatch(
         outcome = await sendAttempt(item, ctx);
         if (outcome.kind !== 'aborted') settings.throttle.record(outcome.kind !== 'retry');
         if (outcome.kind === 'ok') limit.succeeded();
-        if (outcome.kind === 'retry' && outcome.error.status === 503) {
-          stats.shed++;
+        if (outcome.kind === 'retry' && isAskingForTime(outcome.error.status)) {
+          if (outcome.error.status === 503) stats.shed++;
+          else stats.rateLimited++;
           limit.shed();
         }
       }
@@ -103,7 +106,7 @@ export async function runBatch(
       }
       // Only retries actually sent spend the batch's budget.
       const error = heldBack && lastError ? { ...lastError, message: `${lastError.message}; then held back by the adaptive throttle` } : outcome.error;
-      const shed = !heldBack && outcome.error.status === 503;
+      const shed = !heldBack && isAskingForTime(outcome.error.status);
       if (shed ? shedRetries >= settings.retry.maxShedRetriesPerItem : retries >= settings.retry.maxRetriesPerItem) {
         return failed({ ...error, message: `${error.message}; gave up after ${attempts} tries (${shed ? '--shed-retries' : '--retries'})` });
       }
@@ -135,6 +138,9 @@ export async function runBatch(
   stats.unfinished = items.length - stats.ok - stats.failed;
   return stats;
 }
+
+/** 503 (the node is busy) and 429 (our key is at its limit): both say when to come back, neither is a failure. */
+const isAskingForTime = (status: number | undefined) => status === 503 || status === 429;
 
 /** Resolves true after `ms`, or false as soon as `signal` aborts. */
 function sleep(ms: number, signal: AbortSignal): Promise<boolean> {

@@ -25,7 +25,8 @@ export type AttemptOutcome =
   | { kind: 'failed'; error: ItemError }
   | { kind: 'aborted' };
 
-const retryableStatuses = new Set([502, 503, 504]);
+/** 429 is this client's key over its own limit: waited out like a 503, after Retry-After. */
+const retryableStatuses = new Set([429, 502, 503, 504]);
 const userAgent = 'shotfleet-shoot';
 
 export async function sendAttempt(item: ShotItem, ctx: AttemptContext): Promise<AttemptOutcome> {
@@ -46,7 +47,7 @@ export async function sendAttempt(item: ShotItem, ctx: AttemptContext): Promise<
     if (res.status === 200) return await saveSuccess(item, res, ctx, signal, started);
     const error = await readError(res);
     if (!retryableStatuses.has(res.status)) return { kind: 'failed', error };
-    return { kind: 'retry', error, retryAfterMs: res.status === 503 ? parseRetryAfter(res.headers.get('retry-after')) : undefined };
+    return { kind: 'retry', error, retryAfterMs: res.status === 503 || res.status === 429 ? parseRetryAfter(res.headers.get('retry-after')) : undefined };
   } catch (err) {
     if (ctx.signal.aborted) return { kind: 'aborted' };
     if (timeout.aborted) {

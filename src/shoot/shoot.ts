@@ -117,6 +117,7 @@ export async function shoot(options: ShootOptions, io: ShootIo): Promise<number>
       unfinished: stats.unfinished,
       retries: stats.retries,
       shed: stats.shed,
+      rateLimited: stats.rateLimited,
       throttled: stats.throttled,
       elapsedMs: progress.elapsedMs(),
       manifestFile: options.manifestFile,

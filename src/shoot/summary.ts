@@ -11,6 +11,8 @@ export interface BatchSummary {
   unfinished: number;
   retries: number;
   shed: number;
+  /** 429 answers: the key over its own limit, waited out like a 503. */
+  rateLimited: number;
   throttled: number;
   elapsedMs: number;
   manifestFile: string;
@@ -39,7 +41,7 @@ export function formatSummary(s: BatchSummary): string {
       .filter(([, n], i) => n > 0 || i <= 2)
       .map(([label, n, note]) => `  ${label.padEnd(14)}${String(n).padStart(7)}${note && n > 0 ? `   ${note}` : ''}`),
     `  ${'total'.padEnd(14)}${String(total).padStart(7)}`,
-    `  retries ${s.retries} (503: ${s.shed}) · held back by the throttle ${s.throttled}`,
+    `  retries ${s.retries} (503: ${s.shed}, 429: ${s.rateLimited}) · held back by the throttle ${s.throttled}`,
     `  manifest ${s.manifestFile}`,
   ];
   if (s.failures.length > 0) {

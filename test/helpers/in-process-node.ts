@@ -1,5 +1,8 @@
 import { defaultLimits } from '../../src/api/readme-options.js';
 import type { ShotError } from '../../src/errors/shot-error.js';
+import { createKeyLimits } from '../../src/keys/key-limits.js';
+import { createKeyRegistry, type KeyRegistry } from '../../src/keys/key-registry.js';
+import type { ClientKey } from '../../src/keys/key-set.js';
 import { createLogger } from '../../src/log/logger.js';
 import { createNodeMetrics, type NodeMetrics } from '../../src/metrics/node-metrics.js';
 import type { RenderService, ScreenshotRequest, ScreenshotResult } from '../../src/pipeline/render-service.js';
@@ -38,13 +41,17 @@ export const readyStatus = (): NodeStatus => ({
 
 export interface InProcessNodeOptions {
   token?: string;
+  /** API keys, as SHOTFLEET_KEYS_FILE would give them (SHOTFLEET_TOKEN, when given too, is `default`). */
+  keys?: KeyRegistry;
+  /** The clock of the keys' rate limits. */
+  now?: () => number;
   metricsToken?: string;
   signingKey?: string;
   maxBodyBytes?: number;
   /** The render service's answer; a thrown error goes through the app's error mapping. */
   screenshot?: (req: ScreenshotRequest) => ScreenshotResult | Promise<ScreenshotResult>;
   status?: () => NodeStatus;
-  refusalForAnyRequest?: () => ShotError | null;
+  refusalForAnyRequest?: (client?: ClientKey) => ShotError | null;
   draining?: () => boolean;
   /** The result cache the routes use, made with the node's metrics (none: every request renders). */
   resultCache?: (metrics: NodeMetrics) => ScreenshotRouteDeps['resultCache'];
@@ -80,7 +87,8 @@ export function inProcessNode(opts: InProcessNodeOptions = {}): InProcessNode {
   };
   const app = createApp({
     nodeId,
-    token: opts.token,
+    keys: opts.keys ?? createKeyRegistry({ defaultToken: opts.token }),
+    keyLimits: createKeyLimits({ now: opts.now ?? Date.now, busyRetryAfterSeconds: () => 1 }),
     metricsToken: opts.metricsToken,
     signingKey: opts.signingKey,
     maxBodyBytes: opts.maxBodyBytes ?? 256 * 1024,

@@ -95,6 +95,13 @@ export function metricValues(text: string, name: string, label?: string): Record
   return out;
 }
 
+/** shotfleet_key_requests_total from Prometheus text, as {"<key> <code>": value}. */
+export function keyRequestCounts(text: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^shotfleet_key_requests_total\{key="([^"]*)",code="(\d+)"\} (\S+)$/gm)) out[`${m[1]} ${m[2]}`] = Number(m[3]);
+  return out;
+}
+
 /** Pids of a node's Chromium processes of any kind (browser, renderers, utilities). */
 export const nodeChromiumPids = (nodePid: number) => chromiumPids(`shotfleet-chrome-${nodePid}-`);
 

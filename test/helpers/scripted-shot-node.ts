@@ -4,7 +4,8 @@ import { tinyPng } from './images.js';
 
 /**
  * A stand-in for a node's POST /screenshot, scripted by the page URL's first path segment:
- *   ok · shed-once (503 + Retry-After: 1, then ok) · shed-always · reset-once (socket destroyed) ·
+ *   ok · shed-once (503 + Retry-After: 1, then ok) · shed-always · limited-once (429 rate_limited + Retry-After: 1,
+ *   then ok) · reset-once (socket destroyed) ·
  *   502-once · 504-once · 502-always · bad-request (400) · torn-once (half an image, then the socket dies) ·
  *   slow (answers after 300 ms) · store (the JSON a node sends with store: true)
  * e.g. {"url":"http://page.test/shed-once/3"}. For the batch client (`shotfleet shoot`); a fleet member as
@@ -47,6 +48,7 @@ export async function startScriptedShotNode(): Promise<ScriptedShotNode> {
     };
 
     if (behaviour === 'shed-always' || (behaviour === 'shed-once' && first)) return fail(503, 'saturated', { 'retry-after': '1' });
+    if (behaviour === 'limited-once' && first) return fail(429, 'rate_limited', { 'retry-after': '1' });
     if (behaviour === 'reset-once' && first) return req.socket.destroy();
     if (behaviour === '502-always' || (behaviour === '502-once' && first)) return fail(502, 'navigation_failed');
     if (behaviour === '504-once' && first) return fail(504, 'timeout');
