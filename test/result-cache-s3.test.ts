@@ -47,8 +47,12 @@ function s3Client(endpoint: string) {
   });
 }
 
-/** A node whose cache has an S3 tier at `endpoint` and whose stub render gives bytes naming the node and the render. */
-function nodeOnS3(name: string, endpoint: string, prefix: string) {
+/**
+ * A node whose cache has an S3 tier at `endpoint` and whose stub render gives bytes naming the node and the render.
+ * The lookup bound is generous but where a test needs an S3 that is too slow: on a loaded machine s3rver itself can
+ * take a second, and a lookup past the bound skips the tier.
+ */
+function nodeOnS3(name: string, endpoint: string, prefix: string, lookupTimeoutMs = 10_000) {
   let renders = 0;
   const node = inProcessNode({
     resultCache: (metrics: NodeMetrics) => {
@@ -58,8 +62,8 @@ function nodeOnS3(name: string, endpoint: string, prefix: string) {
         prefix,
         storePrefix: '',
         presignTtlSeconds: 60,
-        lookupTimeoutMs: 300,
-        putTimeoutMs: 5000,
+        lookupTimeoutMs,
+        putTimeoutMs: 30_000,
         maxPutsInFlight: 4,
         backoffMs: 60_000,
         log: createLogger('silent'),
@@ -76,10 +80,10 @@ function nodeOnS3(name: string, endpoint: string, prefix: string) {
 }
 
 async function waitForKeys(prefix: string, count: number): Promise<string[]> {
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 300; i++) {
     const keys = (await s3.keys()).filter((k) => k.startsWith(`${prefix}/`));
     if (keys.length >= count) return keys;
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`S3 never held ${count} result(s) under ${prefix}/`);
 }
@@ -122,7 +126,7 @@ describe("the result cache's S3 tier", () => {
   });
 
   it('an S3 that never answers costs one bounded wait (then it is skipped), never an error', async () => {
-    const node = nodeOnS3('slow', silentEndpoint, 'slow');
+    const node = nodeOnS3('slow', silentEndpoint, 'slow', 300);
     const getFailures = async () => metricValues(await node.metricsText(), 'shotfleet_result_cache_s3_failures_total', 'operation').get ?? 0;
     const first = await node.shoot({ url: page, cacheTtl: 600 });
     expect(first.status).toBe(200);

@@ -23,7 +23,7 @@ export interface S3TierOptions {
   putTimeoutMs: number;
   /** Uploads at once; past it a result stays in memory only (its bytes are not held for S3 meanwhile). */
   maxPutsInFlight: number;
-  /** After a failure the tier is skipped this long, so a broken S3 costs one bounded wait, not one per request. */
+  /** After a failed lookup, lookups are skipped this long, so a broken S3 costs one bounded wait, not one per request. */
   backoffMs: number;
   log: Logger;
   metrics: NodeMetrics;
@@ -36,7 +36,7 @@ export interface S3Tier {
   put(key: string, result: CachedResult): void;
   /** Copies a kept result to where `store` puts images (the client's key, or a new one) and links to the copy. */
   copyOut(s3Key: string, format: ImageFormat, clientKey: string | undefined, signal: AbortSignal): Promise<Omit<StoredObject, 'uploadMs' | 'bytes'>>;
-  /** False while the tier is skipped after a failure. */
+  /** False while lookups are skipped after a failure. */
   available(): boolean;
 }
 
@@ -49,14 +49,15 @@ export function createS3Tier(o: S3TierOptions): S3Tier {
   let skipUntil = 0;
   const keyOf = (key: string) => `${o.prefix}/${key}`;
 
+  /** A lookup that failed skips lookups for a while: they are on the request's path. Uploads are not, and go on. */
   function failed(operation: 'get' | 'put', err: unknown, key: string): void {
-    const wasAvailable = Date.now() >= skipUntil;
-    skipUntil = Date.now() + o.backoffMs;
+    const firstOfAStreak = Date.now() >= skipUntil;
+    if (operation === 'get') skipUntil = Date.now() + o.backoffMs;
     o.metrics.resultCacheS3Failures.inc({ operation });
     const e = err as { name?: string; message?: string };
-    if (wasAvailable) {
+    if (firstOfAStreak) {
       o.log.warn(
-        { operation, key, err: e?.name ?? e?.message ?? String(err), skipMs: o.backoffMs },
+        { operation, key, err: e?.name ?? e?.message ?? String(err), skipLookupsMs: operation === 'get' ? o.backoffMs : 0 },
         "the result cache's S3 tier failed; answering from memory and renders meanwhile",
       );
     }
@@ -98,7 +99,7 @@ export function createS3Tier(o: S3TierOptions): S3Tier {
     },
 
     put(key, result) {
-      if (Date.now() < skipUntil || putsInFlight >= o.maxPutsInFlight) return;
+      if (putsInFlight >= o.maxPutsInFlight) return;
       const s3Key = keyOf(key);
       putsInFlight++;
       const metadata: Record<string, string> = { 'rendered-at': String(result.renderedAt), truncated: String(result.truncated) };
