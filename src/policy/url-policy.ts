@@ -61,6 +61,12 @@ export function createUrlPolicy(opts: UrlPolicyOptions, resolve: Resolver = syst
     return undefined;
   }
 
+  /** A host name (not an IP literal) that SHOTFLEET_ALLOW_HOSTS names. */
+  function isAllowedName(hostname: string): boolean {
+    const host = unbracket(hostname.toLowerCase()).replace(/\.$/, '');
+    return !net.isIP(host) && allow.hasName(host);
+  }
+
   async function resolveHost(hostname: string): Promise<HostVerdict> {
     const host = unbracket(hostname.toLowerCase());
     const byName = checkName(host);
@@ -113,7 +119,7 @@ export function createUrlPolicy(opts: UrlPolicyOptions, resolve: Resolver = syst
       };
       if (!byName && (!opts.allowPrivate || deny.hasAddressEntries)) {
         verdict = await resolveHost(host).catch((err) => Promise.reject(doesNotResolve(err)));
-      } else if (byName?.ok && allow.hasName(unbracket(host.toLowerCase()).replace(/\.$/, ''))) {
+      } else if (byName?.ok && isAllowedName(host)) {
         // Allowed by name, so its addresses need no check, but it must still resolve: else the proxy's lookup
         // fails later and Chromium shows the proxy's own error page, which is no screenshot of the site.
         const addresses = await resolve(unbracket(host.toLowerCase())).catch((err) => Promise.reject(doesNotResolve(err)));
