@@ -3,6 +3,7 @@ import { commandConfig } from './command-config.js';
 import { parseArgs } from './args.js';
 import { createLogger } from '../log/logger.js';
 import { startNode } from '../server/node.js';
+import { exitFallbackMs } from '../server/stop-budget.js';
 
 const help = `usage: shotfleet serve [options]
 
@@ -44,6 +45,8 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
       throw err;
     }
     await stopped;
+    // Everything is closed; a straggler (a socket, a browser's pipe) must not hold the exit past the grace.
+    setTimeout(() => process.exit(), exitFallbackMs).unref();
   } finally {
     process.off('SIGTERM', onTerm);
     process.off('SIGINT', onInt);

@@ -18,6 +18,7 @@ import { createApp } from './app.js';
 import { capConnections, httpServerOptions } from './http-limits.js';
 import type { NodeStatus } from './health-routes.js';
 import type { Membership } from './membership.js';
+import { closingReserveMs, exitMarginMs, killProcesses, settledBy } from './stop-budget.js';
 
 export interface RunningNode {
   url: string;
@@ -224,7 +225,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
 
   /** Closes every part; each close is safe on a part that never started. */
   async function closeAll(graceEnds: number): Promise<void> {
-    await closeHttp(server, Math.max(1000, graceEnds - Date.now()));
+    await closeHttp(server, Math.max(0, graceEnds - Date.now()));
     await agent?.close();
     memory.stop();
     await sessions.close();
@@ -242,17 +243,21 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
         log.info({ reason, graceMs: config.SHUTDOWN_GRACE_MS, started }, 'draining');
         draining = true;
         admission.startDraining();
-        const graceEnds = Date.now() + config.SHUTDOWN_GRACE_MS;
+        const stopBy = Date.now() + config.SHUTDOWN_GRACE_MS - exitMarginMs;
+        const graceEnds = stopBy - closingReserveMs(config.SHUTDOWN_GRACE_MS);
         // A start in progress stops at its next step (Chromium still launching is closed by pool.close()).
         startAbort.abort();
-        await starting.catch(() => undefined);
-        await (membership as Membership | null)?.stop();
+        await settledBy(starting, graceEnds);
+        await settledBy((membership as Membership | null)?.stop(), graceEnds);
         await waitFor(() => {
           const a = admission.snapshot();
           return a.inUse === 0 && a.queued === 0;
         }, graceEnds);
         await storage?.drain(Math.max(0, graceEnds - Date.now()));
-        await closeAll(graceEnds);
+        if (!(await settledBy(closeAll(graceEnds), stopBy))) {
+          const killed = killProcesses(pool.browserPids());
+          log.warn({ killed, graceMs: config.SHUTDOWN_GRACE_MS }, 'closing the browsers outlasted the grace; killed them');
+        }
         log.info('stopped');
       })();
       return shuttingDown;
