@@ -69,9 +69,11 @@ function resolveDefaults(role: Role, s: Settings, env: NodeJS.ProcessEnv): Confi
   if (s3Partial && !s.S3_BUCKET) {
     throw new ConfigError('invalid configuration:\n  SHOTFLEET_S3_BUCKET (--s3-bucket): required when other SHOTFLEET_S3_* settings are given');
   }
+  const token = s.TOKEN_FILE ? readTokenFile('TOKEN', s.TOKEN, s.TOKEN_FILE) : s.TOKEN;
+  const hubToken = s.HUB_TOKEN_FILE ? readTokenFile('HUB_TOKEN', s.HUB_TOKEN, s.HUB_TOKEN_FILE) : s.HUB_TOKEN;
   return {
     ...s,
-    TOKEN: s.TOKEN_FILE ? readTokenFile(s.TOKEN, s.TOKEN_FILE) : s.TOKEN,
+    TOKEN: token,
     ROLE: role,
     PORT: port,
     PAGES: pages,
@@ -79,27 +81,29 @@ function resolveDefaults(role: Role, s: Settings, env: NodeJS.ProcessEnv): Confi
     MAX_MEMORY_BYTES: s.MAX_MEMORY_BYTES ?? Math.floor(usableMemoryBytes() * 0.8),
     MAX_SESSIONS: s.MAX_SESSIONS ?? 2 * pages,
     NODE_ID: s.NODE_ID ?? `${os.hostname()}:${port}`,
-    HUB_TOKEN: s.HUB_TOKEN ?? s.TOKEN,
+    HUB_TOKEN: hubToken ?? token,
     CHROME_PATH: role === 'serve' ? findChrome(s.CHROME_PATH) : '',
     S3_PREFIX: s.S3_PREFIX.replace(/^\/+|\/+$/g, ''),
     env,
   };
 }
 
-function readTokenFile(token: string | undefined, path: string): string {
+/** A token setting's value from its _FILE twin (a mounted secret): SHOTFLEET_<name>_FILE, which excludes SHOTFLEET_<name>. */
+function readTokenFile(name: 'TOKEN' | 'HUB_TOKEN', token: string | undefined, path: string): string {
+  const setting = `SHOTFLEET_${name}_FILE (--${name.toLowerCase().replace('_', '-')}-file)`;
   if (token) {
-    throw new ConfigError('invalid configuration:\n  SHOTFLEET_TOKEN_FILE (--token-file): give it or SHOTFLEET_TOKEN (--token), not both');
+    throw new ConfigError(`invalid configuration:\n  ${setting}: give it or SHOTFLEET_${name} (--${name.toLowerCase().replace('_', '-')}), not both`);
   }
   let text: string;
   try {
     text = fs.readFileSync(path, 'utf8');
   } catch (err) {
     throw new ConfigError(
-      `invalid configuration:\n  SHOTFLEET_TOKEN_FILE (--token-file): cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? err}); mount the secret there or fix the path`,
+      `invalid configuration:\n  ${setting}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? err}); mount the secret there or fix the path`,
     );
   }
   const fromFile = text.trim();
-  if (!fromFile) throw new ConfigError(`invalid configuration:\n  SHOTFLEET_TOKEN_FILE (--token-file): ${path} is empty; write the token into it`);
+  if (!fromFile) throw new ConfigError(`invalid configuration:\n  ${setting}: ${path} is empty; write the token into it`);
   return fromFile;
 }
 
