@@ -23,6 +23,7 @@ batch:
   --retry-budget N          retries of either kind for the whole batch (default: 20 + 3 per item)
   --request-timeout MS      give up on one attempt after MS (default: 120000, or --timeout + 60000)
   --progress-interval MS    how often to print progress when stderr is not a terminal (default: 5000)
+  --quiet                   no progress: only failed lines and the summary
 
 request defaults (a JSON line's own fields win):
   --format png|jpeg|webp    image type (default: the node's, png)
@@ -64,6 +65,7 @@ const booleanFlags = [
   'block-cookie-banners',
   'scroll-page',
   'best-effort',
+  'quiet',
 ];
 const stringFlags = [
   'endpoint',
@@ -181,6 +183,7 @@ export function parseShootOptions(argv: string[], env: NodeJS.ProcessEnv): Shoot
     batchRetryBudget: int('retry-budget', 0, 10_000_000),
     requestTimeoutMs: int('request-timeout', 100, 3_600_000) ?? Math.max(120_000, (timeout ?? 0) + 60_000),
     progressIntervalMs: int('progress-interval', 100, 3_600_000) ?? 5000,
+    quiet: bool('quiet') === true,
     defaults,
   };
 }
