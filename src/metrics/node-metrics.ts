@@ -13,6 +13,8 @@ export interface GaugeSources {
   uploadQueueLength(): number;
   uploadBacklogBytes(): number;
   sessionsActive(): number;
+  /** The node and its browsers, as memory shedding counts them (SHOTFLEET_MAX_MEMORY_BYTES). */
+  memoryBytes(): number;
 }
 
 const zeroSources: GaugeSources = {
@@ -26,6 +28,7 @@ const zeroSources: GaugeSources = {
   uploadQueueLength: () => 0,
   uploadBacklogBytes: () => 0,
   sessionsActive: () => 0,
+  memoryBytes: () => process.memoryUsage.rss(),
 };
 
 /**
@@ -66,6 +69,9 @@ export function createNodeMetrics() {
   gauge('shotfleet_upload_queue_length', 'Uploads waiting for the upload pool', (s) => s.uploadQueueLength());
   gauge('shotfleet_upload_backlog_bytes', 'Image bytes held in memory for uploads', (s) => s.uploadBacklogBytes());
   gauge('shotfleet_sessions_active', 'Sticky sessions holding a browser context', (s) => s.sessionsActive());
+  gauge('shotfleet_memory_bytes', 'Memory of the node and its browsers, the figure memory shedding compares with SHOTFLEET_MAX_MEMORY_BYTES', (s) =>
+    s.memoryBytes(),
+  );
 
   return {
     registry,

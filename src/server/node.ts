@@ -108,7 +108,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     onShed: (reason) => metrics.shedTotal.inc({ reason }),
   });
   // Pages in use and their maximum are admission's figures: it is the one gate renders pass (admission.ts).
-  metrics.bindSources({ sessionsActive: () => sessions.active() });
+  metrics.bindSources({ sessionsActive: () => sessions.active(), memoryBytes: memory.bytes });
   for (const reason of ['queue_full', 'queue_timeout', 'deadline', 'upload_backlog', 'memory', 'draining'] satisfies ShedReason[]) {
     metrics.shedTotal.inc({ reason }, 0);
   }
