@@ -90,6 +90,7 @@ const badValues: Record<string, string> = {
   S3_PRESIGN_TTL_S: '0',
   S3_PUBLIC_URL: 'not a url',
   TOKEN_FILE: '/nonexistent/shotfleet-token',
+  HUB_TOKEN_FILE: '/nonexistent/shotfleet-hub-token',
   ALLOW_PRIVATE: 'maybe',
   SESSION_COOKIE: 'bad cookie;name',
   SESSION_IDLE_MS: '10',

@@ -8,6 +8,7 @@ import { loadConfig } from '../src/config/load.js';
 import { settingNames } from '../src/config/schema.js';
 import { exportedMetricNames, metricNamesIn } from './helpers/exported-metrics.js';
 import { checkHaproxyConfig } from './helpers/haproxy.js';
+import { validateAgainstApiSchema } from './helpers/kubernetes-schemas.js';
 import { cliEntry, repoRoot, startShotfleet, type RunningProcess } from './helpers/processes.js';
 
 /** Manifests are untyped YAML, checked field by field below. */
@@ -63,8 +64,10 @@ describe('deploy/kubernetes manifests', () => {
     expect(kinds).toEqual(
       [
         'Deployment/shotfleet-node',
+        'PodDisruptionBudget/shotfleet-edge',
         'PodDisruptionBudget/shotfleet-node',
         'ScaledObject/shotfleet-node',
+        'Secret/shotfleet-hub-token',
         'Secret/shotfleet-token',
         'Service/shotfleet',
         'Service/shotfleet-hub',
@@ -75,6 +78,10 @@ describe('deploy/kubernetes manifests', () => {
     for (const m of manifests) expect(typeof m.apiVersion, `${m.file}: apiVersion`).toBe('string');
     const kustomization = YAML.parse(fs.readFileSync(path.join(dir, 'kustomization.yaml'), 'utf8'));
     expect([...kustomization.resources].sort()).toEqual([...files].sort());
+  });
+
+  it.each(manifests.map((m) => [`${m.file}: ${m.kind}/${m.metadata?.name}`, m]))("%s passes the API's own schema", (_name, manifest) => {
+    expect(() => validateAgainstApiSchema(manifest)).not.toThrow();
   });
 
   it('node: readiness on /status and liveness on /livez, on the port the node listens on', () => {
@@ -96,16 +103,34 @@ describe('deploy/kubernetes manifests', () => {
     expect(nodePod.spec.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(preStopSeconds + drainSeconds + 5);
   });
 
-  it('node: /dev/shm is memory, the process is not root, Chromium keeps its sandbox', () => {
+  it('node: /dev/shm mounted as memory exactly when Chromium uses it; not root; Chromium keeps its sandbox', () => {
+    const launch = fs.readFileSync(path.join(repoRoot, 'src/render-pool/launch.ts'), 'utf8');
     const shm = nodeContainer.volumeMounts.find((v: Manifest) => v.mountPath === '/dev/shm');
-    const volume = nodePod.spec.volumes.find((v: Manifest) => v.name === shm.name);
-    expect(volume.emptyDir.medium).toBe('Memory');
+    if (launch.includes("'--disable-dev-shm-usage'")) {
+      expect(shm, 'Chromium runs with --disable-dev-shm-usage: a /dev/shm volume would hold nothing').toBeUndefined();
+    } else {
+      expect(nodePod.spec.volumes.find((v: Manifest) => v.name === shm?.name)?.emptyDir?.medium).toBe('Memory');
+    }
     expect(nodePod.spec.securityContext.runAsNonRoot).toBe(true);
     expect(nodePod.spec.securityContext.runAsUser).toBeGreaterThan(0);
     expect(nodeContainer.securityContext.allowPrivilegeEscalation).toBe(false);
-    expect(envOf(nodeContainer).SHOTFLEET_CHROME_SANDBOX).not.toBe('off');
-    // The Chromium sandbox would be moot with the seccomp filter switched off.
-    expect(nodePod.spec.securityContext.seccompProfile.type).toBe('RuntimeDefault');
+    expect(nodeContainer.securityContext.capabilities.drop).toEqual(['ALL']);
+    expect(envOf(nodeContainer).SHOTFLEET_CHROME_SANDBOX).toBe('on');
+  });
+
+  it("node: seccomp is the kit's Localhost profile: moby's default refusals kept, the sandbox's namespaces allowed", () => {
+    const seccomp = nodePod.spec.securityContext.seccompProfile;
+    expect(seccomp.type).toBe('Localhost');
+    const file = path.join(repoRoot, 'deploy/seccomp', seccomp.localhostProfile);
+    expect(fs.existsSync(file), `${seccomp.localhostProfile} in deploy/seccomp`).toBe(true);
+    const profile = JSON.parse(fs.readFileSync(file, 'utf8')) as { defaultAction: string; syscalls: Manifest[] };
+    // A deny-by-default filter: an allow-by-default profile would switch seccomp off in all but name.
+    expect(profile.defaultAction).toBe('SCMP_ACT_ERRNO');
+    const unconditional = (name: string) =>
+      profile.syscalls.some((r) => r.action === 'SCMP_ACT_ALLOW' && r.names.includes(name) && !r.args && !r.includes && !r.excludes);
+    for (const name of ['clone', 'unshare', 'chroot']) expect(unconditional(name), `${name} allowed without conditions`).toBe(true);
+    // What moby's profile still refuses without CAP_SYS_ADMIN stays refused.
+    for (const name of ['mount', 'setns', 'bpf', 'ptrace']) expect(unconditional(name), name).toBe(false);
   });
 
   it('node: resources agree with SHOTFLEET_PAGES (a core and ~300 MiB a page, room for the node and /dev/shm)', () => {
@@ -115,7 +140,9 @@ describe('deploy/kubernetes manifests', () => {
     const { requests, limits } = nodeContainer.resources;
     expect(quantity(requests.cpu)).toBeGreaterThanOrEqual(pages);
     const memoryLimit = quantity(limits.memory);
-    const shm = quantity(nodePod.spec.volumes.find((v: Manifest) => v.name === 'dshm').emptyDir.sizeLimit);
+    const shm = nodePod.spec.volumes
+      .filter((v: Manifest) => v.emptyDir?.medium === 'Memory')
+      .reduce((sum: number, v: Manifest) => sum + quantity(v.emptyDir.sizeLimit), 0);
     expect(memoryLimit).toBeGreaterThanOrEqual(pages * 300 * 2 ** 20 + 256 * 2 ** 20 + shm);
     expect(quantity(requests.memory)).toBe(memoryLimit);
     // The memory shedding threshold then defaults to 80 % of the limit; a fixed one must stay below it.
@@ -153,13 +180,47 @@ describe('deploy/kubernetes manifests', () => {
     const hubs = find('Service', 'shotfleet-hub');
     expect(hubs.spec.clusterIP).toBe('None');
     expect(edge.spec.serviceName).toBe('shotfleet-hub');
+    // A number: clusters before 1.32 do not resolve port names declared on a sidecar (init) container.
+    expect(typeof hubs.spec.ports[0].targetPort).toBe('number');
+    const pods: number[] = [];
     for (const hubUrl of envOf(nodeContainer).SHOTFLEET_HUB_URL.split(',')) {
       const { hostname, port } = new URL(hubUrl);
       const [pod, service] = hostname.split('.');
       expect(pod).toMatch(new RegExp(`^${edge.metadata.name}-\\d+$`));
-      expect(Number(pod.split('-').pop())).toBeLessThan(edge.spec.replicas);
+      pods.push(Number(pod.split('-').pop()));
       expect(service).toBe(hubs.metadata.name);
       expect(Number(port)).toBe(portNumber(hub, hubs.spec.ports[0].targetPort));
+    }
+    // Every node registers with every hub, so either edge pod can go.
+    expect(pods.sort()).toEqual([...Array(edge.spec.replicas).keys()]);
+  });
+
+  it('edge: no single point of failure: two or more pods, a PDB letting one go at a time, spread over machines', () => {
+    expect(edge.spec.replicas).toBeGreaterThanOrEqual(2);
+    const pdb = find('PodDisruptionBudget', 'shotfleet-edge');
+    expect(matches(pdb.spec.selector.matchLabels, edge.spec.template.metadata.labels)).toBe(true);
+    expect(matches(pdb.spec.selector.matchLabels, nodePod.metadata.labels)).toBe(false);
+    expect(pdb.spec.maxUnavailable).toBeLessThan(edge.spec.replicas);
+    const spread = edge.spec.template.spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm;
+    expect(spread.topologyKey).toBe('kubernetes.io/hostname');
+    expect(matches(spread.labelSelector.matchLabels, edge.spec.template.metadata.labels)).toBe(true);
+  });
+
+  it('tokens: clients and hub in separate Secrets; the edge holds only the hub token', () => {
+    const secretAt = (c: Manifest, pod: Manifest, file: string | undefined) => {
+      if (!file) return undefined;
+      const mount = c.volumeMounts.find((v: Manifest) => v.mountPath === path.dirname(file));
+      return pod.spec.volumes.find((v: Manifest) => v.name === mount?.name)?.secret?.secretName;
+    };
+    const nodeEnv = envOf(nodeContainer);
+    const clientSecret = secretAt(nodeContainer, nodePod, nodeEnv.SHOTFLEET_TOKEN_FILE);
+    const hubSecret = secretAt(nodeContainer, nodePod, nodeEnv.SHOTFLEET_HUB_TOKEN_FILE);
+    expect(clientSecret).toBe('shotfleet-token');
+    expect(hubSecret).toBe('shotfleet-hub-token');
+    for (const name of [clientSecret, hubSecret]) find('Secret', name!);
+    for (const c of [container('hub'), container('haproxy-config')]) {
+      expect(secretAt(c, edge.spec.template, envOf(c).SHOTFLEET_HUB_TOKEN_FILE), c.name).toBe(hubSecret);
+      expect(envOf(c).SHOTFLEET_TOKEN_FILE, `${c.name} holds the clients' token`).toBeUndefined();
     }
   });
 
@@ -174,6 +235,16 @@ describe('deploy/kubernetes manifests', () => {
     const exported = await exportedMetricNames();
     expect(exported.has(named[0])).toBe(true);
     expect(nodeDeployment.spec.replicas, 'replicas belong to the autoscaler').toBeUndefined();
+  });
+
+  it('autoscaling: a missing metric keeps the fleet (fallback, empty answers are errors), never shrinks it', () => {
+    const scaled = find('ScaledObject', 'shotfleet-node');
+    expect(scaled.spec.triggers[0].metadata.ignoreNullValues).toBe('false');
+    const { fallback } = scaled.spec;
+    expect(fallback.failureThreshold).toBeGreaterThan(0);
+    expect(fallback.replicas).toBeGreaterThanOrEqual(scaled.spec.minReplicaCount);
+    // static would set the fallback count, shrinking a larger fleet during the outage.
+    expect(fallback.behavior).toBe('currentReplicasIfHigher');
   });
 
   it('every SHOTFLEET_ variable set is a setting, and the node and hub settings pass validation', () => {
@@ -191,7 +262,7 @@ describe('deploy/kubernetes manifests', () => {
       const values = Object.fromEntries(
         Object.entries(env)
           .filter(([n]) => n.startsWith('SHOTFLEET_'))
-          .map(([n, v]) => [n, n === 'SHOTFLEET_TOKEN_FILE' ? tokenFile : v.replace('$(POD_IP)', '10.0.0.7').replace('$(POD_NAME)', 'node-7')]),
+          .map(([n, v]) => [n, n.endsWith('TOKEN_FILE') ? tokenFile : v.replace('$(POD_IP)', '10.0.0.7').replace('$(POD_NAME)', 'node-7')]),
       );
       expect(() => loadConfig('hub', {}, values), c.name).not.toThrow();
     }
@@ -213,7 +284,7 @@ describe('the edge pod start, run here with the real hub and haproxy -c', () => 
       const hub = await startShotfleet('hub', {
         ...hubEnv,
         SHOTFLEET_PORT: '0',
-        SHOTFLEET_TOKEN_FILE: path.join(work, 'token'),
+        SHOTFLEET_HUB_TOKEN_FILE: path.join(work, 'token'),
         SHOTFLEET_HAPROXY_SOCKET: socket, // not there yet: HAProxy starts after the hub
       });
       started.push(hub);
@@ -229,7 +300,7 @@ describe('the edge pod start, run here with the real hub and haproxy -c', () => 
       const code = await new Promise<number | null>((resolve) => {
         const child = spawn('/bin/sh', ['-c', local], {
           cwd: repoRoot,
-          env: { PATH: process.env.PATH, SHOTFLEET_TOKEN_FILE: path.join(work, 'token') },
+          env: { PATH: process.env.PATH, SHOTFLEET_HUB_TOKEN_FILE: path.join(work, 'token') },
           stdio: ['ignore', 'ignore', 'inherit'],
         });
         child.on('exit', resolve);

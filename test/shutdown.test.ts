@@ -76,6 +76,22 @@ describe('graceful shutdown of a real node', () => {
     await waitFor('no Chromium left', async () => (await nodeChromiumPids(nodePid)).length === 0, 10_000, 100);
   });
 
+  it('the whole stop fits in SHOTFLEET_SHUTDOWN_GRACE_MS: drain, closing browsers whose pages are stuck, and exit', async () => {
+    const graceMs = 5000;
+    const node = await startNode({ SHOTFLEET_SHUTDOWN_GRACE_MS: String(graceMs) });
+    const nodePid = node.proc.pid!;
+    // A page stuck in a script that never yields: closing it is what runs past the grace.
+    const stuck = shoot(node.url, { url: `${site.url}/loop`, timeout: 60_000 }).catch((err: Error) => err);
+    await waitFor('the stuck render to hold a page', async () => (await nodeStatus(node.url)).body.pages.inUse === 1, 20_000, 20);
+    const signalled = performance.now();
+    node.proc.kill('SIGTERM');
+    expect(await node.exited).toBe(0);
+    const stopMs = performance.now() - signalled;
+    expect(stopMs, `stopped ${Math.round(stopMs)} ms after SIGTERM`).toBeLessThanOrEqual(graceMs);
+    await stuck;
+    await waitFor('no Chromium left', async () => (await nodeChromiumPids(nodePid)).length === 0, 10_000, 100);
+  }, 60_000);
+
   it('SIGINT drains the same way: exit 0, no Chromium left', async () => {
     const node = await startNode();
     const nodePid = node.proc.pid!;

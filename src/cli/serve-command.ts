@@ -1,6 +1,7 @@
 import { commandConfig, commandHelp } from './command-config.js';
 import { createLogger } from '../log/logger.js';
 import { startNode } from '../server/node.js';
+import { exitFallbackMs } from '../server/stop-budget.js';
 
 const help = commandHelp('serve', 'Runs a node: a warm pool of Chromium pages behind POST /screenshot, with /status, /livez and /metrics.');
 
@@ -42,6 +43,8 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
       throw err;
     }
     await stopped;
+    // Everything is closed; a straggler (a socket, a browser's pipe) must not hold the exit past the grace.
+    setTimeout(() => process.exit(), exitFallbackMs).unref();
   } finally {
     process.off('SIGTERM', onTerm);
     process.off('SIGINT', onInt);

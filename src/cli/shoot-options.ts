@@ -21,6 +21,7 @@ const batchFlags = {
   'retry-budget': { value: 'N', meaning: 'retries of either kind for the whole batch (default: 20 + 3 per item)' },
   'request-timeout': { value: 'MS', meaning: 'give up on one attempt after MS (default: 120000, or --timeout + 60000)' },
   'progress-interval': { value: 'MS', meaning: 'how often to print progress when stderr is not a terminal (default: 5000)' },
+  quiet: { value: '', meaning: 'no progress: only failed lines and the summary' },
 } as const;
 
 /** Request options a batch line brings itself, not a default for every line. */
@@ -81,7 +82,7 @@ exit status: 0 when every line succeeded, 1 when any failed, was invalid or was 
 export function parseShootOptions(argv: string[], env: NodeJS.ProcessEnv): ShootOptions | undefined | 'version' {
   const params = requestFlags();
   const kinds: Record<string, FlagKind> = {
-    ...Object.fromEntries(Object.keys(batchFlags).map((f) => [f, 'string'] as const)),
+    ...Object.fromEntries(Object.entries(batchFlags).map(([f, { value }]) => [f, value ? 'string' : 'boolean'] as const)),
     ...Object.fromEntries(params.map((p) => [p.flag, p.kind === 'boolean' ? 'boolean' : 'string'] as const)),
   };
   let args: ReturnType<typeof readCommandLine>;
@@ -121,6 +122,7 @@ export function parseShootOptions(argv: string[], env: NodeJS.ProcessEnv): Shoot
     batchRetryBudget: int('retry-budget', 0, 10_000_000),
     requestTimeoutMs: int('request-timeout', 100, 3_600_000) ?? Math.max(120_000, (timeout ?? 0) + 60_000),
     progressIntervalMs: int('progress-interval', 100, 3_600_000) ?? 5000,
+    quiet: flags.quiet === true,
     defaults,
   };
 }

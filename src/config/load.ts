@@ -82,7 +82,8 @@ function resolveDefaults(role: Role, s: Settings, env: NodeJS.ProcessEnv): Confi
       `invalid configuration:\n  SHOTFLEET_CACHE_MEMORY_BYTES (${s.CACHE_MEMORY_BYTES}) is not below SHOTFLEET_MAX_MEMORY_BYTES (${maxMemoryBytes}): a full result cache would shed every render`,
     );
   }
-  const token = s.TOKEN_FILE ? readTokenFile(s.TOKEN, s.TOKEN_FILE) : s.TOKEN;
+  const token = s.TOKEN_FILE ? readTokenFile('TOKEN', s.TOKEN, s.TOKEN_FILE) : s.TOKEN;
+  const hubToken = s.HUB_TOKEN_FILE ? readTokenFile('HUB_TOKEN', s.HUB_TOKEN, s.HUB_TOKEN_FILE) : s.HUB_TOKEN;
   return {
     ...s,
     TOKEN: token,
@@ -94,7 +95,7 @@ function resolveDefaults(role: Role, s: Settings, env: NodeJS.ProcessEnv): Confi
     MAX_MEMORY_BYTES: maxMemoryBytes,
     MAX_SESSIONS: s.MAX_SESSIONS ?? 2 * pages,
     NODE_ID: s.NODE_ID ?? `${os.hostname()}:${port}`,
-    HUB_TOKEN: s.HUB_TOKEN ?? s.TOKEN,
+    HUB_TOKEN: hubToken ?? token,
     CHROME_PATH: role === 'serve' ? findChrome(s.CHROME_PATH) : '',
     S3_PREFIX: s.S3_PREFIX.replace(/^\/+|\/+$/g, ''),
     CACHE_S3_PREFIX: s.S3_BUCKET ? (s.CACHE_S3_PREFIX ?? 'cache').replace(/^\/+|\/+$/g, '') : '',
@@ -102,20 +103,22 @@ function resolveDefaults(role: Role, s: Settings, env: NodeJS.ProcessEnv): Confi
   };
 }
 
-function readTokenFile(token: string | undefined, path: string): string {
+/** A token setting's value from its _FILE twin (a mounted secret): SHOTFLEET_<name>_FILE, which excludes SHOTFLEET_<name>. */
+function readTokenFile(name: 'TOKEN' | 'HUB_TOKEN', token: string | undefined, path: string): string {
+  const setting = `SHOTFLEET_${name}_FILE (--${name.toLowerCase().replace('_', '-')}-file)`;
   if (token) {
-    throw new ConfigError('invalid configuration:\n  SHOTFLEET_TOKEN_FILE (--token-file): give it or SHOTFLEET_TOKEN (--token), not both');
+    throw new ConfigError(`invalid configuration:\n  ${setting}: give it or SHOTFLEET_${name} (--${name.toLowerCase().replace('_', '-')}), not both`);
   }
   let text: string;
   try {
     text = fs.readFileSync(path, 'utf8');
   } catch (err) {
     throw new ConfigError(
-      `invalid configuration:\n  SHOTFLEET_TOKEN_FILE (--token-file): cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? err}); mount the secret there or fix the path`,
+      `invalid configuration:\n  ${setting}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? err}); mount the secret there or fix the path`,
     );
   }
   const fromFile = text.trim();
-  if (!fromFile) throw new ConfigError(`invalid configuration:\n  SHOTFLEET_TOKEN_FILE (--token-file): ${path} is empty; write the token into it`);
+  if (!fromFile) throw new ConfigError(`invalid configuration:\n  ${setting}: ${path} is empty; write the token into it`);
   return fromFile;
 }
 

@@ -154,6 +154,8 @@ export const settingsSchema = z.object({
   HUB_URL: httpUrlList.optional(),
   /** Defaults to TOKEN (filled in by resolveDefaults). */
   HUB_TOKEN: optionalString,
+  /** A file holding the hub token (its own mounted secret, apart from the clients'), read once at start; excludes HUB_TOKEN. */
+  HUB_TOKEN_FILE: optionalString,
   ADVERTISE_URL: httpUrl.optional(),
   PING_INTERVAL_MS: int(100).default(4000),
   PING_FAILURES: int(1, 1000).default(5),

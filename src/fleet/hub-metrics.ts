@@ -39,6 +39,12 @@ export function createHubMetrics(nodes: () => readonly NodeRecord[], targetSatur
       this.set(fleetLoad(routed(), targetSaturation).saturation);
     },
   });
+  // The target itself, so alerts compare with what the hub was given instead of a copy of the number.
+  new client.Gauge({
+    name: 'shotfleet_hub_target_saturation_ratio',
+    help: 'SHOTFLEET_TARGET_SATURATION: the fleet saturation the hub sizes the fleet for, 0..1',
+    registers: [registry],
+  }).set(targetSaturation);
   new client.Gauge({
     name: 'shotfleet_hub_desired_nodes',
     help: 'Nodes needed to run at SHOTFLEET_TARGET_SATURATION, counting shed demand (feed to an HPA or KEDA)',

@@ -14,6 +14,8 @@ export interface GaugeSources {
   uploadBacklogBytes(): number;
   sessionsActive(): number;
   resultCacheMemoryBytes(): number;
+  /** The node and its browsers, as memory shedding counts them (SHOTFLEET_MAX_MEMORY_BYTES). */
+  memoryBytes(): number;
 }
 
 const zeroSources: GaugeSources = {
@@ -28,6 +30,7 @@ const zeroSources: GaugeSources = {
   uploadBacklogBytes: () => 0,
   sessionsActive: () => 0,
   resultCacheMemoryBytes: () => 0,
+  memoryBytes: () => process.memoryUsage.rss(),
 };
 
 /**
@@ -68,6 +71,10 @@ export function createNodeMetrics() {
   gauge('shotfleet_upload_queue_length', 'Uploads waiting for the upload pool', (s) => s.uploadQueueLength());
   gauge('shotfleet_upload_backlog_bytes', 'Image bytes held in memory for uploads', (s) => s.uploadBacklogBytes());
   gauge('shotfleet_sessions_active', 'Sticky sessions holding a browser context', (s) => s.sessionsActive());
+  gauge('shotfleet_memory_bytes', 'Memory of the node and its browsers, the figure memory shedding compares with SHOTFLEET_MAX_MEMORY_BYTES', (s) =>
+    s.memoryBytes(),
+  );
+
   gauge('shotfleet_result_cache_memory_bytes', "Bytes the result cache's memory tier holds (part of the node's memory)", (s) => s.resultCacheMemoryBytes());
 
   // Per key: the label's values are the names of the keys file (and the fixed name of requests without a key).

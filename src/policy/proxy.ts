@@ -23,6 +23,9 @@ export interface PolicyProxy {
 /** On the 403 a refused plain-HTTP request gets, so the renderer can tell it from the site's own 403. */
 export const refusedHeader = 'X-Shotfleet-Refused';
 
+/** On the 502 the proxy itself answers (a host that does not resolve or cannot be reached): the reason, for the renderer. */
+export const unreachableHeader = 'X-Shotfleet-Unreachable';
+
 /** A tunnel or upstream socket silent this long is closed; a render's own deadline is far shorter. */
 const idleMs = 120_000;
 /** DNS answers are reused this long within one proxy (one render), sparing a lookup per sub-resource. */
@@ -93,7 +96,8 @@ export async function startPolicyProxy(
     try {
       verdict = await judge(target.hostname);
     } catch (err) {
-      return plainReply(res, 502, `cannot resolve ${target.hostname}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+      const why = `"${target.hostname}" does not resolve (${(err as NodeJS.ErrnoException).code ?? err})`;
+      return plainReply(res, 502, why, { [unreachableHeader]: why });
     }
     if (!verdict.ok) {
       refused(target.hostname, verdict.reason);
@@ -118,7 +122,10 @@ export async function startPolicyProxy(
     upstream.setTimeout(idleMs, () => upstream.destroy(new Error('upstream idle')));
     upstream.on('error', (err) => {
       if (res.headersSent) res.destroy();
-      else plainReply(res, 502, `cannot reach ${target.host}: ${(err as NodeJS.ErrnoException).code ?? err.message}`);
+      else {
+        const why = `cannot reach ${target.host} (${(err as NodeJS.ErrnoException).code ?? err.message})`;
+        plainReply(res, 502, why, { [unreachableHeader]: why });
+      }
     });
     // A client that goes away must not leave the upstream request (and its pooled socket) busy.
     res.on('close', () => {

@@ -61,6 +61,12 @@ export function createUrlPolicy(opts: UrlPolicyOptions, resolve: Resolver = syst
     return undefined;
   }
 
+  /** A host name (not an IP literal) that SHOTFLEET_ALLOW_HOSTS names. */
+  function isAllowedName(hostname: string): boolean {
+    const host = unbracket(hostname.toLowerCase()).replace(/\.$/, '');
+    return !net.isIP(host) && allow.hasName(host);
+  }
+
   async function resolveHost(hostname: string): Promise<HostVerdict> {
     const host = unbracket(hostname.toLowerCase());
     const byName = checkName(host);
@@ -107,13 +113,17 @@ export function createUrlPolicy(opts: UrlPolicyOptions, resolve: Resolver = syst
       const host = parsed.hostname;
       const byName = checkName(host);
       let verdict: Verdict = byName ?? { ok: true };
+      const doesNotResolve = (err: unknown) => {
+        const code = (err as NodeJS.ErrnoException).code ?? 'lookup failed';
+        return new ShotError('navigation_failed', `${field} host "${host}" does not resolve (${code}); check the URL`, { field, host });
+      };
       if (!byName && (!opts.allowPrivate || deny.hasAddressEntries)) {
-        try {
-          verdict = await resolveHost(host);
-        } catch (err) {
-          const code = (err as NodeJS.ErrnoException).code ?? 'lookup failed';
-          throw new ShotError('navigation_failed', `${field} host "${host}" does not resolve (${code}); check the URL`, { field, host });
-        }
+        verdict = await resolveHost(host).catch((err) => Promise.reject(doesNotResolve(err)));
+      } else if (byName?.ok && isAllowedName(host)) {
+        // Allowed by name, so its addresses need no check, but it must still resolve: else the proxy's lookup
+        // fails later and Chromium shows the proxy's own error page, which is no screenshot of the site.
+        const addresses = await resolve(unbracket(host.toLowerCase())).catch((err) => Promise.reject(doesNotResolve(err)));
+        if (addresses.length === 0) throw doesNotResolve({ code: 'ENOTFOUND' });
       }
       if (!verdict.ok) {
         const hint = verdict.reason.includes('DENY_HOSTS') ? '' : "; the node's operator can allow it with SHOTFLEET_ALLOW_HOSTS";

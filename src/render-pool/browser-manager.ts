@@ -74,6 +74,11 @@ export class BrowserManager {
     if (handle.retired && handle.openPages <= 0) void this.dispose(handle);
   }
 
+  /** From now on a browser that goes away is not replaced: the node is stopping, and may kill them (close() follows). */
+  stopReplacing(): void {
+    this.closing = true;
+  }
+
   async close(): Promise<void> {
     this.closing = true;
     await Promise.all([...this.all].map((b) => this.dispose(b)));

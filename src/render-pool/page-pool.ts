@@ -139,6 +139,7 @@ export function createPagePool(opts: PagePoolOptions): PagePool {
     browserPids: () => browsers.pids(),
     async close() {
       closed = true;
+      browsers.stopReplacing();
       // Renders still holding a page (past the drain grace) are not waited for: their browser closes under them.
       await Promise.race([pool.drain().catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);
       await pool.clear().catch(() => undefined);

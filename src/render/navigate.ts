@@ -31,6 +31,10 @@ export async function navigate(slot: RenderPage, options: RenderOptions, remaini
     }
     const response = await page.goto(options.url!, { waitUntil: options.waitUntil, timeout: remaining() });
     if (response?.headers()['x-shotfleet-refused']) throw refused(options.url!, [new URL(response.url()).hostname]);
+    // The policy proxy's own 502 (the page or a redirect names a host that does not resolve or answer): the site
+    // was never reached, so there is nothing of it to capture.
+    const unreachable = response?.headers()['x-shotfleet-unreachable'];
+    if (unreachable) throw new ShotError('navigation_failed', `could not load the page: ${unreachable} at ${response!.url()}`, { url: options.url });
   } catch (err) {
     if (err instanceof ShotError) throw err;
     if (err instanceof TimeoutError) {

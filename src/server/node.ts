@@ -22,6 +22,7 @@ import { createNodeResultCache } from './node-result-cache.js';
 import { capConnections, httpServerOptions } from './http-limits.js';
 import type { NodeStatus } from './health-routes.js';
 import type { Membership } from './membership.js';
+import { closingReserveMs, exitMarginMs, killProcesses, settledBy } from './stop-budget.js';
 
 export interface RunningNode {
   url: string;
@@ -117,7 +118,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     onShed: (reason) => metrics.shedTotal.inc({ reason }),
   });
   // Pages in use and their maximum are admission's figures: it is the one gate renders pass (admission.ts).
-  metrics.bindSources({ sessionsActive: () => sessions.active() });
+  metrics.bindSources({ sessionsActive: () => sessions.active(), memoryBytes: memory.bytes });
   for (const reason of ['queue_full', 'queue_timeout', 'deadline', 'upload_backlog', 'memory', 'draining'] satisfies ShedReason[]) {
     metrics.shedTotal.inc({ reason }, 0);
   }
@@ -251,7 +252,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
 
   /** Closes every part; each close is safe on a part that never started. */
   async function closeAll(graceEnds: number): Promise<void> {
-    await closeHttp(server, Math.max(1000, graceEnds - Date.now()));
+    await closeHttp(server, Math.max(0, graceEnds - Date.now()));
     await agent?.close();
     memory.stop();
     await sessions.close();
@@ -274,17 +275,21 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
         log.info({ reason, graceMs: config.SHUTDOWN_GRACE_MS, started }, 'draining');
         draining = true;
         admission.startDraining();
-        const graceEnds = Date.now() + config.SHUTDOWN_GRACE_MS;
+        const stopBy = Date.now() + config.SHUTDOWN_GRACE_MS - exitMarginMs;
+        const graceEnds = stopBy - closingReserveMs(config.SHUTDOWN_GRACE_MS);
         // A start in progress stops at its next step (Chromium still launching is closed by pool.close()).
         startAbort.abort();
-        await starting.catch(() => undefined);
-        await (membership as Membership | null)?.stop();
+        await settledBy(starting, graceEnds);
+        await settledBy((membership as Membership | null)?.stop(), graceEnds);
         await waitFor(() => {
           const a = admission.snapshot();
           return a.inUse === 0 && a.queued === 0;
         }, graceEnds);
         await storage?.drain(Math.max(0, graceEnds - Date.now()));
-        await closeAll(graceEnds);
+        if (!(await settledBy(closeAll(graceEnds), stopBy))) {
+          const killed = killProcesses(pool.browserPids());
+          log.warn({ killed, graceMs: config.SHUTDOWN_GRACE_MS }, 'closing the browsers outlasted the grace; killed them');
+        }
         log.info('stopped');
       })();
       return shuttingDown;

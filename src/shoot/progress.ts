@@ -5,6 +5,8 @@ import type { ItemError, ManifestRecord } from './manifest.js';
 export interface ProgressOutput {
   write(text: string): unknown;
   isTTY?: boolean;
+  /** The terminal's width (a TTY stream's own `columns`). */
+  columns?: number;
 }
 
 export interface Progress extends BatchObserver {
@@ -16,10 +18,11 @@ export interface Progress extends BatchObserver {
 }
 
 /**
- * On a terminal, one status line redrawn in place; elsewhere (CI logs, pipes), a plain line every
- * `intervalMs`. Failures are printed as they happen in both.
+ * On a terminal, one status line redrawn in place, cut to the terminal's width (a wrapped line would leave its
+ * first part behind at every redraw); elsewhere (CI logs, pipes), a plain line every `intervalMs`. Failures are
+ * printed as they happen in both. `quiet`: failures only, no status and no notes.
  */
-export function createProgress(out: ProgressOutput, total: number, { intervalMs = 5000, now = Date.now } = {}): Progress {
+export function createProgress(out: ProgressOutput, total: number, { intervalMs = 5000, now = Date.now, quiet = false } = {}): Progress {
   const startedAt = now();
   const counts = { done: 0, ok: 0, failed: 0, retrying: 0 };
   const waiting = new Set<number>();
@@ -30,16 +33,21 @@ export function createProgress(out: ProgressOutput, total: number, { intervalMs 
     const rate = seconds > 0 ? counts.done / seconds : 0;
     const eta = rate > 0 && counts.done < total ? ` · ETA ${formatDuration((total - counts.done) / rate)}` : '';
     const figures = `${counts.done}/${total} · ok ${counts.ok} · failed ${counts.failed} · retrying ${counts.retrying} · ${rate.toFixed(1)}/s${eta}`;
-    return tty ? `${bar(total === 0 ? 1 : counts.done / total)} ${figures}` : `shoot: ${figures}`;
+    return tty ? fitTo(out.columns, `${bar(total === 0 ? 1 : counts.done / total)} ${figures}`) : `shoot: ${figures}`;
   };
   const redraw = () => out.write(`\r\x1b[2K${status()}`);
+  const showStatus = !quiet;
   const timer = setInterval(tty ? redraw : () => out.write(`${status()}\n`), tty ? 200 : intervalMs);
   timer.unref();
-  if (tty) redraw();
+  if (!showStatus) clearInterval(timer);
+  if (tty && showStatus) redraw();
 
+  const print = (text: string) => {
+    out.write(tty && showStatus ? `\r\x1b[2K${text}\n` : `${text}\n`);
+    if (tty && showStatus) redraw();
+  };
   const note = (text: string) => {
-    out.write(tty ? `\r\x1b[2K${text}\n` : `${text}\n`);
-    if (tty) redraw();
+    if (!quiet) print(text);
   };
 
   return {
@@ -59,12 +67,12 @@ export function createProgress(out: ProgressOutput, total: number, { intervalMs 
       if (record.status === 'ok') counts.ok++;
       else {
         counts.failed++;
-        note(`line ${record.line} failed: ${describeError(record.error)}`);
+        print(`line ${record.line} failed: ${describeError(record.error)}`);
       }
     },
     stop() {
       clearInterval(timer);
-      if (tty) out.write(`\r\x1b[2K${status()}\n`);
+      if (tty && showStatus) out.write(`\r\x1b[2K${status()}\n`);
     },
   };
 }
@@ -72,6 +80,13 @@ export function createProgress(out: ProgressOutput, total: number, { intervalMs 
 export function describeError(error: ItemError | undefined): string {
   if (!error) return 'unknown error';
   return `${error.status ? `${error.status} ` : ''}${error.code}: ${error.message}`;
+}
+
+/** `line` cut to one column short of the terminal's width (a line filling it wraps the cursor on some terminals). */
+function fitTo(columns: number | undefined, line: string): string {
+  if (!columns || columns < 2) return line;
+  const chars = [...line];
+  return chars.length < columns ? line : `${chars.slice(0, columns - 2).join('')}…`;
 }
 
 function bar(fraction: number, width = 24): string {

@@ -23,6 +23,8 @@ export interface ShootOptions {
   batchRetryBudget?: number;
   requestTimeoutMs: number;
   progressIntervalMs: number;
+  /** No progress (status line, periodic lines, notes): failed lines and the summary only. */
+  quiet?: boolean;
   /** Request fields every line gets unless it sets them itself. */
   defaults: RequestBody;
 }
@@ -56,7 +58,7 @@ export async function shoot(options: ShootOptions, io: ShootIo): Promise<number>
   }
 
   const manifest = await openManifest(options.manifestFile);
-  const progress = createProgress(io.stderr, todo.length, { intervalMs: options.progressIntervalMs });
+  const progress = createProgress(io.stderr, todo.length, { intervalMs: options.progressIntervalMs, quiet: options.quiet });
   const failures: ManifestRecord[] = [];
   progress.note(`shooting ${todo.length} line(s) through ${options.endpoint.href}, ${options.concurrency} at a time`);
   if (skipped > 0) progress.note(`resuming: ${skipped} line(s) already ok in ${options.manifestFile}`);
