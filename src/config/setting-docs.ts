@@ -86,7 +86,10 @@ export const settingDocs: Record<keyof Settings, SettingDoc> = {
     roles: both,
     secret: true,
   },
-  HUB_TOKEN_FILE: { meaning: 'a file holding the hub token (its own mounted secret, apart from the clients\'), read once at start; instead of SHOTFLEET_HUB_TOKEN', roles: both },
+  HUB_TOKEN_FILE: {
+    meaning: "a file holding the hub token (its own mounted secret, apart from the clients'), read once at start; instead of SHOTFLEET_HUB_TOKEN",
+    roles: both,
+  },
   ADVERTISE_URL: { meaning: 'the URL the hub should reach this node at', derivedDefault: 'http://HOST:PORT' },
   PING_INTERVAL_MS: { meaning: "how often the hub GETs each node's /status (ms)", roles: hub },
   PING_FAILURES: { meaning: 'failed pings in a row before the hub drops a node', roles: hub },
