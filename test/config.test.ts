@@ -104,6 +104,7 @@ const badValues: Record<string, string> = {
   LOG_LEVEL: 'loud',
   ADAPTIVE_CONCURRENCY: 'sometimes',
   ADMISSION: 'kinda',
+  ASSET_CACHE: 'sometimes',
 };
 
 describe('configuration (loadConfig)', () => {

@@ -108,6 +108,12 @@ export function createNodeMetrics() {
       help: 'Uploads S3 did not confirm after the retries (answered 502 upload_failed); cancelled ones not counted',
       registers: [registry],
     }),
+    assetCacheResponses: new client.Counter({
+      name: 'shotfleet_asset_cache_responses_total',
+      help: "Responses to renders' http(s) requests, by where Chromium took them from (cache, network)",
+      labelNames: ['source'] as const,
+      registers: [registry],
+    }),
     browserRestarts: new client.Counter({
       name: 'shotfleet_browser_restarts_total',
       help: 'Browsers replaced, by reason (crash, recycle)',
