@@ -425,7 +425,14 @@ console.log(table);
 const resultsDir = path.join(repoRoot, 'bench/results');
 await mkdir(resultsDir, { recursive: true });
 await writeFile(path.join(resultsDir, `${flags.name}.md`), `${table}\n`);
-const colors: Record<PeerName, string> = { bare: '#888888', context: '#d62728', cluster: '#ff7f0e', browserless: '#9467bd', shotfleet: '#1f77b4', 'shotfleet-open': '#17becf' };
+const colors: Record<PeerName, string> = {
+  bare: '#888888',
+  context: '#d62728',
+  cluster: '#ff7f0e',
+  browserless: '#9467bd',
+  shotfleet: '#1f77b4',
+  'shotfleet-open': '#17becf',
+};
 const xLabels = rows.map((r) => `${r.corpus} ${r.format}`);
 const series = (pick: (p: PeerFigures) => number) =>
   measured.map((name) => ({ name, color: colors[name], values: rows.map((r) => (r.peers[name] ? pick(r.peers[name]!) : null)) }));

@@ -49,13 +49,7 @@ async function measure(): Promise<void> {
 
   const child = spawn(
     process.execPath,
-    [
-      ...(flags['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', flags['cpu-prof']] : []),
-      '--import',
-      'tsx',
-      new URL(import.meta.url).pathname,
-      '--serve-proxy',
-    ],
+    [...(flags['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', flags['cpu-prof']] : []), '--import', 'tsx', new URL(import.meta.url).pathname, '--serve-proxy'],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   const proxyUrl = new URL(await new Promise<string>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(d.toString().trim()))));
@@ -77,17 +71,22 @@ async function measure(): Promise<void> {
   /** A CONNECT tunnel through the proxy, as an http agent that sends every request down it. */
   const tunnel = () =>
     new Promise<net.Socket>((resolve, reject) => {
-      const socket = net.connect(proxyPort, '127.0.0.1', () => socket.write(`CONNECT 127.0.0.1:${upstreamPort} HTTP/1.1\r\nHost: 127.0.0.1:${upstreamPort}\r\n\r\n`));
+      const socket = net.connect(proxyPort, '127.0.0.1', () =>
+        socket.write(`CONNECT 127.0.0.1:${upstreamPort} HTTP/1.1\r\nHost: 127.0.0.1:${upstreamPort}\r\n\r\n`),
+      );
       socket.once('data', (head: Buffer) => (head.toString().startsWith('HTTP/1.1 200') ? resolve(socket) : reject(new Error(head.toString()))));
       socket.once('error', reject);
     });
   const overTunnel = (socket: net.Socket, path: string) =>
     new Promise<number>((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port: upstreamPort, path, createConnection: () => socket, headers: { connection: 'keep-alive' } }, (res) => {
-        let bytes = 0;
-        res.on('data', (chunk: Buffer) => (bytes += chunk.length));
-        res.on('end', () => resolve(bytes));
-      });
+      const req = http.request(
+        { host: '127.0.0.1', port: upstreamPort, path, createConnection: () => socket, headers: { connection: 'keep-alive' } },
+        (res) => {
+          let bytes = 0;
+          res.on('data', (chunk: Buffer) => (bytes += chunk.length));
+          res.on('end', () => resolve(bytes));
+        },
+      );
       req.on('error', reject);
       req.end();
     });
