@@ -132,7 +132,8 @@ async function measure(): Promise<void> {
       const bytes = await phase.run();
       const cpu = treeCpuMs(child.pid!) - before;
       if (r === 0) continue; // warm-up
-      const entry = (results[name] ??= { cpuPerRequestMs: [], cpuPerMbMs: [] });
+      results[name] ??= { cpuPerRequestMs: [], cpuPerMbMs: [] };
+      const entry = results[name];
       entry.cpuPerRequestMs.push(cpu / phase.requests);
       entry.cpuPerMbMs.push(cpu / (bytes / 1024 / 1024));
     }

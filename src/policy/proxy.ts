@@ -252,7 +252,9 @@ function endToEnd(raw: string[]): string[] {
     if (raw[i].length !== 10 || raw[i].toLowerCase() !== 'connection') continue;
     for (const token of raw[i + 1].split(',')) {
       const name = token.trim().toLowerCase();
-      if (name && name !== 'keep-alive' && name !== 'close') (named ??= new Set()).add(name);
+      if (!name || name === 'keep-alive' || name === 'close') continue;
+      named ??= new Set();
+      named.add(name);
     }
   }
   const out: string[] = [];
