@@ -232,7 +232,7 @@ async function startBrowserless(): Promise<Peer | string> {
 /** shotfleet: a real node process over HTTP, as a client sees it. */
 async function startNode(hosts: string[], policyLifted: boolean): Promise<Peer> {
   const policy: Record<string, string> = policyLifted ? { SHOTFLEET_ALLOW_PRIVATE: 'true' } : { SHOTFLEET_ALLOW_HOSTS: hosts.join(',') };
-  const node = await startShotfleet('serve', { SHOTFLEET_PAGES: String(concurrency), ...policy }, { timeoutMs: 60_000 });
+  const node = await startShotfleet('serve', { SHOTFLEET_PAGES: String(concurrency), ...policy }, { timeoutMs: 180_000 });
   return {
     async shoot(url, format) {
       const res = await fetch(`${node.url}/screenshot`, {
