@@ -114,6 +114,7 @@ try {
     policy: createUrlPolicy({ allowPrivate: true, allowHosts: [], denyHosts: [] }),
     startProxy: () => Promise.reject(new Error('no proxy: the policy is off')),
     log,
+    assetCache: { on: true, count: () => undefined },
   });
   const schema = createOptionsSchema({ maxViewport: 4096, maxTimeoutMs: 60_000, defaultTimeoutMs: 30_000, maxPixels: 100_000_000 });
   const bare = await launched.browser.newPage({ type: 'window', windowBounds: { width: 1280, height: 800 } });

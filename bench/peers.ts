@@ -6,7 +6,9 @@
  *   context     — a new incognito context and window per shot, closed after it (a hand-written isolating loop);
  *   cluster     — puppeteer-cluster's CONCURRENCY_CONTEXT (a new incognito context per job), the usual library;
  *   browserless — its HTTP API (a browser per request), only when @browserless.io/browserless is installed;
- *   shotfleet   — `shotfleet serve` as its own node process, over HTTP, URL policy and its proxy on.
+ *   shotfleet   — `shotfleet serve` as its own node process, over HTTP, URL policy and its proxy on;
+ *   shotfleet-open — the same with the URL policy lifted (`SHOTFLEET_ALLOW_PRIVATE=true`: no proxy), only when asked
+ *                 for by --peers: what the policy's proxy costs.
  *
  * In-process peers capture on the page's own CDP session, as the node does, so only the way each gets a page
  * differs. Two corpora: light (bench/lib/corpus.ts) and realistic (bench/lib/realistic-corpus.ts: 1–2 MB pages
@@ -37,7 +39,8 @@ import { startRealisticCorpus } from './lib/realistic-corpus.js';
 import { quantile, round } from './lib/stats.js';
 import { closedLoop } from './lib/closed-loop.js';
 
-const allPeers = ['bare', 'context', 'cluster', 'browserless', 'shotfleet'] as const;
+const allPeers = ['bare', 'context', 'cluster', 'browserless', 'shotfleet', 'shotfleet-open'] as const;
+const defaultPeers = allPeers.filter((p) => p !== 'shotfleet-open');
 type PeerName = (typeof allPeers)[number];
 const isolating: PeerName[] = ['context', 'cluster', 'browserless'];
 type Format = 'jpeg' | 'png' | 'webp';
@@ -50,7 +53,7 @@ const { values: flags } = parseArgs({
     shots: { type: 'string', default: '16' },
     formats: { type: 'string', default: 'jpeg,png,webp' },
     corpora: { type: 'string', default: 'light,realistic' },
-    peers: { type: 'string', default: allPeers.join(',') },
+    peers: { type: 'string', default: defaultPeers.join(',') },
     name: { type: 'string', default: 'peers' },
     'chrome-path': { type: 'string', default: '/usr/lib/chromium/chromium' },
     help: { type: 'boolean', default: false },
@@ -227,8 +230,9 @@ async function startBrowserless(): Promise<Peer | string> {
 }
 
 /** shotfleet: a real node process over HTTP, as a client sees it. */
-async function startNode(hosts: string[]): Promise<Peer> {
-  const node = await startShotfleet('serve', { SHOTFLEET_PAGES: String(concurrency), SHOTFLEET_ALLOW_HOSTS: hosts.join(',') }, { timeoutMs: 60_000 });
+async function startNode(hosts: string[], policyLifted: boolean): Promise<Peer> {
+  const policy: Record<string, string> = policyLifted ? { SHOTFLEET_ALLOW_PRIVATE: 'true' } : { SHOTFLEET_ALLOW_HOSTS: hosts.join(',') };
+  const node = await startShotfleet('serve', { SHOTFLEET_PAGES: String(concurrency), ...policy }, { timeoutMs: 180_000 });
   return {
     async shoot(url, format) {
       const res = await fetch(`${node.url}/screenshot`, {
@@ -335,7 +339,7 @@ for (const corpusName of corpora) {
                 ? await startCluster()
                 : name === 'browserless'
                   ? await startBrowserless()
-                  : await startNode(corpus.hosts);
+                  : await startNode(corpus.hosts, name === 'shotfleet-open');
         if (typeof peer === 'string') skipped[name] = peer;
         else started.set(name, peer);
       } catch (err) {
@@ -421,7 +425,14 @@ console.log(table);
 const resultsDir = path.join(repoRoot, 'bench/results');
 await mkdir(resultsDir, { recursive: true });
 await writeFile(path.join(resultsDir, `${flags.name}.md`), `${table}\n`);
-const colors: Record<PeerName, string> = { bare: '#888888', context: '#d62728', cluster: '#ff7f0e', browserless: '#9467bd', shotfleet: '#1f77b4' };
+const colors: Record<PeerName, string> = {
+  bare: '#888888',
+  context: '#d62728',
+  cluster: '#ff7f0e',
+  browserless: '#9467bd',
+  shotfleet: '#1f77b4',
+  'shotfleet-open': '#17becf',
+};
 const xLabels = rows.map((r) => `${r.corpus} ${r.format}`);
 const series = (pick: (p: PeerFigures) => number) =>
   measured.map((name) => ({ name, color: colors[name], values: rows.map((r) => (r.peers[name] ? pick(r.peers[name]!) : null)) }));

@@ -145,7 +145,7 @@ async function startWiped(): Promise<Bare> {
   const idle: PageSlot[] = [];
   const waiting: ((slot: PageSlot) => void)[] = [];
   const giveBack = (slot: PageSlot) => (waiting.length > 0 ? waiting.shift()!(slot) : idle.push(slot));
-  for (let i = 0; i < pages + 1; i++) idle.push(await openSlot(browser, { policy, startProxy, log }));
+  for (let i = 0; i < pages + 1; i++) idle.push(await openSlot(browser, { policy, startProxy, log, assetCache: { on: true, count: () => undefined } }));
   return {
     async shoot(url, format) {
       const slot = idle.pop() ?? (await new Promise<PageSlot>((resolve) => waiting.push(resolve)));

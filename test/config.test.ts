@@ -112,6 +112,7 @@ const badValues: Record<string, string> = {
   ADMISSION: 'kinda',
   KEYS_FILE: '/nonexistent/keys.json',
   FAIR_SHARES: 'perhaps',
+  ASSET_CACHE: 'sometimes',
 };
 
 describe('configuration (loadConfig)', () => {

@@ -113,6 +113,8 @@ export const settingsSchema = z.object({
   MAX_BODY_BYTES: int(1024, 1024 * 1024 * 1024).default(2097152),
   MAX_PIXELS: int(1024, 1_000_000_000).default(100_000_000),
   RECYCLE_AFTER: int(1, 10000000).default(1000),
+  /** Renders reuse static sub-resources earlier renders on the same page fetched (README: Asset cache). */
+  ASSET_CACHE: bool.default(true),
   CHROME_SANDBOX: z.enum(['auto', 'on', 'off'], { error: 'expected auto, on or off' }).default('auto'),
   /** DNS servers for the URL policy's lookups (ip or ip:port, comma list); empty: the system's (/etc/resolv.conf). */
   DNS_SERVERS: list.refine((servers) => servers.every(dnsServer), { error: 'expected IP addresses, each optionally with :port ([v6]:port)' }).default([]),

@@ -108,6 +108,9 @@ export const settingDocs: Record<keyof Settings, SettingDoc> = {
     meaning: "the result cache's shared tier, under SHOTFLEET_S3_PREFIX in the bucket; empty: no S3 tier",
     derivedDefault: 'cache/ when SHOTFLEET_S3_BUCKET is set',
   },
+  ASSET_CACHE: {
+    meaning: 'on: renders reuse static sub-resources earlier renders on the same page fetched (asset cache); off: every asset is fetched every time',
+  },
   LOG_LEVEL: { meaning: 'pino JSON logs on stdout, one line per request with its id', roles: both },
   ADAPTIVE_CONCURRENCY: { meaning: 'an adaptive concurrency limit below the page count', benchmarkOnly: true },
   FAIR_SHARES: { meaning: 'fair shares of the pages between API keys; off gives one first-come queue (the fairness benchmark baseline)', benchmarkOnly: true },

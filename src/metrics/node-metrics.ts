@@ -154,6 +154,12 @@ export function createNodeMetrics() {
       labelNames: ['operation'] as const,
       registers: [registry],
     }),
+    assetCacheResponses: new client.Counter({
+      name: 'shotfleet_asset_cache_responses_total',
+      help: "Responses to renders' http(s) requests, by where Chromium took them from (cache, network)",
+      labelNames: ['source'] as const,
+      registers: [registry],
+    }),
     browserRestarts: new client.Counter({
       name: 'shotfleet_browser_restarts_total',
       help: 'Browsers replaced, by reason (crash, recycle)',

@@ -59,13 +59,14 @@ export async function startPolicyProxy(
   const agent = new http.Agent({ keepAlive: true, timeout: idleMs });
   const refusals = new Set<string>();
   const tunnels = new Set<net.Socket>();
-  const lookups = new Map<string, { expires: number; verdict: Promise<HostVerdict> }>();
+  const lookups = new Map<string, { expires: number; verdict: Promise<PinnedVerdict> }>();
 
-  function judge(host: string): Promise<HostVerdict> {
+  function judge(host: string): Promise<PinnedVerdict> {
     const now = Date.now();
     const cached = lookups.get(host);
     if (cached && cached.expires > now) return cached.verdict;
-    const verdict = lookupLimit.run(host, () => policy.resolveHost(host));
+    // The pinned lookup is made once per answer, not once per request.
+    const verdict = lookupLimit.run(host, () => policy.resolveHost(host)).then((v): PinnedVerdict => (v.ok ? { ...v, lookup: pinnedLookup(v.addresses) } : v));
     // The proxy lives as long as its pooled page: forget stale answers rather than every host ever seen.
     if (lookups.size >= 256) {
       for (const [name, entry] of lookups) if (entry.expires <= now) lookups.delete(name);
@@ -92,7 +93,7 @@ export async function startPolicyProxy(
     } catch {
       return plainReply(res, 400, 'this is a forward proxy: send absolute http:// request URLs, and CONNECT for https');
     }
-    let verdict: HostVerdict;
+    let verdict: PinnedVerdict;
     try {
       verdict = await judge(target.hostname);
     } catch (err) {
@@ -105,21 +106,23 @@ export async function startPolicyProxy(
     }
     if (res.destroyed) return;
 
+    // Headers pass as the raw name/value lists Node parsed, not rebuilt as objects: a page makes dozens of requests.
     const upstream = http.request({
       host: unbracket(target.hostname),
       port: target.port || 80,
       method: req.method,
       path: target.pathname + target.search,
-      headers: endToEnd(req.headers),
+      headers: endToEnd(req.rawHeaders),
       agent,
-      lookup: pinnedLookup(verdict.addresses),
+      lookup: verdict.lookup,
     });
     upstream.on('response', (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.statusMessage, endToEnd(answer.headers));
+      res.writeHead(answer.statusCode ?? 502, answer.statusMessage, endToEnd(answer.rawHeaders));
       answer.pipe(res);
       answer.on('error', () => res.destroy());
     });
-    upstream.setTimeout(idleMs, () => upstream.destroy(new Error('upstream idle')));
+    // The agent's own socket timeout (idleMs) reports a silent upstream here, with no timer re-armed per request.
+    upstream.on('timeout', () => upstream.destroy(new Error('upstream idle')));
     upstream.on('error', (err) => {
       if (res.headersSent) res.destroy();
       else {
@@ -142,7 +145,7 @@ export async function startPolicyProxy(
 
     const authority = parseAuthority(req.url ?? '');
     if (!authority) return rawReply(client, '400 Bad Request');
-    let verdict: HostVerdict;
+    let verdict: PinnedVerdict;
     try {
       verdict = await judge(authority.hostname);
     } catch {
@@ -157,7 +160,7 @@ export async function startPolicyProxy(
     const upstream = net.connect({
       host: unbracket(authority.hostname),
       port: authority.port,
-      lookup: pinnedLookup(verdict.addresses),
+      lookup: verdict.lookup,
     });
     tunnels.add(upstream);
     let open = false;
@@ -223,6 +226,8 @@ export async function startPolicyProxy(
   };
 }
 
+type PinnedVerdict = Exclude<HostVerdict, { ok: true }> | (Extract<HostVerdict, { ok: true }> & { lookup: LookupFunction });
+
 /** A lookup that answers with the addresses already checked, so the connection can't go anywhere else. */
 function pinnedLookup(addresses: string[]): LookupFunction {
   const entries = addresses.map((address) => ({ address, family: net.isIP(address) }));
@@ -244,15 +249,25 @@ function parseAuthority(authority: string): { hostname: string; port: number } |
   }
 }
 
-function endToEnd(headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders {
-  const named = new Set(
-    String(headers.connection ?? '')
-      .split(',')
-      .map((h) => h.trim().toLowerCase()),
-  );
-  const out: http.OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value !== undefined && !hopByHop.has(name) && !named.has(name)) out[name] = value;
+/**
+ * A raw header list ([name, value, name, value, …]) without the hop-by-hop headers and those its Connection header
+ * names. Most requests name none but keep-alive: then no set is built.
+ */
+function endToEnd(raw: string[]): string[] {
+  let named: Set<string> | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].length !== 10 || raw[i].toLowerCase() !== 'connection') continue;
+    for (const token of raw[i + 1].split(',')) {
+      const name = token.trim().toLowerCase();
+      if (!name || name === 'keep-alive' || name === 'close') continue;
+      named ??= new Set();
+      named.add(name);
+    }
+  }
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toLowerCase();
+    if (!hopByHop.has(name) && !named?.has(name)) out.push(raw[i], raw[i + 1]);
   }
   return out;
 }

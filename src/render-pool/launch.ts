@@ -48,6 +48,8 @@ export interface LaunchOptions {
    * in a call is ended by its deadline (a 504, the page torn down), never by this.
    */
   protocolTimeoutMs?: number;
+  /** More Chromium flags, after the node's own: for benchmarks that measure a flag (bench/cpu-levers.ts). */
+  extraArgs?: string[];
 }
 
 /** util-linux's setpriv (essential on Debian): runs a program that gets SIGKILL the moment its parent dies. */
@@ -64,7 +66,7 @@ export async function launchBrowser(chromePath: string, opts: LaunchOptions): Pr
   // puppeteer turns Chromium's popup blocker off; a page clicking target=_blank links in a loop then
   // opens windows faster than they can be closed and starves every render in the browser.
   const args = puppeteer
-    .defaultArgs({ headless: true, userDataDir, args: [...chromeArgs, ...sandboxArgs(opts.sandbox), ...policyBrowserArgs] })
+    .defaultArgs({ headless: true, userDataDir, args: [...chromeArgs, ...sandboxArgs(opts.sandbox), ...policyBrowserArgs, ...(opts.extraArgs ?? [])] })
     .filter((arg) => arg !== '--disable-popup-blocking');
   const killedWithNode = await fs.access(setprivPath, fsConstants.X_OK).then(
     () => true,

@@ -14,6 +14,8 @@ export interface PagePoolOptions {
   launch: LaunchOptions;
   pages: number;
   recycleAfter: number;
+  /** SHOTFLEET_ASSET_CACHE. */
+  assetCache: boolean;
   policy: UrlPolicy;
   startProxy: () => Promise<PolicyProxy>;
   log: Logger;
@@ -45,7 +47,12 @@ export interface PagePool {
 
 export function createPagePool(opts: PagePoolOptions): PagePool {
   const browsers = new BrowserManager({ ...opts, onRetired: () => void closeIdlePagesOfRetired() });
-  const slotDeps = { policy: opts.policy, startProxy: opts.startProxy, log: opts.log };
+  const slotDeps = {
+    policy: opts.policy,
+    startProxy: opts.startProxy,
+    log: opts.log,
+    assetCache: { on: opts.assetCache, count: (source: 'cache' | 'network') => opts.metrics.assetCacheResponses.inc({ source }) },
+  };
   let closed = false;
 
   async function open(): Promise<PageSlot> {

@@ -1,6 +1,7 @@
 import type { BrowserContext, CDPSession, HTTPRequest, Page } from 'puppeteer-core';
 import type { Logger } from '../log/logger.js';
 import type { PolicyProxy, UrlPolicy } from '../policy/index.js';
+import { countResponses, keepDocumentsFresh, type CacheSource } from './asset-cache.js';
 import type { BrowserHandle } from './browser-manager.js';
 import { defaultWindow } from '../request/viewport.js';
 import { createEmulationState, type Emulation, type EmulationState } from './slot-emulation.js';
@@ -14,6 +15,11 @@ export interface RequestRules {
   extraHeaders?(url: string): Record<string, string> | undefined;
   /** Called for every sub-request refused by the URL policy (logged, not fatal). */
   onRefused(url: string, reason: string): void;
+  /**
+   * The render carries a client's credentials or code: nothing it fetches may be served to another client, so the
+   * slot's HTTP cache is dropped before the page is handed on (asset-cache.ts).
+   */
+  confidential: boolean;
 }
 
 /** What a render may do with its page: render/ drives `page` and `cdp`, and asks the slot for what it must remember. */
@@ -22,6 +28,8 @@ export interface RenderPage {
   readonly page: Page;
   /** The page's own CDP session: captures go through it and skip puppeteer's per-browser screenshot lock. */
   readonly cdp: CDPSession;
+  /** Whether renders on this page may reuse what earlier renders fetched (SHOTFLEET_ASSET_CACHE). */
+  readonly assetCache: boolean;
   /** Starts a render: its request rules, and a fresh record of where its main frame navigates. */
   beginRender(rules: RequestRules): void;
   /** Sets the page's emulation; only settings that differ from the page's current ones are sent (slot-emulation.ts). */
@@ -74,6 +82,8 @@ export interface PageSlot extends RenderPage {
   /** Set when the page's renderer crashed or was killed, or its target went away: every call on it fails or hangs. */
   crashed: boolean;
   renders: number;
+  /** A confidential render used the page since the last reset: its context's HTTP cache goes with the wipe. */
+  cacheToDrop: boolean;
   /** The render is over: its rules are dropped and it is counted. */
   endRender(): void;
 }
@@ -82,6 +92,8 @@ let nextSlotId = 1;
 
 export interface SlotDeps {
   policy: UrlPolicy;
+  /** SHOTFLEET_ASSET_CACHE, and where each response's source is counted. */
+  assetCache: { on: boolean; count(source: CacheSource): void };
   startProxy: () => Promise<PolicyProxy>;
   log: Logger;
 }
@@ -103,6 +115,7 @@ export async function openSlot(browser: BrowserHandle, deps: SlotDeps): Promise<
       context,
       page,
       cdp,
+      assetCache: deps.assetCache.on,
       proxy,
       emulation: createEmulationState({
         page,
@@ -116,8 +129,11 @@ export async function openSlot(browser: BrowserHandle, deps: SlotDeps): Promise<
       crashed: false,
       gone: new Promise<never>(() => undefined),
       renders: 0,
+      cacheToDrop: false,
       beginRender(next) {
         rules = next;
+        // Set before the render fetches anything; a render that fails halfway is dropped all the same.
+        if (next.confidential && deps.assetCache.on) slot.cacheToDrop = true;
         navigation = newNavigation();
         proxy?.takeRefusals();
       },
@@ -216,10 +232,10 @@ async function prepareGuards(slot: PageSlot, deps: SlotDeps, render: RenderInPro
   page.on('requestfinished', (request) => {
     if (isMainNavigation(slot, request)) documentRequestEnded(render.navigation(), request);
   });
+  countResponses(page, deps.assetCache.count);
   await Promise.all([
-    // The HTTP cache is per context but outlives a render; with it off nothing cached by one client
-    // can be timed or read by the next.
-    page.setCacheEnabled(false),
+    // With the asset cache off, each render turns the HTTP cache off through its emulation (httpCache).
+    deps.assetCache.on ? keepDocumentsFresh(slot.cdp) : undefined,
     denyDownloads(slot),
     // window.open floods end here, before any target is created.
     page.evaluateOnNewDocument(() => {

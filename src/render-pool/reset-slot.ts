@@ -1,3 +1,4 @@
+import { dropCache } from './asset-cache.js';
 import type { PageSlot } from './page-slot.js';
 import { partitionedStorageKeys } from './partitioned-storage.js';
 
@@ -36,6 +37,11 @@ export async function clearLeftovers(slot: PageSlot): Promise<void> {
     // would reopen them (from the back/forward cache, with their state).
     cdp.send('Page.resetNavigationHistory'),
   ]);
+  // Last, once the page and its workers are gone and can fetch nothing more into it.
+  if (slot.cacheToDrop) {
+    await dropCache(cdp);
+    slot.cacheToDrop = false;
+  }
 }
 
 /**

@@ -10,6 +10,11 @@ export interface Emulation {
   javascript: boolean;
   transparentBackground: boolean;
   interception: boolean;
+  /**
+   * Chromium's HTTP cache for the page's requests: off, a request neither reads it nor takes what is there (it may
+   * still write to it: asset-cache.ts drops what a confidential render left).
+   */
+  httpCache: boolean;
   /** '' = the host's time zone. */
   timezone: string;
   /** '' = the browser's locale (Intl). */
@@ -24,6 +29,7 @@ export const defaultEmulation: Emulation = {
   javascript: true,
   transparentBackground: false,
   interception: false,
+  httpCache: true,
   timezone: '',
   locale: '',
   geolocation: null,
@@ -64,6 +70,8 @@ const apply: Appliers = {
   javascript: (t, v) => t.page.setJavaScriptEnabled(v),
   transparentBackground: (t, v) => t.cdp.send('Emulation.setDefaultBackgroundColorOverride', v ? { color: { r: 0, g: 0, b: 0, a: 0 } } : {}),
   interception: (t, v) => t.page.setRequestInterception(v),
+  // puppeteer sends it to the page's frames in other processes too.
+  httpCache: (t, v) => t.page.setCacheEnabled(v),
   timezone: (t, v) => t.cdp.send('Emulation.setTimezoneOverride', { timezoneId: v }),
   locale: (t, v) => t.cdp.send('Emulation.setLocaleOverride', v ? { locale: v } : {}),
   geolocation: (t, v) =>

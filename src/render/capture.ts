@@ -79,7 +79,9 @@ export async function capture(slot: RenderPage, options: RenderOptions, ctx: Cap
 async function stateRulesAndEmulation({ slot, options, ctx, blockedAds }: Render): Promise<void> {
   const rules = requestRules(options, ctx.log, options.blockAds ? (ctx.adBlocker ?? null) : null, blockedAds);
   slot.beginRender(rules);
-  await slot.emulate(wantedEmulation(options, needsInterception(rules)));
+  // A confidential render neither takes what anonymous renders cached (its credentials may change the answers) nor
+  // leaves what it fetched (the slot drops the cache after it).
+  await slot.emulate(wantedEmulation(options, needsInterception(rules), slot.assetCache && !rules.confidential));
 }
 
 async function loadPage({ slot, options, report, waits }: Render): Promise<void> {

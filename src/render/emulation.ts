@@ -8,7 +8,7 @@ import { effectiveViewport } from '../request/viewport.js';
  * same page set never carries over (the slot sends only what differs). Headers and credentials are request
  * rules, not emulation (request-rules.ts).
  */
-export function wantedEmulation(options: RenderOptions, interception: boolean): Emulation {
+export function wantedEmulation(options: RenderOptions, interception: boolean, httpCache: boolean): Emulation {
   const device = options.device ? KnownDevices[options.device as keyof typeof KnownDevices] : undefined;
   const geolocation = options.geolocation;
   return {
@@ -27,6 +27,7 @@ export function wantedEmulation(options: RenderOptions, interception: boolean): 
     javascript: options.javascript,
     transparentBackground: options.omitBackground,
     interception,
+    httpCache,
     timezone: options.timezone ?? '',
     locale: options.locale ?? '',
     geolocation: geolocation ? { latitude: geolocation.latitude, longitude: geolocation.longitude, accuracy: geolocation.accuracy ?? 10 } : null,

@@ -24,7 +24,23 @@ export function requestRules(options: RenderOptions, log: Logger, adBlocker: AdB
     ...(adBlocker ? { blocks: blocksAd } : {}),
     ...(scoped && pageOrigin ? { extraHeaders: (url) => (originOf(url) === pageOrigin ? scoped : undefined) } : {}),
     onRefused: (url, reason) => log.warn({ ...urlForLog(url), reason }, 'sub-resource refused by the URL policy'),
+    confidential: carriesClientData(options),
   };
+}
+
+/**
+ * A client's credentials (cookies, headers, basic auth) or its own code and markup (scripts, html): what the page
+ * fetches with them may be that client's alone. An html page also inherits the origin of the blank page it is
+ * written into, so its fetches would land in another site's cache partition.
+ */
+function carriesClientData(options: RenderOptions): boolean {
+  return (
+    (options.cookies?.length ?? 0) > 0 ||
+    Object.keys(options.headers ?? {}).length > 0 ||
+    options.authenticate !== undefined ||
+    options.scripts !== undefined ||
+    options.html !== undefined
+  );
 }
 
 /** True when the render needs every request held for a verdict (interception costs a round trip per request). */

@@ -91,6 +91,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     chromePath: config.CHROME_PATH,
     pages: config.PAGES,
     recycleAfter: config.RECYCLE_AFTER,
+    assetCache: config.ASSET_CACHE,
     launch: { sandbox: sandbox.on, env: chromeEnv, protocolTimeoutMs: Math.max(120_000, config.MAX_TIMEOUT_MS + 30_000) },
     policy,
     startProxy: () => startPolicyProxy(policy, log, lookupLimits),
@@ -119,6 +120,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
   });
   // Pages in use and their maximum are admission's figures: it is the one gate renders pass (admission.ts).
   metrics.bindSources({ sessionsActive: () => sessions.active(), memoryBytes: memory.bytes });
+  for (const source of ['cache', 'network'] as const) metrics.assetCacheResponses.inc({ source }, 0);
   for (const reason of ['queue_full', 'queue_timeout', 'deadline', 'upload_backlog', 'memory', 'draining'] satisfies ShedReason[]) {
     metrics.shedTotal.inc({ reason }, 0);
   }

@@ -172,7 +172,7 @@ export function stateProbeRoutes(): Record<string, Route> {
     '/sw.js': { body: serviceWorker, type: 'text/javascript' },
     '/sw-probe': { body: 'network', type: 'text/plain', headers: { 'cache-control': 'no-store' } },
     '/report': { body: 'ok', type: 'text/plain' },
-    // Cacheable for an hour: a second fetch reaching the server proves the HTTP cache was not kept.
+    // Cacheable for an hour: a fetch reaching the server proves the HTTP cache did not answer it.
     '/cacheable.css': { body: 'p{color:rgb(1,2,3)}', type: 'text/css', headers: { 'cache-control': 'public, max-age=3600' } },
   };
 }
