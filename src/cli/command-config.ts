@@ -2,7 +2,7 @@ import { type Config, ConfigError, loadConfig, type Role } from '../config/load.
 import { settingNames, settingsSchema } from '../config/schema.js';
 import { envName, flagName, rolesOf, settingDocs } from '../config/setting-docs.js';
 import { settingsHelp } from '../config/setting-help.js';
-import { type FlagKind, readCommandLine, UsageError, versionLine } from './command-line.js';
+import { answeredHelpOrVersion, refuseArguments, type FlagKind, readCommandLine, UsageError } from './command-line.js';
 
 /** The flags of a long-running command: its role's settings, a boolean flag for each boolean setting. */
 export function settingFlags(role: Role): Record<string, FlagKind> {
@@ -33,15 +33,8 @@ export function commandConfig(role: Role, argv: readonly string[], env: NodeJS.P
         throw new UsageError(`--${name} is a setting of shotfleet ${rolesOf(key).join(' and ')}, not of ${role}; run with --help to list ${role}'s`);
     }
     const args = readCommandLine(argv, own);
-    if (args.help) {
-      console.log(help);
-      return 0;
-    }
-    if (args.version) {
-      console.log(versionLine());
-      return 0;
-    }
-    if (args.positionals.length > 0) throw new UsageError(`unexpected argument "${args.positionals[0]}"; run with --help`);
+    if (answeredHelpOrVersion(args, help)) return 0;
+    refuseArguments(args);
     for (const key of settingNames) {
       if (settingDocs[key].secret && args.flags[flagName(key).slice(2)] !== undefined) {
         console.error(

@@ -75,3 +75,15 @@ function usageErrorOf(err: NodeJS.ErrnoException): UsageError {
 }
 
 export const versionLine = () => `shotfleet ${packageVersion()}`;
+
+/** Prints the help or the release when asked for; true when it did, and the command then exits 0. */
+export function answeredHelpOrVersion(args: CommandLine, help: string): boolean {
+  if (args.help) console.log(help);
+  else if (args.version) console.log(versionLine());
+  return args.help || args.version;
+}
+
+/** For commands that take no argument but flags. */
+export function refuseArguments(args: CommandLine): void {
+  if (args.positionals.length > 0) throw new UsageError(`unexpected argument "${args.positionals[0]}"; run with --help`);
+}

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
-import { readCommandLine, UsageError, versionLine } from './command-line.js';
+import { answeredHelpOrVersion, refuseArguments, readCommandLine, UsageError } from './command-line.js';
 
 const help = `usage: shotfleet demo [options]
 
@@ -61,15 +61,8 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
   let ports: Ports;
   try {
     const args = readCommandLine(argv, { port: 'string', 'stats-port': 'string', 'hub-port': 'string', 'node-ports': 'string', 's3-port': 'string' });
-    if (args.help) {
-      console.log(help);
-      return 0;
-    }
-    if (args.version) {
-      console.log(versionLine());
-      return 0;
-    }
-    if (args.positionals.length > 0) throw new UsageError(`unexpected argument "${args.positionals[0]}"; run with --help`);
+    if (answeredHelpOrVersion(args, help)) return 0;
+    refuseArguments(args);
     ports = readPorts(args.flags);
   } catch (err) {
     console.error(`shotfleet demo: ${(err as Error).message}`);

@@ -1,5 +1,5 @@
 import { settingFlags } from './command-config.js';
-import { readCommandLine, UsageError, versionLine } from './command-line.js';
+import { answeredHelpOrVersion, refuseArguments, readCommandLine, UsageError } from './command-line.js';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { parseNodeUrl } from '../fleet/node-url.js';
 import { renderHaproxyConfig, type SlotServer } from '../haproxy/config.js';
@@ -33,15 +33,8 @@ const ownFlags = { nodes: 'string', hub: 'string', slots: 'string', socket: 'str
 export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   try {
     const args = readCommandLine(argv, { ...settingFlags('hub'), ...ownFlags });
-    if (args.help) {
-      console.log(help);
-      return 0;
-    }
-    if (args.version) {
-      console.log(versionLine());
-      return 0;
-    }
-    if (args.positionals.length > 0) throw new UsageError(`unexpected argument "${args.positionals[0]}"; run with --help`);
+    if (answeredHelpOrVersion(args, help)) return 0;
+    refuseArguments(args);
     process.stdout.write(await generate(args.flags, env));
     return 0;
   } catch (err) {

@@ -1,4 +1,4 @@
-import { readCommandLine, UsageError, versionLine } from './command-line.js';
+import { answeredHelpOrVersion, readCommandLine, UsageError } from './command-line.js';
 import { signLink } from '../signing/signature.js';
 
 const help = `usage: shotfleet sign URL [--expires-in SECONDS] [--kid NAME] [--signing-key KEY]
@@ -27,14 +27,7 @@ export async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<numbe
     if (err instanceof UsageError) return fail(err.message);
     throw err;
   }
-  if (args.help) {
-    console.log(help);
-    return 0;
-  }
-  if (args.version) {
-    console.log(versionLine());
-    return 0;
-  }
+  if (answeredHelpOrVersion(args, help)) return 0;
   const { positionals, flags } = args;
   if (positionals.length !== 1) return fail('give one URL to sign, e.g. "http://127.0.0.1:3000/screenshot?url=https%3A%2F%2Fexample.com"');
   if (flags['signing-key'] !== undefined) {
