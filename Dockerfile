@@ -39,7 +39,7 @@ COPY package.json ./
 # Never root: as root Chromium cannot use its sandbox. With SHOTFLEET_CHROME_SANDBOX=auto the node launches a
 # sandboxed Chromium once at start and keeps the sandbox when it comes up; that needs the container to allow
 # unprivileged user namespaces, which Docker's and containerd's default seccomp profiles refuse: run it with
-# deploy/seccomp/chromium.json (README, Security). Where it is refused the node runs without the sandbox and logs
+# deploy/seccomp/shotfleet-chromium.json (README, Security). Where it is refused the node runs without the sandbox and logs
 # a warning; SHOTFLEET_CHROME_SANDBOX=on refuses to start instead. Chromium gets only PATH, HOME, locale, time
 # zone, font and XDG variables, never secrets.
 USER shotfleet

@@ -270,4 +270,14 @@ describe('key limits', () => {
     now += 20_000;
     expect(limits.take(key).ok).toBe(true);
   });
+
+  it('give a key allowed less than one request a minute its request once enough time has passed', () => {
+    let now = 0;
+    const limits = createKeyLimits({ now: () => now, busyRetryAfterSeconds: () => 7 });
+    const key = { name: 'slow', weight: 1, ratePerMinute: 0.5 };
+    expect(limits.take(key).ok).toBe(true);
+    expect(limits.take(key)).toEqual({ ok: false, limit: 'ratePerMinute', retryAfterSeconds: 120 });
+    now += 120_000;
+    expect(limits.take(key).ok).toBe(true);
+  });
 });

@@ -188,6 +188,18 @@ describe('the result cache over HTTP', () => {
     expect(renders.count).toBe(2);
   });
 
+  it('when the page itself fails the render others wait for (no such element), every waiter gets that answer without a render of its own', async () => {
+    const { node, renders } = cachedNode();
+    const release = renders.hold();
+    renders.failNext(new ShotError('selector_not_found', 'no element matches #missing'));
+    const answers = Promise.all([1, 2, 3].map(() => node.shoot({ url: page, cacheTtl: 60 })));
+    await new Promise((r) => setTimeout(r, 50));
+    release();
+    const all = await answers;
+    expect(all.map((a) => a.status)).toEqual([422, 422, 422]);
+    expect(renders.count).toBe(1);
+  });
+
   it('a request waiting for an identical render gives up at its own deadline (504), and the render goes on for the others', async () => {
     const { node, renders } = cachedNode();
     const release = renders.hold();

@@ -69,6 +69,16 @@ const track = <T extends { storage: Storage }>(x: T) => {
 };
 
 describe('storage against s3rver', () => {
+  it("refuses a client's key under the result cache's prefix, where it could replace a cached result", () => {
+    const { storage } = storageFor(s3.endpoint);
+    expect(() => storage.validateKey('cache/0123abcd')).toThrow(/must not start with "cache\/"/);
+    expect(() => storage.validateKey('cache')).toThrow(ShotError);
+    expect(() => storage.validateKey('reports/cache/home.png')).not.toThrow();
+    const custom = storageFor(s3.endpoint, { SHOTFLEET_CACHE_S3_PREFIX: 'results/kept' }).storage;
+    expect(() => custom.validateKey('results/kept/x')).toThrow(ShotError);
+    expect(() => custom.validateKey('cache/x')).not.toThrow();
+  });
+
   it('builds no storage without a bucket', () => {
     const config = loadConfig('hub', {}, {});
     expect(createStorage(config, log, createNodeMetrics())).toBeNull();

@@ -34,7 +34,9 @@ export function createKeyLimits(deps: { now(): number; busyRetryAfterSeconds(): 
 
   function refill(state: KeyState, ratePerMinute: number): void {
     const now = deps.now();
-    state.tokens = Math.min(ratePerMinute, state.tokens + ((now - state.refilledAt) * ratePerMinute) / 60_000);
+    // The bucket holds at least one token: a key allowed fewer than one request a minute (a fleet-wide rate divided
+    // among more nodes) still gets its request once enough time has passed, instead of never.
+    state.tokens = Math.min(Math.max(1, ratePerMinute), state.tokens + ((now - state.refilledAt) * ratePerMinute) / 60_000);
     state.refilledAt = now;
   }
 

@@ -25,7 +25,12 @@ export async function keepDocumentsFresh(cdp: CDPSession): Promise<void> {
       .filter(([name]) => name.toLowerCase() !== 'cache-control')
       .map(([name, value]) => ({ name, value }));
     headers.push({ name: 'Cache-Control', value: 'no-cache' });
-    void cdp.send('Fetch.continueRequest', { requestId: event.requestId, headers }).catch(() => undefined);
+    // Should the rewritten headers be refused, the request still goes on as it was: a paused request would otherwise
+    // hold the render until its deadline.
+    void cdp
+      .send('Fetch.continueRequest', { requestId: event.requestId, headers })
+      .catch(() => cdp.send('Fetch.continueRequest', { requestId: event.requestId }))
+      .catch(() => undefined);
   });
   await cdp.send('Fetch.enable', { patterns: freshTypes.map((resourceType) => ({ urlPattern: '*', resourceType, requestStage: 'Request' as const })) });
 }

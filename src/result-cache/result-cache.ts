@@ -1,3 +1,4 @@
+import { type ErrorCode, ShotError } from '../errors/shot-error.js';
 import { abortable } from '../async/abortable.js';
 import type { NodeMetrics } from '../metrics/node-metrics.js';
 import type { RenderOptions } from '../request/options.js';
@@ -6,6 +7,8 @@ import { resultKey } from './cache-key.js';
 import { type CachedResult, cachedResultOf } from './cached-result.js';
 import { createMemoryTier } from './memory-tier.js';
 import type { S3Tier } from './s3-tier.js';
+
+const sameForIdenticalRequests = new Set<ErrorCode>(['selector_not_found', 'script_failed', 'target_http_error', 'url_forbidden', 'invalid_request']);
 
 export type CacheOutcome = 'hit' | 'miss' | 'coalesced';
 export const cacheOutcomes: readonly CacheOutcome[] = ['hit', 'miss', 'coalesced'];
@@ -81,6 +84,10 @@ export function createResultCache(o: ResultCacheOptions): ResultCache {
           return { outcome: 'coalesced', result: await abortable(running, req.signal) };
         } catch (err) {
           if (req.signal.aborted) throw err;
+          // The page's own answer (no such element, a throwing script, its HTTP status, the URL policy) would be
+          // the same for an identical render: it is every waiter's answer. Anything else (a timeout, a shed, a
+          // crash, a network fault) belongs to that render alone, and one waiter renders again.
+          if (err instanceof ShotError && sameForIdenticalRequests.has(err.code)) throw err;
           continue;
         }
       }

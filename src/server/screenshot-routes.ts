@@ -81,6 +81,8 @@ export function screenshotRoutes(deps: ScreenshotRouteDeps) {
       c.header('X-Shotfleet-Cache', outcome);
       c.header('Age', String(ageSeconds(result, now)));
       c.header('Cache-Control', cacheControl({ cacheTtl: options.cacheTtl, ageSeconds: ageSeconds(result, now), ...clientOf(c), nowSeconds: now / 1000 }));
+      // The session cookie decides whether a request is answered from the cache at all: a shared cache must key on it.
+      c.header('Vary', 'Cookie');
       if (served.outcome === 'miss') {
         setResultHeaders(c, served.rendered);
         if (served.rendered.kind === 'stored') return c.json(served.rendered.body);

@@ -65,9 +65,21 @@ export function createStorage(config: Config, log: Logger, metrics: NodeMetrics,
     };
   }
 
+  // The result cache's shared tier lives under S3_PREFIX/CACHE_S3_PREFIX: a client key there could overwrite a
+  // cached result that another client's store: true is then copied from.
+  const cachePrefix = config.CACHE_S3_PREFIX;
+  function validateClientKey(key: string): void {
+    validateKey(key);
+    if (cachePrefix && (key === cachePrefix || key.startsWith(`${cachePrefix}/`))) {
+      throw new ShotError('invalid_request', `key must not start with "${cachePrefix}/": the node keeps its result cache there; choose another key`, {
+        field: 'key',
+      });
+    }
+  }
+
   async function upload(ticket: Ticket, req: UploadRequest, signal?: AbortSignal): Promise<StoredObject> {
     try {
-      if (req.key !== undefined) validateKey(req.key);
+      if (req.key !== undefined) validateClientKey(req.key);
       const key = objectKey(config.S3_PREFIX, req.format, req.key);
       ticket.resize(req.image.length);
       const stop = AbortSignal.any([shutdown.signal, ...(signal ? [signal] : [])]);
@@ -118,7 +130,7 @@ export function createStorage(config: Config, log: Logger, metrics: NodeMetrics,
 
   return {
     bucket,
-    validateKey,
+    validateKey: validateClientKey,
     reserve(format: ImageFormat, pixels: number): UploadReservation {
       // Every 503 is counted once, by the part that decided it.
       if (draining) {
