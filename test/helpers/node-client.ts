@@ -157,6 +157,8 @@ export interface Site {
 /** A loopback web server for pages under test; the handler decides everything (including never answering). */
 export async function startSite(handler: (req: http.IncomingMessage, res: http.ServerResponse) => void): Promise<Site> {
   const server = http.createServer(handler);
+  // As in pages.ts: a request meant to hang must not be cut by Node's 5 s keep-alive timer on its socket.
+  server.keepAliveTimeout = 120_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,

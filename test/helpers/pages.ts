@@ -57,6 +57,10 @@ export async function startTestSite(routes: Record<string, Route> = {}, opts: { 
       }
     });
   });
+  // Node closes a kept-alive socket 5 s after its last answer even when a request that never answers (the hostile
+  // routes) is waiting on it: the policy proxy then answers that request 502 and the page's load event comes after
+  // all. A page's requests must hang as long as the test means them to.
+  server.keepAliveTimeout = 120_000;
   await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const url = `http://${host}:${(server.address() as AddressInfo).port}`;
 
