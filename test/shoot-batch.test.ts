@@ -54,26 +54,22 @@ describe('shoot against a scripted node', () => {
     expect(stderr).toContain('finished');
   });
 
-  it('waits out a 503 for its Retry-After, then retries', async () => {
-    const url = page('shed-once', 1);
+  it.each([
+    { title: 'waits out a 503 for its Retry-After, then retries', route: 'shed-once', summary: '503: 1' },
+    {
+      title: 'waits out a 429 (its key over its own limit) for its Retry-After like a 503, and counts it apart',
+      route: 'limited-once',
+      summary: '503: 0, 429: 1',
+    },
+  ])('$title', async ({ route, summary }) => {
+    const url = page(route, 1);
     const b = await batch([url]);
     const { code, stderr } = await shootInProcess(b.args);
     expect(code).toBe(0);
     const [first, second] = node.requests.filter((r) => r.pageUrl === url);
     expect(second.at - first.at).toBeGreaterThanOrEqual(1000);
     expect((await manifestRecords(b.manifest))[0]).toMatchObject({ status: 'ok', attempts: 2 });
-    expect(stderr).toContain('503: 1');
-  });
-
-  it('waits out a 429 (its key over its own limit) for its Retry-After like a 503, and counts it apart', async () => {
-    const url = page('limited-once', 1);
-    const b = await batch([url]);
-    const { code, stderr } = await shootInProcess(b.args);
-    expect(code).toBe(0);
-    const [first, second] = node.requests.filter((r) => r.pageUrl === url);
-    expect(second.at - first.at).toBeGreaterThanOrEqual(1000);
-    expect((await manifestRecords(b.manifest))[0]).toMatchObject({ status: 'ok', attempts: 2 });
-    expect(stderr).toContain('503: 0, 429: 1');
+    expect(stderr).toContain(summary);
   });
 
   it('retries a connection reset, a 502 and a 504, but never another 4xx', async () => {
