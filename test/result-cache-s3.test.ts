@@ -1,6 +1,5 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/log/logger.js';
 import type { NodeMetrics } from '../src/metrics/node-metrics.js';
@@ -9,7 +8,7 @@ import { createS3Tier } from '../src/result-cache/s3-tier.js';
 import { imageResult, inProcessNode } from './helpers/in-process-node.js';
 import { tinyPng } from './helpers/images.js';
 import { metricValues } from './helpers/node-client.js';
-import { deadEndpoint, startS3, type RunningS3 } from './helpers/s3.js';
+import { deadEndpoint, s3rverClient, startS3, type RunningS3 } from './helpers/s3.js';
 
 /**
  * The result cache's S3 tier against s3rver, behind the real routes in process (a stub render): two nodes sharing a
@@ -35,18 +34,6 @@ afterAll(async () => {
   await new Promise((r) => silentS3?.close(r));
 });
 
-function s3Client(endpoint: string) {
-  return new S3Client({
-    endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-    maxAttempts: 1,
-  });
-}
-
 /**
  * A node whose cache has an S3 tier at `endpoint` and whose stub render gives bytes naming the node and the render.
  * The lookup bound is generous but where a test needs an S3 that is too slow: on a loaded machine s3rver itself can
@@ -57,7 +44,7 @@ function nodeOnS3(name: string, endpoint: string, prefix: string, lookupTimeoutM
   const node = inProcessNode({
     resultCache: (metrics: NodeMetrics) => {
       const tier = createS3Tier({
-        client: s3Client(endpoint),
+        client: s3rverClient(endpoint, 1),
         bucket: s3.bucket,
         prefix,
         storePrefix: '',

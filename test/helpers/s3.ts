@@ -45,20 +45,26 @@ export interface RunningS3 {
   stop(): Promise<void>;
 }
 
-/** s3rver on loopback with one bucket, its files in a fresh temp directory removed on stop. */
-export async function startS3(bucket = 'shots'): Promise<RunningS3> {
-  const directory = await fs.mkdtemp(path.join(os.tmpdir(), 'shotfleet-s3-'));
-  const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory, configureBuckets: [{ name: bucket }] });
-  const { port } = await server.run();
-  const endpoint = `http://127.0.0.1:${port}`;
-  const client = new S3Client({
+/** A client for s3rver at `endpoint` (its fixed credentials; checksums only where required: see FIELD-NOTES). */
+export function s3rverClient(endpoint: string, maxAttempts?: number): S3Client {
+  return new S3Client({
     endpoint,
     region: 'us-east-1',
     forcePathStyle: true,
     credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
+    maxAttempts,
   });
+}
+
+/** s3rver on loopback with one bucket, its files in a fresh temp directory removed on stop. */
+export async function startS3(bucket = 'shots'): Promise<RunningS3> {
+  const directory = await fs.mkdtemp(path.join(os.tmpdir(), 'shotfleet-s3-'));
+  const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory, configureBuckets: [{ name: bucket }] });
+  const { port } = await server.run();
+  const endpoint = `http://127.0.0.1:${port}`;
+  const client = s3rverClient(endpoint);
   return {
     endpoint,
     bucket,
