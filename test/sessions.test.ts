@@ -1,7 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lastReport, nothingKept, page, startTestSite, stateProbeRoutes, type StateSeen, type TestSite } from './helpers/pages.js';
-import { startShotfleet, waitForLog, type RunningProcess } from './helpers/processes.js';
-import { metricValues, ok, shoot, type Answer } from './helpers/node-client.js';
+import { startShotfleet, type RunningProcess } from './helpers/processes.js';
+import { createLogger } from '../src/log/logger.js';
+import type { PagePool } from '../src/render-pool/page-pool.js';
+import type { PageSlot } from '../src/render-pool/page-slot.js';
+import { createSessionStore } from '../src/sessions/session-store.js';
+import { metricValues, ok, shoot, waitFor, type Answer } from './helpers/node-client.js';
 
 /** Everything /write leaves behind, as a later /read in the same session should see it. */
 const kept: StateSeen = {
@@ -129,38 +133,50 @@ describe('sessions: state kept per cookie, separate between ids, LRU eviction (3
   });
 });
 
-describe('sessions: idle expiry (SHOTFLEET_SESSION_IDLE_MS=5000)', () => {
-  let site: TestSite;
-  let node: RunningProcess;
+describe('sessions: idle expiry (the session store, with a stand-in page pool)', () => {
+  /** A page the store can hold: only what the store itself touches. */
+  function standInPage(): PageSlot {
+    const slot = {
+      broken: false,
+      browser: { dead: false },
+      page: { goto: async () => null },
+      usable: () => !slot.broken,
+      markBroken() {
+        slot.broken = true;
+      },
+      endRender: () => undefined,
+    };
+    return slot as unknown as PageSlot;
+  }
 
-  beforeAll(async () => {
-    site = await startTestSite(stateProbeRoutes());
-    node = await startShotfleet('serve', { SHOTFLEET_PAGES: '1', SHOTFLEET_SESSION_IDLE_MS: '5000', SHOTFLEET_ALLOW_HOSTS: '127.0.0.1' });
-  });
+  it('an idle session is closed after SHOTFLEET_SESSION_IDLE_MS: its page is closed and the next request is new again', async () => {
+    const opened: PageSlot[] = [];
+    const closed: PageSlot[] = [];
+    const pool = {
+      openExtraPage: async () => {
+        opened.push(standInPage());
+        return opened.at(-1)!;
+      },
+      closeExtraPage: async (slot: PageSlot) => void closed.push(slot),
+    } as unknown as PagePool;
+    const store = createSessionStore({ pool, maxSessions: 2, idleMs: 200, log: createLogger('silent'), onShed: () => undefined });
+    const signal = new AbortController().signal;
 
-  afterAll(async () => {
-    await node?.stop();
-    await site?.close();
-  });
+    const first = await store.checkout('sleepy', signal);
+    expect(first.session).toBe('new');
+    first.release(true);
+    const second = await store.checkout('sleepy', signal);
+    expect(second.session).toBe('reused');
+    expect(second.slot).toBe(first.slot);
+    second.release(true);
+    expect(store.active()).toBe(1);
 
-  it('an idle session is closed: its state is gone and the next request is new again', async () => {
-    const first = await probe(node, site, '/write', 'sleepy');
-    ok(first);
-    expect(first.headers.get('x-shotfleet-session')).toBe('new');
-    expect(await sessionsActive(node.url)).toBe(1);
-
-    // Bounded: 300 × 100 ms, well past the 5 s idle time.
-    let active = 1;
-    for (let i = 0; i < 300 && active !== 0; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      active = await sessionsActive(node.url);
-    }
-    expect(active).toBe(0);
-    await waitForLog(node, 'session closed (idle)', (l) => l.msg === 'session closed' && l.session === 'sleepy' && l.why === 'idle');
-
-    const again = await probe(node, site, '/read', 'sleepy');
-    ok(again);
-    expect(again.headers.get('x-shotfleet-session')).toBe('new');
-    expect(lastReport(site, 'read')).toEqual(nothingKept);
+    await waitFor('the idle session closed', async () => store.active() === 0, 5000, 20);
+    expect(closed).toEqual([first.slot]);
+    const again = await store.checkout('sleepy', signal);
+    expect(again.session).toBe('new');
+    expect(again.slot).not.toBe(first.slot);
+    again.release(true);
+    await store.close();
   });
 });
