@@ -67,7 +67,9 @@ describe('sessions under ordinary use: more sessions than pages, same-site and c
     answers.forEach((answer, i) => {
       const seen = pixel(answer);
       if (!near(seen, colorOf(c, i))) throw new Error(`client ${c} request ${i}: got ${seen}, expected ${colorOf(c, i)}`);
-      expect(answer.headers.get('x-shotfleet-session')).toBe(i === 0 ? 'new' : 'reused');
+      // The node's own account of this session (why it closed, a render it retried) says what went wrong, if anything did.
+      const story = node.logs.filter((l) => String(l.session).startsWith(`client-${c}-`) || (l.level as number) >= 40);
+      expect(answer.headers.get('x-shotfleet-session'), JSON.stringify(story).slice(0, 3000)).toBe(i === 0 ? 'new' : 'reused');
     });
   }
 
