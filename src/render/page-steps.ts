@@ -1,3 +1,4 @@
+import { withTimeout } from '../async/timeout.js';
 import { ShotError } from '../errors/shot-error.js';
 import type { RenderPage } from '../render-pool/page-slot.js';
 
@@ -21,7 +22,7 @@ export async function waitForFonts(slot: RenderPage, budgetMs: number): Promise<
       () => true,
       () => true,
     );
-  return withBudget(ready, budgetMs, false);
+  return withTimeout(ready, budgetMs, () => false);
 }
 
 /**
@@ -74,7 +75,7 @@ export async function scrollThroughPage(slot: RenderPage, maxHeight: number, bud
       Promise.all([...document.images].map((img) => (img.complete && img.naturalWidth > 0 ? undefined : img.decode().catch(() => undefined)))).then(() => true),
     )
     .catch(() => true);
-  await withBudget(images, until - Date.now(), false);
+  await withTimeout(images, until - Date.now(), () => false);
   await page.evaluate(async () => {
     window.scrollTo(0, 0);
     await new Promise((done) => {
@@ -99,10 +100,4 @@ export async function hideBlockedElements(slot: RenderPage, blockedUrls: Readonl
     },
     [...blockedUrls],
   );
-}
-
-function withBudget<T>(work: Promise<T>, budgetMs: number, onTimeout: T): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<T>((resolve) => (timer = setTimeout(() => resolve(onTimeout), Math.max(0, budgetMs))));
-  return Promise.race([work, expired]).finally(() => clearTimeout(timer));
 }
