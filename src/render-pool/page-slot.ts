@@ -1,4 +1,5 @@
 import type { BrowserContext, CDPSession, HTTPRequest, Page } from 'puppeteer-core';
+import { withTimeout } from '../async/timeout.js';
 import type { Logger } from '../log/logger.js';
 import type { PolicyProxy, UrlPolicy } from '../policy/index.js';
 import { countResponses, keepDocumentsFresh, type CacheSource } from './asset-cache.js';
@@ -169,7 +170,7 @@ export async function closeSlot(slot: PageSlot): Promise<void> {
   slot.broken = true;
   const closing = slot.browser.dead ? Promise.resolve() : slot.context.close().catch(() => undefined);
   // A page stuck in `while(true){}` still closes: the browser process kills its renderer.
-  await Promise.race([closing, new Promise((r) => setTimeout(r, 5000).unref())]);
+  await withTimeout(closing, 5000, () => undefined);
   await slot.proxy?.close();
 }
 
@@ -206,7 +207,7 @@ async function answers(slot: PageSlot, timeoutMs = 2000): Promise<boolean> {
     () => true,
     () => false,
   );
-  const verdict = await Promise.race([probe, slot.gone.catch(() => false), new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs).unref())]);
+  const verdict = await withTimeout(Promise.race([probe, slot.gone.catch(() => false)]), timeoutMs, () => false);
   return verdict && !slot.crashed;
 }
 
@@ -325,13 +326,7 @@ function documentRequestEnded(navigation: Navigation, request: HTTPRequest): voi
 
 function documentRequestsEnded(navigation: Navigation, boundMs: number): Promise<void> {
   if (navigation.inFlight.size === 0) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, boundMs);
-    navigation.waiters.push(() => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
+  return withTimeout(new Promise<void>((resolve) => navigation.waiters.push(resolve)), boundMs, () => undefined);
 }
 
 function hostOf(url: string): string {
