@@ -130,7 +130,7 @@ export function createPagePool(opts: PagePoolOptions): PagePool {
         () => pool.release(slot),
         (err) => {
           opts.log.warn({ err, slot: slot.id }, 'could not wipe a page; replacing it');
-          slot.broken = true;
+          slot.markBroken();
           void pool.destroy(slot);
         },
       );

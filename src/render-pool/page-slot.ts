@@ -78,8 +78,8 @@ export interface PageSlot extends RenderPage {
   origins: Set<string>;
   /** Origins of documents loaded in the main frame and in subframes since the last reset: third-party storage is keyed by both. */
   documentOrigins: { top: Set<string>; frames: Set<string> };
-  /** Set when the page can no longer be trusted: destroy it. */
-  broken: boolean;
+  /** The page can no longer be trusted (markBroken()): destroy it. */
+  readonly broken: boolean;
   /** Set when the page's renderer crashed or was killed, or its target went away: every call on it fails or hangs. */
   crashed: boolean;
   renders: number;
@@ -110,6 +110,7 @@ export async function openSlot(browser: BrowserHandle, deps: SlotDeps): Promise<
     let rules: RequestRules | null = null;
     let navigation = newNavigation();
     let userAgent: Promise<string> | undefined;
+    let broken = false;
     const slot: PageSlot = {
       id: nextSlotId++,
       browser,
@@ -126,7 +127,9 @@ export async function openSlot(browser: BrowserHandle, deps: SlotDeps): Promise<
       }),
       origins: new Set(),
       documentOrigins: { top: new Set(), frames: new Set() },
-      broken: false,
+      get broken() {
+        return broken;
+      },
       crashed: false,
       gone: new Promise<never>(() => undefined),
       renders: 0,
@@ -150,10 +153,10 @@ export async function openSlot(browser: BrowserHandle, deps: SlotDeps): Promise<
         return { refusedHosts: [...navigation.refused, ...byProxy], failure: navigation.failure };
       },
       markBroken() {
-        slot.broken = true;
+        broken = true;
       },
       lost: () => slot.crashed || browser.dead || !browser.launched.browser.connected,
-      usable: () => !slot.broken && !slot.lost(),
+      usable: () => !broken && !slot.lost(),
       answers: (timeoutMs) => answers(slot, timeoutMs),
     };
     slot.gone = watchForCrash(slot);
@@ -167,7 +170,7 @@ export async function openSlot(browser: BrowserHandle, deps: SlotDeps): Promise<
 }
 
 export async function closeSlot(slot: PageSlot): Promise<void> {
-  slot.broken = true;
+  slot.markBroken();
   const closing = slot.browser.dead ? Promise.resolve() : slot.context.close().catch(() => undefined);
   // A page stuck in `while(true){}` still closes: the browser process kills its renderer.
   await withTimeout(closing, 5000, () => undefined);
@@ -191,7 +194,7 @@ function watchForCrash(slot: PageSlot): Promise<never> {
     const fail = (why: string) => {
       if (slot.crashed) return;
       slot.crashed = true;
-      slot.broken = true;
+      slot.markBroken();
       reject(new PageCrashedError(why));
     };
     slot.page.once('error', (err) => fail(err instanceof Error ? err.message : String(err)));

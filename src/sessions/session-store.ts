@@ -128,7 +128,7 @@ export function createSessionStore(opts: SessionStoreOptions): SessionStore {
           current.slot.page
             .goto('about:blank', { waitUntil: 'load', timeout: 10_000 })
             .catch(() => {
-              current.slot.broken = true;
+              current.slot.markBroken();
             })
             .finally(() => {
               letGo();
