@@ -101,12 +101,16 @@ async function open(name: string, args: string[]): Promise<Candidate> {
 
 async function render(candidate: Candidate, url: string, imageFormat: 'jpeg' | 'png' | 'webp'): Promise<Buffer> {
   const options = parseRenderOptions(schema, { url, format: imageFormat, ...(imageFormat === 'png' ? {} : { quality: 80 }), reducedMotion: true });
-  candidate.slot.beginRender({ blockResourceTypes: new Set(), onRefused: () => undefined, confidential: false });
   try {
-    const shot = await capture(candidate.slot, options, { deadlineAt: Date.now() + 60_000, maxPageHeight: 20_000, budget: { maxPixels: 100_000_000 }, log });
+    const shot = await capture(candidate.slot, options, {
+      deadlineAt: Date.now() + 60_000,
+      signal: new AbortController().signal,
+      maxPageHeight: 20_000,
+      budget: { maxPixels: 100_000_000 },
+      log,
+    });
     return shot.image;
   } finally {
-    candidate.slot.endRender();
     await resetSlot(candidate.slot);
   }
 }

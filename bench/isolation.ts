@@ -135,7 +135,14 @@ try {
     const options = parseRenderOptions(schema, { url, format: 'png' });
     await measure(
       'render',
-      () => capture(slot, options, { deadlineAt: Date.now() + 30_000, maxPageHeight: 20_000, budget: { maxPixels: 100_000_000 }, log }),
+      () =>
+        capture(slot, options, {
+          deadlineAt: Date.now() + 30_000,
+          signal: new AbortController().signal,
+          maxPageHeight: 20_000,
+          budget: { maxPixels: 100_000_000 },
+          log,
+        }),
       record,
     );
     await measure('leave', () => leavePage(slot), record);

@@ -151,7 +151,13 @@ async function startWiped(): Promise<Bare> {
       const slot = idle.pop() ?? (await new Promise<PageSlot>((resolve) => waiting.push(resolve)));
       const options = parseRenderOptions(schema, { url, format, ...(format === 'jpeg' ? { quality: jpegQuality } : {}) });
       try {
-        const result = await capture(slot, options, { deadlineAt: Date.now() + 30_000, maxPageHeight: 20_000, budget: { maxPixels: 100_000_000 }, log });
+        const result = await capture(slot, options, {
+          deadlineAt: Date.now() + 30_000,
+          signal: new AbortController().signal,
+          maxPageHeight: 20_000,
+          budget: { maxPixels: 100_000_000 },
+          log,
+        });
         return result.image;
       } finally {
         void resetSlot(slot).then(() => giveBack(slot));

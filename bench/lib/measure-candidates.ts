@@ -61,7 +61,13 @@ export async function measureCandidates(rounds: number, chromePath: string, outP
         const options = parseRenderOptions(schema, { url, format: 'png', ...candidate.options });
         try {
           const render = await timed(() =>
-            capture(slot, options, { deadlineAt: Date.now() + 30_000, maxPageHeight: 20_000, budget: { maxPixels: 100_000_000 }, log }),
+            capture(slot, options, {
+              deadlineAt: Date.now() + 30_000,
+              signal: new AbortController().signal,
+              maxPageHeight: 20_000,
+              budget: { maxPixels: 100_000_000 },
+              log,
+            }),
           );
           const wipe = await timed(() => candidate.wipe(slot));
           if (round < warmup) continue;

@@ -202,6 +202,7 @@ export function createRenderService(deps: RenderServiceDeps) {
     try {
       const captured = capture(slot, req.options, {
         deadlineAt,
+        signal,
         maxPageHeight: deps.maxPageHeight,
         budget: { maxPixels: deps.maxPixels },
         log: req.log,

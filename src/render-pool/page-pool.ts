@@ -116,7 +116,6 @@ export function createPagePool(opts: PagePoolOptions): PagePool {
     },
 
     release(slot) {
-      slot.endRender();
       browsers.countRender(slot.browser);
       if (slot.broken || slot.browser.dead || slot.browser.retired) {
         void pool.destroy(slot);

@@ -31,8 +31,13 @@ export interface RenderPage {
   readonly cdp: CDPSession;
   /** Whether renders on this page may reuse what earlier renders fetched (SHOTFLEET_ASSET_CACHE). */
   readonly assetCache: boolean;
-  /** Starts a render: its request rules, and a fresh record of where its main frame navigates. */
-  beginRender(rules: RequestRules): void;
+  /**
+   * Runs a render on the page: `work` under the render's request rules, with a fresh record of where its main frame
+   * navigates. The rules are dropped when the work settles or `signal` aborts, whichever comes first: the page of an
+   * abandoned render may be handed on while the render's last call is still out, and its end must not drop the
+   * rules of the next render.
+   */
+  runRender<T>(rules: RequestRules, signal: AbortSignal, work: () => Promise<T>): Promise<T>;
   /** Sets the page's emulation; only settings that differ from the page's current ones are sent (slot-emulation.ts). */
   emulate(wanted: Partial<Emulation>): Promise<void>;
   /**
@@ -82,11 +87,8 @@ export interface PageSlot extends RenderPage {
   readonly broken: boolean;
   /** Set when the page's renderer crashed or was killed, or its target went away: every call on it fails or hangs. */
   crashed: boolean;
-  renders: number;
   /** A confidential render used the page since the last reset: its context's HTTP cache goes with the wipe. */
   cacheToDrop: boolean;
-  /** The render is over: its rules are dropped and it is counted. */
-  endRender(): void;
 }
 
 let nextSlotId = 1;
@@ -132,18 +134,24 @@ export async function openSlot(browser: BrowserHandle, deps: SlotDeps): Promise<
       },
       crashed: false,
       gone: new Promise<never>(() => undefined),
-      renders: 0,
       cacheToDrop: false,
-      beginRender(next) {
+      async runRender(next, signal, work) {
+        signal.throwIfAborted();
         rules = next;
         // Set before the render fetches anything; a render that fails halfway is dropped all the same.
         if (next.confidential && deps.assetCache.on) slot.cacheToDrop = true;
         navigation = newNavigation();
         proxy?.takeRefusals();
-      },
-      endRender() {
-        rules = null;
-        slot.renders++;
+        const end = () => {
+          if (rules === next) rules = null;
+        };
+        signal.addEventListener('abort', end, { once: true });
+        try {
+          return await work();
+        } finally {
+          signal.removeEventListener('abort', end);
+          end();
+        }
       },
       emulate: (wanted) => slot.emulation.set(wanted),
       async navigationOutcome() {

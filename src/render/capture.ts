@@ -1,6 +1,6 @@
 import type { Logger } from '../log/logger.js';
 import { ShotError } from '../errors/shot-error.js';
-import type { RenderPage } from '../render-pool/page-slot.js';
+import type { RenderPage, RequestRules } from '../render-pool/page-slot.js';
 import type { RenderOptions } from '../request/options.js';
 import { navigate } from './navigate.js';
 import { allowBestEffort, waitBudget, type RenderReport } from './best-effort.js';
@@ -20,8 +20,10 @@ export interface CaptureResult {
 }
 
 export interface CaptureContext {
-  /** Absolute time (ms since epoch) by which the render must be done. */
+  /** Absolute time (ms since epoch) by which the render must be done: what puppeteer's own timeouts are set from. */
   deadlineAt: number;
+  /** Aborts when the request is abandoned: its client left or its deadline passed. */
+  signal: AbortSignal;
   maxPageHeight: number;
   /** SHOTFLEET_MAX_PIXELS: what a region known only during the render is cut to fit. */
   budget: PixelBudget;
@@ -41,6 +43,7 @@ interface Render {
   slot: RenderPage;
   options: RenderOptions;
   ctx: CaptureContext;
+  rules: RequestRules;
   report: RenderReport;
   waits: ReturnType<typeof waitBudget>;
   /** Ad and tracker URLs refused during the load: the frames and images that showed them are hidden. */
@@ -54,7 +57,7 @@ type Step = (render: Render) => Promise<void>;
  * when it passes): each step does one thing, and one a request does not ask for returns at once.
  */
 const steps: Step[] = [
-  stateRulesAndEmulation,
+  setEmulation,
   loadPage,
   failOnTargetStatus,
   checkSelectors,
@@ -68,17 +71,19 @@ const steps: Step[] = [
   waitForWebFonts,
 ];
 
-/** Drives one render on a page: its steps, then the capture. */
+/** Drives one render on a page, under its request rules from first step to last: its steps, then the capture. */
 export async function capture(slot: RenderPage, options: RenderOptions, ctx: CaptureContext): Promise<CaptureResult> {
-  const render: Render = { slot, options, ctx, report: ctx.report ?? { bestEffort: false }, waits: waitBudget(options, ctx), blockedAds: new Set() };
-  for (const step of steps) await step(render);
-  return takeScreenshot(render);
+  const blockedAds = new Set<string>();
+  const rules = requestRules(options, ctx.log, options.blockAds ? (ctx.adBlocker ?? null) : null, blockedAds);
+  const render: Render = { slot, options, ctx, rules, report: ctx.report ?? { bestEffort: false }, waits: waitBudget(options, ctx), blockedAds };
+  return slot.runRender(rules, ctx.signal, async () => {
+    for (const step of steps) await step(render);
+    return takeScreenshot(render);
+  });
 }
 
-/** Request rules first, then every emulation setting: both before the page loads. */
-async function stateRulesAndEmulation({ slot, options, ctx, blockedAds }: Render): Promise<void> {
-  const rules = requestRules(options, ctx.log, options.blockAds ? (ctx.adBlocker ?? null) : null, blockedAds);
-  slot.beginRender(rules);
+/** Every emulation setting, before the page loads. */
+async function setEmulation({ slot, options, rules }: Render): Promise<void> {
   // A confidential render neither takes what anonymous renders cached (its credentials may change the answers) nor
   // leaves what it fetched (the slot drops the cache after it).
   await slot.emulate(wantedEmulation(options, needsInterception(rules), slot.assetCache && !rules.confidential));

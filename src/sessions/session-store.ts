@@ -118,7 +118,6 @@ export function createSessionStore(opts: SessionStoreOptions): SessionStore {
         release(ok) {
           current.busy--;
           current.lastUsed = Date.now();
-          current.slot.endRender();
           if (current.slot.broken || current.slot.browser.dead) {
             letGo();
             void end(current, ok ? 'its page died' : 'its render failed');
