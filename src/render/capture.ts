@@ -1,3 +1,4 @@
+import { sleep } from '../async/timeout.js';
 import type { Logger } from '../log/logger.js';
 import { ShotError } from '../errors/shot-error.js';
 import type { RenderPage, RequestRules } from '../render-pool/page-slot.js';
@@ -53,8 +54,9 @@ interface Render {
 type Step = (render: Render) => Promise<void>;
 
 /**
- * A render, step by step in this order, all under the request's one deadline (render-service.ts aborts the wait
- * when it passes): each step does one thing, and one a request does not ask for returns at once.
+ * A render, step by step in this order, all under the request's signal (its client leaving, its deadline passing):
+ * once it aborts no further step starts, and the waits of the step under way end with it. Each step does one thing,
+ * and one a request does not ask for returns at once.
  */
 const steps: Step[] = [
   setEmulation,
@@ -77,7 +79,11 @@ export async function capture(slot: RenderPage, options: RenderOptions, ctx: Cap
   const rules = requestRules(options, ctx.log, options.blockAds ? (ctx.adBlocker ?? null) : null, blockedAds);
   const render: Render = { slot, options, ctx, rules, report: ctx.report ?? { bestEffort: false }, waits: waitBudget(options, ctx), blockedAds };
   return slot.runRender(rules, ctx.signal, async () => {
-    for (const step of steps) await step(render);
+    for (const step of steps) {
+      ctx.signal.throwIfAborted();
+      await step(render);
+    }
+    ctx.signal.throwIfAborted();
     return takeScreenshot(render);
   });
 }
@@ -89,10 +95,10 @@ async function setEmulation({ slot, options, rules }: Render): Promise<void> {
   await slot.emulate(wantedEmulation(options, needsInterception(rules), slot.assetCache && !rules.confidential));
 }
 
-async function loadPage({ slot, options, report, waits }: Render): Promise<void> {
+async function loadPage({ slot, options, ctx, report, waits }: Render): Promise<void> {
   const stopWatching = watchDocumentStatus(slot.page, (status) => (report.targetStatus = status));
   try {
-    await allowBestEffort(options, report, () => navigate(slot, options, waits.remaining));
+    await allowBestEffort(options, report, ctx.signal, () => navigate(slot, options, waits.remaining, ctx.signal));
   } finally {
     stopWatching();
   }
@@ -102,22 +108,24 @@ async function failOnTargetStatus({ options, report }: Render): Promise<void> {
   checkTargetStatus(options.failOnHttpStatus, report.targetStatus);
 }
 
-async function waitForSelector({ slot, options, report, waits }: Render): Promise<void> {
+async function waitForSelector({ slot, options, ctx, report, waits }: Render): Promise<void> {
   const selector = options.waitForSelector;
   if (!selector) return;
-  await allowBestEffort(options, report, () =>
-    slot.page.waitForSelector(selector, { timeout: waits.remaining() }).catch((err) => {
+  const { signal } = ctx;
+  await allowBestEffort(options, report, signal, () =>
+    slot.page.waitForSelector(selector, { timeout: waits.remaining(), signal }).catch((err) => {
+      signal.throwIfAborted();
       throw new ShotError('timeout', `waitForSelector "${selector}" did not appear before the deadline`, { cause: String(err?.message ?? err) });
     }),
   );
 }
 
-async function runPageScripts({ slot, options }: Render): Promise<void> {
-  if (options.scripts !== undefined) await runScripts(slot, options.scripts);
+async function runPageScripts({ slot, options, ctx }: Render): Promise<void> {
+  if (options.scripts !== undefined) await runScripts(slot, options.scripts, ctx.signal);
 }
 
 async function scrollPage({ slot, options, ctx, waits }: Render): Promise<void> {
-  if (options.scrollPage) await scrollThroughPage(slot, ctx.maxPageHeight, waits.scrollBudget());
+  if (options.scrollPage) await scrollThroughPage(slot, ctx.maxPageHeight, waits.scrollBudget(), ctx.signal);
 }
 
 async function hideBlockedAds({ slot, blockedAds }: Render): Promise<void> {
@@ -135,11 +143,11 @@ async function addStyles({ slot, options }: Render): Promise<void> {
 }
 
 async function waitDelay({ options, ctx }: Render): Promise<void> {
-  if (options.delay > 0) await new Promise((r) => setTimeout(r, Math.min(options.delay, Math.max(1, ctx.deadlineAt - Date.now()))));
+  if (options.delay > 0) await sleep(Math.min(options.delay, Math.max(1, ctx.deadlineAt - Date.now())), ctx.signal);
 }
 
-async function waitForWebFonts({ slot, options, report, waits }: Render): Promise<void> {
-  if (await waitForFonts(slot, waits.remaining())) return;
+async function waitForWebFonts({ slot, options, ctx, report, waits }: Render): Promise<void> {
+  if (await waitForFonts(slot, waits.remaining(), ctx.signal)) return;
   if (!options.bestEffort) throw new ShotError('timeout', "the page's web fonts did not load before the deadline; raise timeout or use bestEffort");
   report.bestEffort = true;
 }
