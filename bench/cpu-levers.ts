@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { PNG } from 'pngjs';
 import { createLogger } from '../src/log/logger.js';
 import { chromeEnvironment, createUrlPolicy } from '../src/policy/index.js';
-import { capture } from '../src/render/capture.js';
+import { benchCapture } from './lib/bench-capture.js';
 import { createOptionsSchema, parseRenderOptions } from '../src/request/options.js';
 import type { BrowserHandle } from '../src/render-pool/browser-manager.js';
 import { launchBrowser, type LaunchedBrowser } from '../src/render-pool/launch.js';
@@ -101,12 +101,10 @@ async function open(name: string, args: string[]): Promise<Candidate> {
 
 async function render(candidate: Candidate, url: string, imageFormat: 'jpeg' | 'png' | 'webp'): Promise<Buffer> {
   const options = parseRenderOptions(schema, { url, format: imageFormat, ...(imageFormat === 'png' ? {} : { quality: 80 }), reducedMotion: true });
-  candidate.slot.beginRender({ blockResourceTypes: new Set(), onRefused: () => undefined, confidential: false });
   try {
-    const shot = await capture(candidate.slot, options, { deadlineAt: Date.now() + 60_000, maxPageHeight: 20_000, budget: { maxPixels: 100_000_000 }, log });
+    const shot = await benchCapture(candidate.slot, options, log, 60_000);
     return shot.image;
   } finally {
-    candidate.slot.endRender();
     await resetSlot(candidate.slot);
   }
 }

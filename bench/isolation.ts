@@ -25,7 +25,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../src/log/logger.js';
 import { chromeEnvironment, createUrlPolicy } from '../src/policy/index.js';
-import { capture } from '../src/render/capture.js';
+import { benchCapture } from './lib/bench-capture.js';
 import { createOptionsSchema, parseRenderOptions } from '../src/request/options.js';
 import type { BrowserHandle } from '../src/render-pool/browser-manager.js';
 import { launchBrowser } from '../src/render-pool/launch.js';
@@ -133,11 +133,7 @@ try {
       record,
     );
     const options = parseRenderOptions(schema, { url, format: 'png' });
-    await measure(
-      'render',
-      () => capture(slot, options, { deadlineAt: Date.now() + 30_000, maxPageHeight: 20_000, budget: { maxPixels: 100_000_000 }, log }),
-      record,
-    );
+    await measure('render', () => benchCapture(slot, options, log), record);
     await measure('leave', () => leavePage(slot), record);
     await measure('clear', () => clearLeftovers(slot), record);
   }

@@ -18,7 +18,7 @@ import type { Browser, CDPSession, Page } from 'puppeteer-core';
 import { launchBrowser, type LaunchedBrowser } from '../src/render-pool/launch.js';
 import { createLogger } from '../src/log/logger.js';
 import { chromeEnvironment, createUrlPolicy } from '../src/policy/index.js';
-import { capture } from '../src/render/capture.js';
+import { benchCapture } from './lib/bench-capture.js';
 import { createOptionsSchema, parseRenderOptions } from '../src/request/options.js';
 import type { BrowserHandle } from '../src/render-pool/browser-manager.js';
 import { openSlot, type PageSlot } from '../src/render-pool/page-slot.js';
@@ -151,7 +151,7 @@ async function startWiped(): Promise<Bare> {
       const slot = idle.pop() ?? (await new Promise<PageSlot>((resolve) => waiting.push(resolve)));
       const options = parseRenderOptions(schema, { url, format, ...(format === 'jpeg' ? { quality: jpegQuality } : {}) });
       try {
-        const result = await capture(slot, options, { deadlineAt: Date.now() + 30_000, maxPageHeight: 20_000, budget: { maxPixels: 100_000_000 }, log });
+        const result = await benchCapture(slot, options, log);
         return result.image;
       } finally {
         void resetSlot(slot).then(() => giveBack(slot));

@@ -18,7 +18,7 @@ function pageFailing(err: Error, outcome: NavigationOutcome) {
 
 const schema = createOptionsSchema({ maxViewport: 4096, maxTimeoutMs: 60_000, defaultTimeoutMs: 30_000, maxPixels: 100_000_000 });
 const options = parseRenderOptions(schema, { url: 'http://site.test/page' });
-const load = (slot: RenderPage) => navigate(slot, options, () => 1000);
+const load = (slot: RenderPage) => navigate(slot, options, () => 1000, new AbortController().signal);
 
 describe('a failed navigation', () => {
   it("is a 502 with Chromium's net error, as the page's document request reported it", async () => {

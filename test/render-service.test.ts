@@ -18,7 +18,7 @@ function serviceWith(emulate: () => Promise<void>) {
   const released: string[] = [];
   const slot = {
     id: 1,
-    beginRender: () => undefined,
+    runRender: (_rules: unknown, _signal: AbortSignal, work: () => Promise<unknown>) => work(),
     emulate,
     gone: new Promise<never>(() => undefined),
     broken: false,

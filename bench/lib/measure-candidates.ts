@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { createLogger } from '../../src/log/logger.js';
 import { chromeEnvironment, createUrlPolicy } from '../../src/policy/index.js';
-import { capture } from '../../src/render/capture.js';
+import { benchCapture } from './bench-capture.js';
 import { createOptionsSchema, parseRenderOptions } from '../../src/request/options.js';
 import type { BrowserHandle } from '../../src/render-pool/browser-manager.js';
 import { launchBrowser } from '../../src/render-pool/launch.js';
@@ -60,9 +60,7 @@ export async function measureCandidates(rounds: number, chromePath: string, outP
         const figures = sums.get(candidate.name)!;
         const options = parseRenderOptions(schema, { url, format: 'png', ...candidate.options });
         try {
-          const render = await timed(() =>
-            capture(slot, options, { deadlineAt: Date.now() + 30_000, maxPageHeight: 20_000, budget: { maxPixels: 100_000_000 }, log }),
-          );
+          const render = await timed(() => benchCapture(slot, options, log));
           const wipe = await timed(() => candidate.wipe(slot));
           if (round < warmup) continue;
           figures.renderCpu.push(render.cpu);

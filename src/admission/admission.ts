@@ -1,3 +1,4 @@
+import { timerDelay } from '../async/timeout.js';
 import { shed, ShotError, type ShedReason } from '../errors/shot-error.js';
 import { noKeyName } from '../keys/key-set.js';
 import type { NodeMetrics } from '../metrics/node-metrics.js';
@@ -98,9 +99,6 @@ interface Running {
   startedAt: number;
   peakInflight: number;
 }
-
-/** setTimeout fires at once for delays above 2^31 − 1 ms. */
-const maxTimerMs = 2 ** 31 - 1;
 
 const implicitClient: QueueClient = { name: noKeyName, weight: 1 };
 
@@ -211,7 +209,7 @@ export function createAdmission(opts: AdmissionOptions, deps: AdmissionDeps): Ad
     if (opts.enabled) {
       const lastUsefulStart = req.deadlineAt - (estimates.forClass(req.costClass) ?? 0);
       const waitMs = Math.min(opts.queueTimeoutMs ?? Number.POSITIVE_INFINITY, lastUsefulStart - arrivedAt);
-      timer = timers.setTimeout(() => giveUp.abort(refuse('queue_timeout')), Math.min(maxTimerMs, Math.max(0, waitMs)));
+      timer = timers.setTimeout(() => giveUp.abort(refuse('queue_timeout')), timerDelay(waitMs));
     }
     try {
       const keyName = (req.client ?? implicitClient).name;

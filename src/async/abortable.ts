@@ -1,3 +1,5 @@
+import { timerDelay } from './timeout.js';
+
 /**
  * Waits for `work` unless `signal` aborts first, then rejects with the signal's reason. Whatever the work yields
  * after that is handed to `late` (a page or a permit that must go back), so leaving never leaks it.
@@ -35,13 +37,10 @@ export interface DeadlineSignal {
   dispose(): void;
 }
 
-/** setTimeout fires at once for delays above 2^31 − 1 ms. */
-const maxTimerMs = 2 ** 31 - 1;
-
 /** One signal for every wait of a request: its client going away, or its deadline passing. */
 export function deadlineSignal(client: AbortSignal, deadlineAt: number, atDeadline: () => Error): DeadlineSignal {
   const deadline = new AbortController();
-  const timer = setTimeout(() => deadline.abort(atDeadline()), Math.min(maxTimerMs, Math.max(0, deadlineAt - Date.now())));
+  const timer = setTimeout(() => deadline.abort(atDeadline()), timerDelay(deadlineAt - Date.now()));
   timer.unref();
   return {
     signal: AbortSignal.any([client, deadline.signal]),

@@ -1,6 +1,7 @@
 import { TimeoutError } from 'puppeteer-core';
 import type { Admission } from '../admission/index.js';
 import { abortable, deadlineSignal } from '../async/abortable.js';
+import { withTimeout } from '../async/timeout.js';
 import { ShotError } from '../errors/shot-error.js';
 import type { Logger } from '../log/logger.js';
 import type { ClientKey } from '../keys/key-set.js';
@@ -201,6 +202,7 @@ export function createRenderService(deps: RenderServiceDeps) {
     try {
       const captured = capture(slot, req.options, {
         deadlineAt,
+        signal,
         maxPageHeight: deps.maxPageHeight,
         budget: { maxPixels: deps.maxPixels },
         log: req.log,
@@ -221,7 +223,10 @@ export function createRenderService(deps: RenderServiceDeps) {
       // answer is taken for a dead renderer.
       const answered = timedOut || slot.lost() ? true : await slot.answers(1000);
       // A page that does not answer gets a moment more for its crash report.
-      if (!answered && !slot.lost()) await Promise.race([slot.gone.catch(() => undefined), new Promise((r) => setTimeout(r, 500).unref())]);
+      if (!answered && !slot.lost()) {
+        const crashReported = slot.gone.catch(() => undefined);
+        await withTimeout(crashReported, 500, () => undefined);
+      }
       if (slot.lost() || (!answered && !(err instanceof ShotError))) {
         slot.markBroken();
         throw new RenderLostError(err instanceof Error ? err.message : String(err));

@@ -1,6 +1,7 @@
 import { Resolver as AresResolver } from 'node:dns/promises';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
+import { withTimeout } from '../async/timeout.js';
 import type { Resolver } from './url-policy.js';
 
 export interface DnsOptions {
@@ -33,19 +34,13 @@ export function createBoundedResolver(opts: DnsOptions): BoundedResolver {
   const resolve: Resolver = async (host) => {
     const listed = (await hosts()).get(host.toLowerCase());
     if (listed) return listed;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(dnsError('ETIMEOUT', host, `no answer within ${opts.timeoutMs} ms (SHOTFLEET_DNS_TIMEOUT_MS)`)), opts.timeoutMs).unref();
+    const [v4, v6] = await withTimeout(Promise.allSettled([ares.resolve4(host), ares.resolve6(host)]), opts.timeoutMs, () => {
+      throw dnsError('ETIMEOUT', host, `no answer within ${opts.timeoutMs} ms (SHOTFLEET_DNS_TIMEOUT_MS)`);
     });
-    try {
-      const [v4, v6] = await Promise.race([Promise.allSettled([ares.resolve4(host), ares.resolve6(host)]), timeout]);
-      const addresses = [...(v4.status === 'fulfilled' ? v4.value : []), ...(v6.status === 'fulfilled' ? v6.value : [])];
-      if (addresses.length > 0) return addresses;
-      const timedOut = [v4, v6].some((r) => r.status === 'rejected' && (r.reason as NodeJS.ErrnoException).code === 'ETIMEOUT');
-      throw timedOut ? dnsError('ETIMEOUT', host, 'the name server did not answer') : dnsError('ENOTFOUND', host, 'no address');
-    } finally {
-      clearTimeout(timer);
-    }
+    const addresses = [...(v4.status === 'fulfilled' ? v4.value : []), ...(v6.status === 'fulfilled' ? v6.value : [])];
+    if (addresses.length > 0) return addresses;
+    const timedOut = [v4, v6].some((r) => r.status === 'rejected' && (r.reason as NodeJS.ErrnoException).code === 'ETIMEOUT');
+    throw timedOut ? dnsError('ETIMEOUT', host, 'the name server did not answer') : dnsError('ENOTFOUND', host, 'no address');
   };
   return { resolve, close: () => ares.cancel() };
 }

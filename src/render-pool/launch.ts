@@ -3,6 +3,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import puppeteer, { type Browser } from 'puppeteer-core';
+import { withTimeout } from '../async/timeout.js';
 import { policyBrowserArgs, sandboxArgs } from '../policy/index.js';
 
 /**
@@ -92,8 +93,7 @@ export async function launchBrowser(chromePath: string, opts: LaunchOptions): Pr
     async close() {
       const proc = browser.process();
       const closed = browser.close().catch(() => undefined);
-      const timeout = new Promise((resolve) => setTimeout(resolve, 5000).unref());
-      await Promise.race([closed, timeout]);
+      await withTimeout(closed, 5000, () => undefined);
       if (proc && proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
       await fs.rm(userDataDir, { recursive: true, force: true }).catch(() => undefined);
     },

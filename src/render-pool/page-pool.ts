@@ -3,6 +3,7 @@ import type { Logger } from '../log/logger.js';
 import type { NodeMetrics } from '../metrics/node-metrics.js';
 import type { PolicyProxy, UrlPolicy } from '../policy/index.js';
 import { abortable } from '../async/abortable.js';
+import { withTimeout } from '../async/timeout.js';
 import { BrowserManager } from './browser-manager.js';
 import type { LaunchOptions } from './launch.js';
 import { closeSlot, openSlot, type PageSlot } from './page-slot.js';
@@ -115,19 +116,20 @@ export function createPagePool(opts: PagePoolOptions): PagePool {
     },
 
     release(slot) {
-      slot.endRender();
       browsers.countRender(slot.browser);
       if (slot.broken || slot.browser.dead || slot.browser.retired) {
         void pool.destroy(slot);
         return;
       }
       // A page whose renderer stopped answering after its capture must not keep its window forever.
-      const wipeBound = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the wipe took over 10 s')), 10_000).unref());
-      Promise.race([resetSlot(slot), wipeBound]).then(
+      const wiped = withTimeout(resetSlot(slot), 10_000, () => {
+        throw new Error('the wipe took over 10 s');
+      });
+      wiped.then(
         () => pool.release(slot),
         (err) => {
           opts.log.warn({ err, slot: slot.id }, 'could not wipe a page; replacing it');
-          slot.broken = true;
+          slot.markBroken();
           void pool.destroy(slot);
         },
       );
@@ -148,7 +150,8 @@ export function createPagePool(opts: PagePoolOptions): PagePool {
       closed = true;
       browsers.stopReplacing();
       // Renders still holding a page (past the drain grace) are not waited for: their browser closes under them.
-      await Promise.race([pool.drain().catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);
+      const drained = pool.drain().catch(() => undefined);
+      await withTimeout(drained, 2000, () => undefined);
       await pool.clear().catch(() => undefined);
       await browsers.close();
     },

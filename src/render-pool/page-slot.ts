@@ -1,4 +1,5 @@
 import type { BrowserContext, CDPSession, HTTPRequest, Page } from 'puppeteer-core';
+import { withTimeout } from '../async/timeout.js';
 import type { Logger } from '../log/logger.js';
 import type { PolicyProxy, UrlPolicy } from '../policy/index.js';
 import { countResponses, keepDocumentsFresh, type CacheSource } from './asset-cache.js';
@@ -30,8 +31,13 @@ export interface RenderPage {
   readonly cdp: CDPSession;
   /** Whether renders on this page may reuse what earlier renders fetched (SHOTFLEET_ASSET_CACHE). */
   readonly assetCache: boolean;
-  /** Starts a render: its request rules, and a fresh record of where its main frame navigates. */
-  beginRender(rules: RequestRules): void;
+  /**
+   * Runs a render on the page: `work` under the render's request rules, with a fresh record of where its main frame
+   * navigates. The rules are dropped when the work settles or `signal` aborts, whichever comes first: the page of an
+   * abandoned render may be handed on while the render's last call is still out, and its end must not drop the
+   * rules of the next render.
+   */
+  runRender<T>(rules: RequestRules, signal: AbortSignal, work: () => Promise<T>): Promise<T>;
   /** Sets the page's emulation; only settings that differ from the page's current ones are sent (slot-emulation.ts). */
   emulate(wanted: Partial<Emulation>): Promise<void>;
   /**
@@ -77,15 +83,12 @@ export interface PageSlot extends RenderPage {
   origins: Set<string>;
   /** Origins of documents loaded in the main frame and in subframes since the last reset: third-party storage is keyed by both. */
   documentOrigins: { top: Set<string>; frames: Set<string> };
-  /** Set when the page can no longer be trusted: destroy it. */
-  broken: boolean;
+  /** The page can no longer be trusted (markBroken()): destroy it. */
+  readonly broken: boolean;
   /** Set when the page's renderer crashed or was killed, or its target went away: every call on it fails or hangs. */
   crashed: boolean;
-  renders: number;
   /** A confidential render used the page since the last reset: its context's HTTP cache goes with the wipe. */
   cacheToDrop: boolean;
-  /** The render is over: its rules are dropped and it is counted. */
-  endRender(): void;
 }
 
 let nextSlotId = 1;
@@ -109,6 +112,7 @@ export async function openSlot(browser: BrowserHandle, deps: SlotDeps): Promise<
     let rules: RequestRules | null = null;
     let navigation = newNavigation();
     let userAgent: Promise<string> | undefined;
+    let broken = false;
     const slot: PageSlot = {
       id: nextSlotId++,
       browser,
@@ -125,21 +129,29 @@ export async function openSlot(browser: BrowserHandle, deps: SlotDeps): Promise<
       }),
       origins: new Set(),
       documentOrigins: { top: new Set(), frames: new Set() },
-      broken: false,
+      get broken() {
+        return broken;
+      },
       crashed: false,
       gone: new Promise<never>(() => undefined),
-      renders: 0,
       cacheToDrop: false,
-      beginRender(next) {
+      async runRender(next, signal, work) {
+        signal.throwIfAborted();
         rules = next;
         // Set before the render fetches anything; a render that fails halfway is dropped all the same.
         if (next.confidential && deps.assetCache.on) slot.cacheToDrop = true;
         navigation = newNavigation();
         proxy?.takeRefusals();
-      },
-      endRender() {
-        rules = null;
-        slot.renders++;
+        const end = () => {
+          if (rules === next) rules = null;
+        };
+        signal.addEventListener('abort', end, { once: true });
+        try {
+          return await work();
+        } finally {
+          signal.removeEventListener('abort', end);
+          end();
+        }
       },
       emulate: (wanted) => slot.emulation.set(wanted),
       async navigationOutcome() {
@@ -149,10 +161,10 @@ export async function openSlot(browser: BrowserHandle, deps: SlotDeps): Promise<
         return { refusedHosts: [...navigation.refused, ...byProxy], failure: navigation.failure };
       },
       markBroken() {
-        slot.broken = true;
+        broken = true;
       },
       lost: () => slot.crashed || browser.dead || !browser.launched.browser.connected,
-      usable: () => !slot.broken && !slot.lost(),
+      usable: () => !broken && !slot.lost(),
       answers: (timeoutMs) => answers(slot, timeoutMs),
     };
     slot.gone = watchForCrash(slot);
@@ -166,10 +178,10 @@ export async function openSlot(browser: BrowserHandle, deps: SlotDeps): Promise<
 }
 
 export async function closeSlot(slot: PageSlot): Promise<void> {
-  slot.broken = true;
+  slot.markBroken();
   const closing = slot.browser.dead ? Promise.resolve() : slot.context.close().catch(() => undefined);
   // A page stuck in `while(true){}` still closes: the browser process kills its renderer.
-  await Promise.race([closing, new Promise((r) => setTimeout(r, 5000).unref())]);
+  await withTimeout(closing, 5000, () => undefined);
   await slot.proxy?.close();
 }
 
@@ -190,7 +202,7 @@ function watchForCrash(slot: PageSlot): Promise<never> {
     const fail = (why: string) => {
       if (slot.crashed) return;
       slot.crashed = true;
-      slot.broken = true;
+      slot.markBroken();
       reject(new PageCrashedError(why));
     };
     slot.page.once('error', (err) => fail(err instanceof Error ? err.message : String(err)));
@@ -206,7 +218,7 @@ async function answers(slot: PageSlot, timeoutMs = 2000): Promise<boolean> {
     () => true,
     () => false,
   );
-  const verdict = await Promise.race([probe, slot.gone.catch(() => false), new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs).unref())]);
+  const verdict = await withTimeout(Promise.race([probe, slot.gone.catch(() => false)]), timeoutMs, () => false);
   return verdict && !slot.crashed;
 }
 
@@ -325,13 +337,7 @@ function documentRequestEnded(navigation: Navigation, request: HTTPRequest): voi
 
 function documentRequestsEnded(navigation: Navigation, boundMs: number): Promise<void> {
   if (navigation.inFlight.size === 0) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, boundMs);
-    navigation.waiters.push(() => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
+  return withTimeout(new Promise<void>((resolve) => navigation.waiters.push(resolve)), boundMs, () => undefined);
 }
 
 function hostOf(url: string): string {

@@ -23,12 +23,15 @@ export function waitBudget(options: RenderOptions, ctx: { deadlineAt: number }) 
   };
 }
 
-/** Runs a wait; with bestEffort its timeout is noted in the report instead of failing the render. */
-export async function allowBestEffort(options: RenderOptions, report: RenderReport, wait: () => Promise<unknown>): Promise<void> {
+/**
+ * Runs a wait; with bestEffort its timeout is noted in the report instead of failing the render. A wait ended by the
+ * request's signal (its client left, its deadline passed) ends the render all the same.
+ */
+export async function allowBestEffort(options: RenderOptions, report: RenderReport, signal: AbortSignal, wait: () => Promise<unknown>): Promise<void> {
   try {
     await wait();
   } catch (err) {
-    if (options.bestEffort && err instanceof ShotError && err.code === 'timeout') {
+    if (options.bestEffort && !signal.aborted && err instanceof ShotError && err.code === 'timeout') {
       report.bestEffort = true;
       return;
     }

@@ -1,6 +1,7 @@
+import { sleep } from '../async/timeout.js';
 import type { Logger } from '../log/logger.js';
 import { ShotError } from '../errors/shot-error.js';
-import type { RenderPage } from '../render-pool/page-slot.js';
+import type { RenderPage, RequestRules } from '../render-pool/page-slot.js';
 import type { RenderOptions } from '../request/options.js';
 import { navigate } from './navigate.js';
 import { allowBestEffort, waitBudget, type RenderReport } from './best-effort.js';
@@ -20,8 +21,10 @@ export interface CaptureResult {
 }
 
 export interface CaptureContext {
-  /** Absolute time (ms since epoch) by which the render must be done. */
+  /** Absolute time (ms since epoch) by which the render must be done: what puppeteer's own timeouts are set from. */
   deadlineAt: number;
+  /** Aborts when the request is abandoned: its client left or its deadline passed. */
+  signal: AbortSignal;
   maxPageHeight: number;
   /** SHOTFLEET_MAX_PIXELS: what a region known only during the render is cut to fit. */
   budget: PixelBudget;
@@ -41,6 +44,7 @@ interface Render {
   slot: RenderPage;
   options: RenderOptions;
   ctx: CaptureContext;
+  rules: RequestRules;
   report: RenderReport;
   waits: ReturnType<typeof waitBudget>;
   /** Ad and tracker URLs refused during the load: the frames and images that showed them are hidden. */
@@ -50,11 +54,12 @@ interface Render {
 type Step = (render: Render) => Promise<void>;
 
 /**
- * A render, step by step in this order, all under the request's one deadline (render-service.ts aborts the wait
- * when it passes): each step does one thing, and one a request does not ask for returns at once.
+ * A render, step by step in this order, all under the request's signal (its client leaving, its deadline passing):
+ * once it aborts no further step starts, and the waits of the step under way end with it. Each step does one thing,
+ * and one a request does not ask for returns at once.
  */
 const steps: Step[] = [
-  stateRulesAndEmulation,
+  setEmulation,
   loadPage,
   failOnTargetStatus,
   checkSelectors,
@@ -68,26 +73,32 @@ const steps: Step[] = [
   waitForWebFonts,
 ];
 
-/** Drives one render on a page: its steps, then the capture. */
+/** Drives one render on a page, under its request rules from first step to last: its steps, then the capture. */
 export async function capture(slot: RenderPage, options: RenderOptions, ctx: CaptureContext): Promise<CaptureResult> {
-  const render: Render = { slot, options, ctx, report: ctx.report ?? { bestEffort: false }, waits: waitBudget(options, ctx), blockedAds: new Set() };
-  for (const step of steps) await step(render);
-  return takeScreenshot(render);
+  const blockedAds = new Set<string>();
+  const rules = requestRules(options, ctx.log, options.blockAds ? (ctx.adBlocker ?? null) : null, blockedAds);
+  const render: Render = { slot, options, ctx, rules, report: ctx.report ?? { bestEffort: false }, waits: waitBudget(options, ctx), blockedAds };
+  return slot.runRender(rules, ctx.signal, async () => {
+    for (const step of steps) {
+      ctx.signal.throwIfAborted();
+      await step(render);
+    }
+    ctx.signal.throwIfAborted();
+    return takeScreenshot(render);
+  });
 }
 
-/** Request rules first, then every emulation setting: both before the page loads. */
-async function stateRulesAndEmulation({ slot, options, ctx, blockedAds }: Render): Promise<void> {
-  const rules = requestRules(options, ctx.log, options.blockAds ? (ctx.adBlocker ?? null) : null, blockedAds);
-  slot.beginRender(rules);
+/** Every emulation setting, before the page loads. */
+async function setEmulation({ slot, options, rules }: Render): Promise<void> {
   // A confidential render neither takes what anonymous renders cached (its credentials may change the answers) nor
   // leaves what it fetched (the slot drops the cache after it).
   await slot.emulate(wantedEmulation(options, needsInterception(rules), slot.assetCache && !rules.confidential));
 }
 
-async function loadPage({ slot, options, report, waits }: Render): Promise<void> {
+async function loadPage({ slot, options, ctx, report, waits }: Render): Promise<void> {
   const stopWatching = watchDocumentStatus(slot.page, (status) => (report.targetStatus = status));
   try {
-    await allowBestEffort(options, report, () => navigate(slot, options, waits.remaining));
+    await allowBestEffort(options, report, ctx.signal, () => navigate(slot, options, waits.remaining, ctx.signal));
   } finally {
     stopWatching();
   }
@@ -97,22 +108,24 @@ async function failOnTargetStatus({ options, report }: Render): Promise<void> {
   checkTargetStatus(options.failOnHttpStatus, report.targetStatus);
 }
 
-async function waitForSelector({ slot, options, report, waits }: Render): Promise<void> {
+async function waitForSelector({ slot, options, ctx, report, waits }: Render): Promise<void> {
   const selector = options.waitForSelector;
   if (!selector) return;
-  await allowBestEffort(options, report, () =>
-    slot.page.waitForSelector(selector, { timeout: waits.remaining() }).catch((err) => {
+  const { signal } = ctx;
+  await allowBestEffort(options, report, signal, () =>
+    slot.page.waitForSelector(selector, { timeout: waits.remaining(), signal }).catch((err) => {
+      signal.throwIfAborted();
       throw new ShotError('timeout', `waitForSelector "${selector}" did not appear before the deadline`, { cause: String(err?.message ?? err) });
     }),
   );
 }
 
-async function runPageScripts({ slot, options }: Render): Promise<void> {
-  if (options.scripts !== undefined) await runScripts(slot, options.scripts);
+async function runPageScripts({ slot, options, ctx }: Render): Promise<void> {
+  if (options.scripts !== undefined) await runScripts(slot, options.scripts, ctx.signal);
 }
 
 async function scrollPage({ slot, options, ctx, waits }: Render): Promise<void> {
-  if (options.scrollPage) await scrollThroughPage(slot, ctx.maxPageHeight, waits.scrollBudget());
+  if (options.scrollPage) await scrollThroughPage(slot, ctx.maxPageHeight, waits.scrollBudget(), ctx.signal);
 }
 
 async function hideBlockedAds({ slot, blockedAds }: Render): Promise<void> {
@@ -130,11 +143,11 @@ async function addStyles({ slot, options }: Render): Promise<void> {
 }
 
 async function waitDelay({ options, ctx }: Render): Promise<void> {
-  if (options.delay > 0) await new Promise((r) => setTimeout(r, Math.min(options.delay, Math.max(1, ctx.deadlineAt - Date.now()))));
+  if (options.delay > 0) await sleep(Math.min(options.delay, Math.max(1, ctx.deadlineAt - Date.now())), ctx.signal);
 }
 
-async function waitForWebFonts({ slot, options, report, waits }: Render): Promise<void> {
-  if (await waitForFonts(slot, waits.remaining())) return;
+async function waitForWebFonts({ slot, options, ctx, report, waits }: Render): Promise<void> {
+  if (await waitForFonts(slot, waits.remaining(), ctx.signal)) return;
   if (!options.bestEffort) throw new ShotError('timeout', "the page's web fonts did not load before the deadline; raise timeout or use bestEffort");
   report.bestEffort = true;
 }

@@ -2,7 +2,7 @@ import { ShotError, shed, type ShedReason } from '../errors/shot-error.js';
 import type { Logger } from '../log/logger.js';
 import type { PagePool } from '../render-pool/page-pool.js';
 import type { PageSlot } from '../render-pool/page-slot.js';
-import { abortable } from '../async/abortable.js';
+import { createTurns, type Turns } from '../async/turns.js';
 
 export interface SessionLease {
   slot: PageSlot;
@@ -24,8 +24,8 @@ export interface SessionStore {
 interface Session {
   id: string;
   slot: PageSlot;
-  /** Settles when the render holding the session lets go: the next one waits for it. */
-  turn: Promise<void>;
+  /** One render at a time: the next request waits for the one holding the page to let go. */
+  turns: Turns;
   busy: number;
   lastUsed: number;
   /** Not yet handed to a request: the first one is told `new`. */
@@ -76,7 +76,7 @@ export function createSessionStore(opts: SessionStoreOptions): SessionStore {
     let pending = opening.get(id);
     if (!pending) {
       pending = opts.pool.openExtraPage().then((slot) => {
-        const session: Session = { id, slot, turn: Promise.resolve(), busy: 0, lastUsed: Date.now(), fresh: true };
+        const session: Session = { id, slot, turns: createTurns(), busy: 0, lastUsed: Date.now(), fresh: true };
         sessions.set(id, session);
         return session;
       });
@@ -108,24 +108,16 @@ export function createSessionStore(opts: SessionStoreOptions): SessionStore {
       const current = session;
       current.busy++;
       clearTimeout(current.idleTimer);
-      const previous = current.turn;
-      let letGo!: () => void;
-      current.turn = new Promise((resolve) => (letGo = resolve));
-      try {
-        await waitForTurn(previous, signal, () => opts.onShed('queue_timeout'));
-      } catch (err) {
+      const letGo = await waitForTurn(current.turns, signal, () => opts.onShed('queue_timeout')).catch((err: unknown) => {
         current.busy--;
-        // The request ahead still holds the page: the one behind this one waits for it, not for this one.
-        void previous.then(letGo);
         throw err;
-      }
+      });
       return {
         slot: current.slot,
         session: state,
         release(ok) {
           current.busy--;
           current.lastUsed = Date.now();
-          current.slot.endRender();
           if (current.slot.broken || current.slot.browser.dead) {
             letGo();
             void end(current, ok ? 'its page died' : 'its render failed');
@@ -135,7 +127,7 @@ export function createSessionStore(opts: SessionStoreOptions): SessionStore {
           current.slot.page
             .goto('about:blank', { waitUntil: 'load', timeout: 10_000 })
             .catch(() => {
-              current.slot.broken = true;
+              current.slot.markBroken();
             })
             .finally(() => {
               letGo();
@@ -155,9 +147,9 @@ export function createSessionStore(opts: SessionStoreOptions): SessionStore {
 }
 
 /** The session's earlier request letting go, bounded by the client leaving and by this request's deadline. */
-async function waitForTurn(turn: Promise<void>, signal: AbortSignal, onTimeout: () => void): Promise<void> {
+async function waitForTurn(turns: Turns, signal: AbortSignal, onTimeout: () => void): Promise<() => void> {
   try {
-    await abortable(turn, signal);
+    return await turns.take(signal);
   } catch (err) {
     if (!(err instanceof ShotError && err.code === 'timeout')) throw err;
     onTimeout();

@@ -1,4 +1,4 @@
-import { setTimeout as sleep } from 'node:timers/promises';
+import { withTimeout } from '../async/timeout.js';
 import type { Config } from '../config/load.js';
 import { shed, ShotError } from '../errors/shot-error.js';
 import type { Logger } from '../log/logger.js';
@@ -162,7 +162,8 @@ export function createStorage(config: Config, log: Logger, metrics: NodeMetrics,
     stats,
     async drain(graceMs: number) {
       draining = true;
-      const idle = await Promise.race([pool.whenIdle().then(() => true), sleep(graceMs, false, { ref: false })]);
+      const drained = pool.whenIdle().then(() => true);
+      const idle = await withTimeout(drained, graceMs, () => false);
       if (idle) log.info('uploads drained');
       else {
         log.warn(stats(), 'shutdown grace ended with uploads unfinished; cancelling them');
