@@ -5,7 +5,7 @@ import { createLogger } from '../src/log/logger.js';
 import type { PagePool } from '../src/render-pool/page-pool.js';
 import type { PageSlot } from '../src/render-pool/page-slot.js';
 import { createSessionStore } from '../src/sessions/session-store.js';
-import { metricValues, ok, shoot, waitFor, type Answer } from './helpers/node-client.js';
+import { metricValues, ok, shoot, sleep, waitFor, type Answer } from './helpers/node-client.js';
 
 /** Everything /write leaves behind, as a later /read in the same session should see it. */
 const kept: StateSeen = {
@@ -135,11 +135,12 @@ describe('sessions: state kept per cookie, separate between ids, LRU eviction (3
 
 describe('sessions: idle expiry (the session store, with a stand-in page pool)', () => {
   /** A page the store can hold: only what the store itself touches. */
-  function standInPage(): PageSlot {
+  function standInPage(reset: { fails?: boolean; answers?: boolean } = {}): PageSlot {
     const slot = {
       broken: false,
       browser: { dead: false },
-      page: { goto: async () => null },
+      page: { goto: async () => (reset.fails ? Promise.reject(new Error('Navigation timeout of 10000 ms exceeded')) : null) },
+      answers: async () => reset.answers ?? true,
       usable: () => !slot.broken,
       markBroken() {
         slot.broken = true;
@@ -149,18 +150,33 @@ describe('sessions: idle expiry (the session store, with a stand-in page pool)',
     return slot as unknown as PageSlot;
   }
 
-  it('an idle session is closed after SHOTFLEET_SESSION_IDLE_MS: its page is closed and the next request is new again', async () => {
-    const opened: PageSlot[] = [];
+  const signal = new AbortController().signal;
+
+  function storeOf(openPage: () => PageSlot) {
     const closed: PageSlot[] = [];
     const pool = {
-      openExtraPage: async () => {
-        opened.push(standInPage());
-        return opened.at(-1)!;
-      },
+      openExtraPage: async () => openPage(),
       closeExtraPage: async (slot: PageSlot) => void closed.push(slot),
     } as unknown as PagePool;
-    const store = createSessionStore({ pool, maxSessions: 2, idleMs: 200, log: createLogger('silent'), onShed: () => undefined });
-    const signal = new AbortController().signal;
+    return { store: createSessionStore({ pool, maxSessions: 2, idleMs: 200, log: createLogger('silent'), onShed: () => undefined }), closed };
+  }
+
+  it("a page whose reset to about:blank fails but that still answers keeps its session (a loaded machine's slow reset); one that does not answer is closed", async () => {
+    for (const answers of [true, false]) {
+      const { store, closed } = storeOf(() => standInPage({ fails: true, answers }));
+      const first = await store.checkout('slow-reset', signal);
+      first.release(true);
+      await sleep(20); // the reset settles (a real client's next request comes after the answer)
+      const next = await store.checkout('slow-reset', signal);
+      expect(next.session).toBe(answers ? 'reused' : 'new');
+      expect(closed).toEqual(answers ? [] : [first.slot]);
+      next.release(true);
+      await store.close();
+    }
+  });
+
+  it('an idle session is closed after SHOTFLEET_SESSION_IDLE_MS: its page is closed and the next request is new again', async () => {
+    const { store, closed } = storeOf(() => standInPage());
 
     const first = await store.checkout('sleepy', signal);
     expect(first.session).toBe('new');

@@ -126,7 +126,11 @@ export function createSessionStore(opts: SessionStoreOptions): SessionStore {
           // Emulation stays as the render set it: the session's next render states its own (slot-emulation.ts).
           current.slot.page
             .goto('about:blank', { waitUntil: 'load', timeout: 10_000 })
-            .catch(() => {
+            .catch(async (err: unknown) => {
+              // On a loaded machine the reset can run out of time on a page that is fine, and closing it would
+              // silently lose the session's state: only a page that no longer answers is given up.
+              if (await current.slot.answers(5000)) return;
+              opts.log.warn({ session: current.id, err: err instanceof Error ? err.message : String(err) }, "could not reset a session's page; closing it");
               current.slot.markBroken();
             })
             .finally(() => {
