@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lastReport, nothingKept, page, startTestSite, stateProbeRoutes, type StateSeen, type TestSite } from './helpers/pages.js';
 import { startShotfleet, type RunningProcess } from './helpers/processes.js';
+import { TimeoutError } from 'puppeteer-core';
 import { createLogger } from '../src/log/logger.js';
 import type { PagePool } from '../src/render-pool/page-pool.js';
 import type { PageSlot } from '../src/render-pool/page-slot.js';
@@ -135,17 +136,25 @@ describe('sessions: state kept per cookie, separate between ids, LRU eviction (3
 
 describe('sessions: idle expiry (the session store, with a stand-in page pool)', () => {
   /** A page the store can hold: only what the store itself touches. */
-  function standInPage(reset: { fails?: boolean; answers?: boolean } = {}): PageSlot {
+  /** `resets`: how each reset to about:blank ends, in turn ('ok' once they run out); `answers`: whether the page answers a probe. */
+  function standInPage(reset: { resets?: ('timeout' | 'closed' | 'ok')[]; answers?: boolean } = {}): PageSlot {
+    const resets = [...(reset.resets ?? [])];
     const slot = {
       broken: false,
       browser: { dead: false },
-      page: { goto: async () => (reset.fails ? Promise.reject(new Error('Navigation timeout of 10000 ms exceeded')) : null) },
+      page: {
+        goto: async () => {
+          const outcome = resets.shift() ?? 'ok';
+          if (outcome === 'timeout') throw new TimeoutError('Navigation timeout of 10000 ms exceeded');
+          if (outcome === 'closed') throw new Error('Protocol error (Page.navigate): Target closed');
+          return null;
+        },
+      },
       answers: async () => reset.answers ?? true,
       usable: () => !slot.broken,
       markBroken() {
         slot.broken = true;
       },
-      endRender: () => undefined,
     };
     return slot as unknown as PageSlot;
   }
@@ -161,18 +170,21 @@ describe('sessions: idle expiry (the session store, with a stand-in page pool)',
     return { store: createSessionStore({ pool, maxSessions: 2, idleMs: 200, log: createLogger('silent'), onShed: () => undefined }), closed };
   }
 
-  it("a page whose reset to about:blank fails but that still answers keeps its session (a loaded machine's slow reset); one that does not answer is closed", async () => {
-    for (const answers of [true, false]) {
-      const { store, closed } = storeOf(() => standInPage({ fails: true, answers }));
-      const first = await store.checkout('slow-reset', signal);
-      first.release(true);
-      await sleep(20); // the reset settles (a real client's next request comes after the answer)
-      const next = await store.checkout('slow-reset', signal);
-      expect(next.session).toBe(answers ? 'reused' : 'new');
-      expect(closed).toEqual(answers ? [] : [first.slot]);
-      next.release(true);
-      await store.close();
-    }
+  it.each([
+    { case: 'a reset that runs out of time once on a page that answers', resets: ['timeout'], answers: true, kept: true },
+    { case: 'a reset that runs out of time twice', resets: ['timeout', 'timeout'], answers: true, kept: false },
+    { case: 'a reset that runs out of time on a page that does not answer', resets: ['timeout'], answers: false, kept: false },
+    { case: 'a reset whose page target closed', resets: ['closed'], answers: true, kept: false },
+  ] as const)('$case: the session is kept: $kept', async ({ resets, answers, kept }) => {
+    const { store, closed } = storeOf(() => standInPage({ resets: [...resets], answers }));
+    const first = await store.checkout('slow-reset', signal);
+    first.release(true);
+    await sleep(20); // the reset settles (a real client's next request comes after the answer)
+    const next = await store.checkout('slow-reset', signal);
+    expect(next.session).toBe(kept ? 'reused' : 'new');
+    expect(closed).toEqual(kept ? [] : [first.slot]);
+    next.release(true);
+    await store.close();
   });
 
   it('an idle session is closed after SHOTFLEET_SESSION_IDLE_MS: its page is closed and the next request is new again', async () => {

@@ -1,3 +1,4 @@
+import { TimeoutError } from 'puppeteer-core';
 import { ShotError, shed, type ShedReason } from '../errors/shot-error.js';
 import type { Logger } from '../log/logger.js';
 import type { PagePool } from '../render-pool/page-pool.js';
@@ -124,22 +125,21 @@ export function createSessionStore(opts: SessionStoreOptions): SessionStore {
             return;
           }
           // Emulation stays as the render set it: the session's next render states its own (slot-emulation.ts).
-          current.slot.page
-            .goto('about:blank', { waitUntil: 'load', timeout: 10_000 })
-            .catch(async (err: unknown) => {
-              // On a loaded machine the reset can run out of time on a page that is fine, and closing it would
-              // silently lose the session's state: only a page that no longer answers is given up.
-              if (await current.slot.answers(5000)) return;
-              opts.log.warn({ session: current.id, err: err instanceof Error ? err.message : String(err) }, "could not reset a session's page; closing it");
-              current.slot.markBroken();
-            })
-            .finally(() => {
-              letGo();
-              if (current.busy === 0) {
-                current.idleTimer = setTimeout(() => void end(current, 'idle'), opts.idleMs);
-                current.idleTimer.unref();
-              }
-            });
+          void resetPage(current.slot).then((failure) => {
+            if (failure) current.slot.markBroken();
+            letGo();
+            // Evicted or shut down meanwhile: its page is closed already, and nobody is to be told.
+            if (sessions.get(current.id) !== current) return;
+            if (failure) {
+              opts.log.warn({ session: current.id, err: failure }, "could not reset a session's page; closing the session");
+              void end(current, 'its page could not be reset');
+              return;
+            }
+            if (current.busy === 0) {
+              current.idleTimer = setTimeout(() => void end(current, 'idle'), opts.idleMs);
+              current.idleTimer.unref();
+            }
+          });
         },
       };
     },
@@ -164,3 +164,24 @@ async function waitForTurn(turns: Turns, signal: AbortSignal, onTimeout: () => v
     );
   }
 }
+
+/**
+ * Leaves a session's page on about:blank between its renders, so the page's scripts stop running; resolves with why
+ * it could not (the page is then not to be used again), or null. On a loaded machine the navigation can run out of
+ * time on a page that is fine: one that still answers gets one more, shorter try.
+ */
+async function resetPage(slot: PageSlot): Promise<string | null> {
+  const toBlank = (timeout: number) => slot.page.goto('about:blank', { waitUntil: 'load', timeout });
+  try {
+    await toBlank(10_000);
+    return null;
+  } catch (err) {
+    if (!(err instanceof TimeoutError) || !(await slot.answers(1000))) return messageOf(err);
+  }
+  return toBlank(5_000).then(
+    () => null,
+    (err: unknown) => messageOf(err),
+  );
+}
+
+const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err));
