@@ -9,7 +9,11 @@ export function timerDelay(ms: number): number {
  * timer is cleared as soon as the wait ends, and never keeps the process alive: it bounds a wait, it is no work.
  */
 export function withTimeout<T, U = T>(work: Promise<T>, ms: number, onTimeout: () => U, signal?: AbortSignal): Promise<T | U> {
-  if (signal?.aborted) return Promise.reject(signal.reason);
+  if (signal?.aborted) {
+    // Nobody waits for the work any more: its later failure must not surface as an unhandled rejection.
+    work.catch(() => undefined);
+    return Promise.reject(signal.reason);
+  }
   return new Promise<T | U>((resolve, reject) => {
     const done = () => {
       clearTimeout(timer);

@@ -15,7 +15,9 @@ export interface LookupLimit {
 export function createLookupLimit(inFlight: number, timeoutMs: number): LookupLimit {
   let running = 0;
   const waiting = createWaitQueue();
-  const closing = new AbortController();
+  /** One controller per lookup not yet settled: closing aborts them, so a waiter leaves its place. */
+  const pending = new Set<AbortController>();
+  let closed = false;
 
   const failure = (code: string, message: string) => Object.assign(new Error(message), { code });
 
@@ -25,7 +27,7 @@ export function createLookupLimit(inFlight: number, timeoutMs: number): LookupLi
       running++;
       return Promise.resolve();
     }
-    return waiting.wait(AbortSignal.any([closing.signal, gaveUp]), () => void running++);
+    return waiting.wait(gaveUp, () => void running++);
   }
 
   // The slot is held until the lookup itself ends (each is bounded by the resolver's own timeout), so no more than
@@ -39,17 +41,22 @@ export function createLookupLimit(inFlight: number, timeoutMs: number): LookupLi
 
   return {
     run<T>(host: string, lookup: () => Promise<T>): Promise<T> {
-      if (closing.signal.aborted) return Promise.reject(failure('ECANCELLED', `ECANCELLED ${host}: the page is closed`));
+      if (closed) return Promise.reject(failure('ECANCELLED', `ECANCELLED ${host}: the page is closed`));
+      // A controller of its own rather than AbortSignal.any with a page-long signal: on Node 20 each such signal
+      // stays referenced from the long-lived one, one entry per lookup for the page's lifetime.
       const gaveUp = new AbortController();
+      pending.add(gaveUp);
       const answer = slot(gaveUp.signal).then(() => holding(lookup));
       return withTimeout(answer, timeoutMs, () => {
         const timedOut = failure('ETIMEOUT', `ETIMEOUT ${host}: no answer within ${timeoutMs} ms (SHOTFLEET_DNS_TIMEOUT_MS)`);
         gaveUp.abort(timedOut);
         throw timedOut;
-      });
+      }).finally(() => pending.delete(gaveUp));
     },
     close() {
-      closing.abort(failure('ECANCELLED', 'ECANCELLED: the page is closed'));
+      closed = true;
+      const cancelled = failure('ECANCELLED', 'ECANCELLED: the page is closed');
+      for (const gaveUp of pending) gaveUp.abort(cancelled);
     },
   };
 }
