@@ -70,19 +70,21 @@ describe('API keys on a real node', () => {
     let flooding = true;
     const heavy: Answer[] = [];
     let next = 1000;
-    // Six heavy clients, each sending again as soon as it is answered (after a short pause on a 503).
+    // Six heavy clients, each sending again as soon as it is answered (after a short pause on a 503): with renders
+    // held 300 ms by the page, a freed place in the queue is taken again long before the next render ends.
     const floods = Array.from({ length: 6 }, async () => {
       while (flooding) {
         const n = next++;
         const answer = await render(n, heavyToken);
         heavy.push(answer);
         if (answer.status === 200) expectColor(answer, n);
-        else await sleep(50);
+        else await sleep(200);
       }
     });
-    await sleep(1500);
+    // The light key comes once the node is full: it has already shed the heavy key.
+    await waitFor('the heavy key shed', () => heavy.some((a) => a.status === 503), 30_000, 20);
     const light: Answer[] = [];
-    for (let n = 1; n <= 4; n++) {
+    for (let n = 1; n <= 3; n++) {
       const answer = await render(n, lightToken);
       light.push(answer);
       expectColor(answer, n);
@@ -90,14 +92,14 @@ describe('API keys on a real node', () => {
     flooding = false;
     await Promise.all(floods);
 
-    expect(light.map((a) => a.status)).toEqual([200, 200, 200, 200]);
+    expect(light.map((a) => a.status)).toEqual([200, 200, 200]);
     const shed = heavy.filter((a) => a.status === 503);
     expect(shed.length).toBeGreaterThan(0);
     for (const answer of shed) expect(answer.json?.error?.details?.reason).toBe('queue_full');
     expect(heavy.filter((a) => a.status === 200).length).toBeGreaterThan(0);
 
     const counts = keyRequestCounts((await request(`${node.url}/metrics`)).bytes.toString('utf8'));
-    expect(counts['light 200']).toBe(4);
+    expect(counts['light 200']).toBe(3);
     expect(counts['light 503']).toBeUndefined();
     expect(counts['heavy 503']).toBe(shed.length);
   });

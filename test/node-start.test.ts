@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestSite, type TestSite } from './helpers/pages.js';
 import { cliEntry, freePort, repoRoot } from './helpers/processes.js';
 import { nodeChromiumPids, shoot, type Answer } from './helpers/node-client.js';
-import { sleep, waitFor } from './helpers/wait.js';
+import { waitFor } from './helpers/wait.js';
 
 /**
  * A node started the way an operator's tools start it: the process is spawned, and traffic (or a SIGTERM) comes
@@ -20,6 +20,9 @@ interface Launched {
 }
 
 const running: ChildProcess[] = [];
+
+/** Pixels do not matter here: small renders are cheap. */
+const small = { width: 200, height: 150 };
 
 async function launch(env: Record<string, string> = {}): Promise<Launched> {
   const port = await freePort();
@@ -119,7 +122,7 @@ describe('a node started as an operator starts it: ready means started, SIGTERM 
 
   it('renders sent from the moment the port answers never keep the node from starting: /status turns 200 with pages warm, the agent up and the hub told', async () => {
     const hub = await startRecordingHub();
-    const node = await launch({ SHOTFLEET_HUB_URL: hub.url, SHOTFLEET_QUEUE_MAX: '50' });
+    const node = await launch({ SHOTFLEET_HUB_URL: hub.url, SHOTFLEET_PAGES: '1', SHOTFLEET_QUEUE_MAX: '50' });
     try {
       await portAnswers(node.url);
       // Still starting: /status says so, and HAProxy's agent check hears "drain", not a refused connection.
@@ -134,7 +137,7 @@ describe('a node started as an operator starts it: ready means started, SIGTERM 
       const answers: Answer[] = [];
       const clients = [0, 1, 2, 3].map(async (c) => {
         for (let i = 0; sending; i++) {
-          answers.push(await shoot(node.url, { url: `${site.url}/page?c=${c}&i=${i}`, format: 'jpeg' }, { timeoutMs: 60_000 }));
+          answers.push(await shoot(node.url, { url: `${site.url}/page?c=${c}&i=${i}`, format: 'jpeg', viewport: small }, { timeoutMs: 60_000 }));
         }
       });
 
@@ -145,15 +148,17 @@ describe('a node started as an operator starts it: ready means started, SIGTERM 
         fetch(`${node.url}/status`).then((r) => r.json() as Promise<{ pages: { max: number } }>),
       ]);
       expect(agent).toMatch(/^ready up \d+%$/);
-      expect(pages.pages.max).toBe(2);
+      expect(pages.pages.max).toBe(1);
       await waitFor('the hub to hear from the node', () => hub.registered.length > 0, 5000, 20);
       // The log line is written before /status can say 200; the pipe that carries it may still be on its way.
       await waitFor('the listening line', () => node.logs.join('').includes('"msg":"listening"'), 5000, 20);
 
-      await sleep(1000);
+      // The clients keep sending until the started node has served one of them.
+      await waitFor('a render served', () => answers.some((a) => a.status === 200), 60_000, 20);
       sending = false;
       await Promise.all(clients);
       expect(answers.length).toBeGreaterThan(0);
+      console.log('ANSWERS', answers.length, answers.filter((a) => a.status === 200).length);
       // Every render got an HTTP answer: an image, or a 503 with Retry-After while the node was starting.
       for (const answer of answers) {
         if (answer.status !== 200) {
@@ -172,7 +177,7 @@ describe('a node started as an operator starts it: ready means started, SIGTERM 
   }, 180_000);
 
   it('SIGTERM while the node is still starting: exit 0, no Chromium left', async () => {
-    const node = await launch();
+    const node = await launch({ SHOTFLEET_PAGES: '1' });
     await portAnswers(node.url);
     expect(await statusCode(node.url)).toBe(503);
     node.proc.kill('SIGTERM');
@@ -184,7 +189,7 @@ describe('a node started as an operator starts it: ready means started, SIGTERM 
   it('SIGTERM right after the first 200, with renders in flight: they finish, exit 0, no Chromium left', async () => {
     const node = await launch();
     await waitFor('/status 200', async () => (await statusCode(node.url)) === 200, 60_000, 10);
-    const inFlight = [0, 1].map((i) => shoot(node.url, { url: `${site.url}/slow?i=${i}`, delay: 1500 }));
+    const inFlight = [0, 1].map((i) => shoot(node.url, { url: `${site.url}/slow?i=${i}`, delay: 1500, viewport: small }));
     await waitFor(
       'both renders to hold a page',
       async () => {

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PNG } from 'pngjs';
 import { startShotfleet, waitForLog, type RunningProcess } from './helpers/processes.js';
-import { deadEndpoint, s3rverEnv, startFaultProxy, startS3, type FaultProxy, type RunningS3 } from './helpers/s3.js';
+import { s3rverEnv, startFaultProxy, startS3, type FaultProxy, type RunningS3 } from './helpers/s3.js';
 
 // End to end: a real node (Chromium, one page) storing to s3rver through the fault-injecting proxy.
 
@@ -45,17 +45,15 @@ function nodeEnv(extra: Record<string, string> = {}): Record<string, string> {
   };
 }
 
-async function withNode<T>(env: Record<string, string>, body: (node: RunningProcess) => Promise<T>): Promise<T> {
-  const node = await startShotfleet('serve', env);
-  try {
-    return await body(node);
-  } finally {
-    await node.stop();
-  }
-}
+/** Small images for every request that does not say otherwise: the pixels are not what this file checks. */
+const small = { width: 320, height: 200 };
 
 const shoot = (node: RunningProcess, body: Record<string, unknown>) =>
-  fetch(`${node.url}/screenshot`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+  fetch(`${node.url}/screenshot`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ viewport: small, ...body }),
+  });
 
 async function status(node: RunningProcess) {
   const res = await fetch(`${node.url}/status`);
@@ -71,103 +69,132 @@ async function waitUntil(check: () => Promise<boolean>, what: string, timeoutMs 
   throw new Error(`timed out waiting for ${what}`);
 }
 
+/**
+ * An upload backlog of 1 MB: room for several small images at once (the SIGTERM test queues three 320×200 JPEGs,
+ * ~14 KB reserved each), but not for a 1000×1000 PNG (reserved at ~1 MB before it renders) next to another image.
+ */
+const backlogBytes = 1_000_000;
+const tooBigForTheBacklog = { format: 'png', viewport: { width: 1000, height: 1000 } };
+
+/**
+ * One node for the whole file (tests run in order): it starts while every PUT to S3 has its connection reset, so the
+ * first test sees S3 unreachable from the start; S3 then comes back for the others; the last one stops the node.
+ */
 describe('a node with store: true', { timeout: 150_000 }, () => {
-  it('answers 200 JSON after S3 confirmed the object; the stored bytes are the image; the URL fetches them', async () => {
-    await withNode(nodeEnv({ SHOTFLEET_S3_PREFIX: 'e2e' }), async (node) => {
-      const res = await shoot(node, { url: `${pageBase}/stored`, store: true, viewport: { width: 320, height: 200 } });
-      expect(res.status).toBe(200);
-      expect(res.headers.get('server-timing')).toMatch(/queue;dur=\d+, render;dur=\d+, upload;dur=\d+/);
-      const body = (await res.json()) as Record<string, unknown> & { timings: Record<string, number> };
-      expect(body).toMatchObject({ bucket: 'shots', format: 'png', width: 320, height: 200 });
-      expect(body.key).toMatch(/^e2e\/\d{4}\/\d\d\/\d\d\/\w{26}\.png$/);
-      for (const t of ['queueMs', 'renderMs', 'uploadMs']) expect(typeof body.timings[t]).toBe('number');
+  let node: RunningProcess;
 
-      const stored = await s3.getObject(body.key as string);
-      expect(stored.body.length).toBe(body.bytes);
-      expect(stored.contentType).toBe('image/png');
-      expect(stored.metadata).toMatchObject({ 'source-url': `${pageBase}/stored`, width: '320', height: '200', format: 'png' });
-      const png = PNG.sync.read(stored.body);
-      expect([png.width, png.height]).toEqual([320, 200]);
-
-      const viaUrl = await fetch(body.url as string);
-      expect(Buffer.from(await viaUrl.arrayBuffer()).equals(stored.body)).toBe(true);
-
-      const keyed = await shoot(node, { url: `${pageBase}/keyed`, store: true, format: 'jpeg', key: 'clients/a.jpg' });
-      expect(keyed.status).toBe(200);
-      expect(((await keyed.json()) as { key: string }).key).toBe('e2e/clients/a.jpg');
-      const badKey = await shoot(node, { url: `${pageBase}/bad-key`, store: true, key: '../escape.png' });
-      expect(badKey.status).toBe(400);
-      expect(((await badKey.json()) as { error: { details: unknown } }).error.details).toMatchObject({ field: 'key' });
-      expect(pageHits.get('/bad-key')).toBeUndefined();
-    });
+  beforeAll(async () => {
+    proxy.failPuts(Number.MAX_SAFE_INTEGER, 'reset');
+    node = await startShotfleet(
+      'serve',
+      nodeEnv({
+        SHOTFLEET_S3_PREFIX: 'e2e',
+        SHOTFLEET_UPLOADS: '1',
+        SHOTFLEET_UPLOAD_BACKLOG_BYTES: String(backlogBytes),
+        // A grace far longer than the test may take: a node that waited it out (its answered clients' keep-alive
+        // sockets held the close for their whole idle timeout) is killed by stop() and fails with a non-zero exit.
+        SHOTFLEET_SHUTDOWN_GRACE_MS: '300000',
+      }),
+    );
   });
 
-  it('keeps rendering non-store requests while a slow S3 holds an upload', async () => {
-    await withNode(nodeEnv(), async (node) => {
-      // 2 s per PUT, then held until the non-store renders are done: whatever the machine's speed, the upload
-      // is still running while they render on the node's only page.
-      proxy.putLatencyMs = 2_000;
-      const release = proxy.holdPuts();
-      try {
-        let storeDone = false;
-        const storing = shoot(node, { url: `${pageBase}/slow-store`, store: true, format: 'jpeg' }).then((r) => {
-          storeDone = true;
-          return r;
-        });
-        await waitUntil(async () => (await status(node)).body.uploads.inFlight === 1, 'the upload to start');
-        for (const i of [1, 2, 3]) {
-          const res = await shoot(node, { url: `${pageBase}/while-uploading-${i}`, format: 'jpeg', timeout: 20_000 });
-          expect(res.status).toBe(200);
-          expect(res.headers.get('content-type')).toBe('image/jpeg');
-        }
-        expect(storeDone).toBe(false);
-        expect((await status(node)).body.uploads.inFlight).toBe(1);
-        release();
-        expect((await storing).status).toBe(200);
-      } finally {
-        release();
-        proxy.putLatencyMs = 0;
-      }
-    });
+  afterAll(async () => {
+    proxy.failPuts(0, 'reset');
+    await node?.stop();
   });
 
-  it('answers 503 upload_backlog before rendering when the backlog is full', async () => {
-    await withNode(nodeEnv({ SHOTFLEET_UPLOAD_BACKLOG_BYTES: '1024' }), async (node) => {
-      const release = proxy.holdPuts();
-      try {
-        const first = shoot(node, { url: `${pageBase}/backlog-first`, store: true, format: 'jpeg' });
-        await waitUntil(async () => (await status(node)).body.uploads.inFlight === 1, 'the first upload to start');
-        const res = await shoot(node, { url: `${pageBase}/backlog-second`, store: true, format: 'jpeg' });
-        expect(res.status).toBe(503);
-        expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
-        expect(((await res.json()) as { error: { details: unknown } }).error.details).toMatchObject({ reason: 'upload_backlog' });
-        expect(pageHits.get('/backlog-second')).toBeUndefined();
-        release();
-        expect((await first).status).toBe(200);
-        const metrics = await (await fetch(`${node.url}/metrics`)).text();
-        expect(metrics).toMatch(/shotfleet_shed_total\{reason="upload_backlog"\} 1/);
-      } finally {
-        release();
-      }
-    });
-  });
-
-  it('answers 502 upload_failed when S3 is down, and stays healthy', async () => {
-    await withNode(nodeEnv({ SHOTFLEET_S3_ENDPOINT: await deadEndpoint() }), async (node) => {
+  it('answers 502 upload_failed while S3 cannot be reached, says so in its log, and stays healthy', async () => {
+    try {
       const res = await shoot(node, { url: `${pageBase}/s3-down`, store: true, format: 'jpeg' });
       expect(res.status).toBe(502);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe('upload_failed');
       expect((await status(node)).code).toBe(200);
       const plain = await shoot(node, { url: `${pageBase}/after-s3-down`, format: 'jpeg' });
       expect(plain.status).toBe(200);
-      await waitForLog(node, 'cannot reach S3', (l) => String(l.err ?? l.msg).includes('cannot reach S3'));
-    });
+      // The node's start check of its bucket.
+      await waitForLog(node, 'cannot reach S3', (l) => String(l.err ?? l.msg).includes('cannot reach S3'), 30_000);
+    } finally {
+      proxy.failPuts(0, 'reset');
+    }
+  });
+
+  it('answers 200 JSON after S3 confirmed the object; the stored bytes are the image; the URL fetches them', async () => {
+    const res = await shoot(node, { url: `${pageBase}/stored`, store: true, viewport: { width: 320, height: 200 } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('server-timing')).toMatch(/queue;dur=\d+, render;dur=\d+, upload;dur=\d+/);
+    const body = (await res.json()) as Record<string, unknown> & { timings: Record<string, number> };
+    expect(body).toMatchObject({ bucket: 'shots', format: 'png', width: 320, height: 200 });
+    expect(body.key).toMatch(/^e2e\/\d{4}\/\d\d\/\d\d\/\w{26}\.png$/);
+    for (const t of ['queueMs', 'renderMs', 'uploadMs']) expect(typeof body.timings[t]).toBe('number');
+
+    const stored = await s3.getObject(body.key as string);
+    expect(stored.body.length).toBe(body.bytes);
+    expect(stored.contentType).toBe('image/png');
+    expect(stored.metadata).toMatchObject({ 'source-url': `${pageBase}/stored`, width: '320', height: '200', format: 'png' });
+    const png = PNG.sync.read(stored.body);
+    expect([png.width, png.height]).toEqual([320, 200]);
+
+    const viaUrl = await fetch(body.url as string);
+    expect(Buffer.from(await viaUrl.arrayBuffer()).equals(stored.body)).toBe(true);
+
+    const keyed = await shoot(node, { url: `${pageBase}/keyed`, store: true, format: 'jpeg', key: 'clients/a.jpg' });
+    expect(keyed.status).toBe(200);
+    expect(((await keyed.json()) as { key: string }).key).toBe('e2e/clients/a.jpg');
+    const badKey = await shoot(node, { url: `${pageBase}/bad-key`, store: true, key: '../escape.png' });
+    expect(badKey.status).toBe(400);
+    expect(((await badKey.json()) as { error: { details: unknown } }).error.details).toMatchObject({ field: 'key' });
+    expect(pageHits.get('/bad-key')).toBeUndefined();
+  });
+
+  it('keeps rendering non-store requests while a slow S3 holds an upload', async () => {
+    // 2 s per PUT, then held until the non-store renders are done: whatever the machine's speed, the upload
+    // is still running while they render on the node's only page.
+    proxy.putLatencyMs = 2_000;
+    const release = proxy.holdPuts();
+    try {
+      let storeDone = false;
+      const storing = shoot(node, { url: `${pageBase}/slow-store`, store: true, format: 'jpeg' }).then((r) => {
+        storeDone = true;
+        return r;
+      });
+      await waitUntil(async () => (await status(node)).body.uploads.inFlight === 1, 'the upload to start');
+      for (const i of [1, 2, 3]) {
+        const res = await shoot(node, { url: `${pageBase}/while-uploading-${i}`, format: 'jpeg', timeout: 20_000 });
+        expect(res.status).toBe(200);
+        expect(res.headers.get('content-type')).toBe('image/jpeg');
+      }
+      expect(storeDone).toBe(false);
+      expect((await status(node)).body.uploads.inFlight).toBe(1);
+      release();
+      expect((await storing).status).toBe(200);
+    } finally {
+      release();
+      proxy.putLatencyMs = 0;
+    }
+  });
+
+  it('answers 503 upload_backlog before rendering when the backlog has no room for the image', async () => {
+    const shedBefore = await uploadBacklogShed(node);
+    const release = proxy.holdPuts();
+    try {
+      const first = shoot(node, { url: `${pageBase}/backlog-first`, store: true, format: 'jpeg' });
+      await waitUntil(async () => (await status(node)).body.uploads.inFlight === 1, 'the first upload to start');
+      const res = await shoot(node, { url: `${pageBase}/backlog-second`, store: true, ...tooBigForTheBacklog });
+      expect(res.status).toBe(503);
+      expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect(((await res.json()) as { error: { details: unknown } }).error.details).toMatchObject({ reason: 'upload_backlog' });
+      expect(pageHits.get('/backlog-second')).toBeUndefined();
+      release();
+      expect((await first).status).toBe(200);
+      expect(await uploadBacklogShed(node)).toBe(shedBefore + 1);
+      // Alone, the same image fits: the backlog was full, not the image too big for it.
+      expect((await shoot(node, { url: `${pageBase}/backlog-alone`, store: true, ...tooBigForTheBacklog })).status).toBe(200);
+    } finally {
+      release();
+    }
   });
 
   it('on SIGTERM finishes queued uploads: every answered key is in S3, and the node exits 0 once they are answered', async () => {
-    // A grace far longer than the test may take: a node that waited it out (its answered clients' keep-alive
-    // sockets held the close for their whole idle timeout) is killed by stop() below and fails with a non-zero exit.
-    const node = await startShotfleet('serve', nodeEnv({ SHOTFLEET_UPLOADS: '1', SHOTFLEET_SHUTDOWN_GRACE_MS: '300000' }));
     const release = proxy.holdPuts();
     proxy.putLatencyMs = 300;
     try {
@@ -191,7 +218,11 @@ describe('a node with store: true', { timeout: 150_000 }, () => {
     } finally {
       release();
       proxy.putLatencyMs = 0;
-      await node.stop();
     }
   });
 });
+
+async function uploadBacklogShed(node: RunningProcess): Promise<number> {
+  const metrics = await (await fetch(`${node.url}/metrics`)).text();
+  return Number(/^shotfleet_shed_total\{reason="upload_backlog"\} (\d+)$/m.exec(metrics)?.[1] ?? 0);
+}
