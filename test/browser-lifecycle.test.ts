@@ -24,6 +24,9 @@ import { startShotfleet, type RunningProcess } from './helpers/processes.js';
 /** Codes a client may see when the browser dies under its request: clear, retryable, never a hang. */
 const clearFailures = new Set(['render_failed', 'saturated', 'timeout']);
 
+/** Pixels do not matter here, only that a capture came back: small renders keep the node's work low. */
+const viewport = { width: 64, height: 48 };
+
 function expectAnswered(answer: Answer): void {
   if (answer.status === 200) {
     expectPng(answer);
@@ -48,6 +51,7 @@ async function oneBrowserPid(nodePid: number): Promise<number> {
 describe('browser lifecycle on a real node', () => {
   let site: Site;
   const nodes: RunningProcess[] = [];
+  const homes: string[] = [];
 
   beforeAll(async () => {
     site = await startSite((req, res) => {
@@ -55,7 +59,6 @@ describe('browser lifecycle on a real node', () => {
     });
   });
 
-  const homes: string[] = [];
   afterAll(async () => {
     await Promise.all(nodes.map((n) => n.stop()));
     await Promise.all(homes.map((h) => rm(h, { recursive: true, force: true })));
@@ -63,53 +66,77 @@ describe('browser lifecycle on a real node', () => {
   });
 
   async function startNode(env: Record<string, string>): Promise<RunningProcess> {
-    const node = await startShotfleet('serve', { SHOTFLEET_PAGES: '2', SHOTFLEET_ALLOW_HOSTS: '127.0.0.1', ...env }, { timeoutMs: 60_000 });
+    const node = await startShotfleet('serve', { SHOTFLEET_ALLOW_HOSTS: '127.0.0.1', ...env }, { timeoutMs: 60_000 });
     nodes.push(node);
     return node;
   }
 
-  it('SIGKILL of Chromium under load: every request answers, the node serves again, the crash is counted', async () => {
-    // Chromium gets only an allow-listed environment; HOME is in it, so a HOME of the test's own marks its processes.
-    const home = await mkdtemp(path.join(os.tmpdir(), `shotfleet-home-${randomUUID()}-`));
-    homes.push(home);
-    const marker = `HOME=${home}`;
-    const node = await startNode({ HOME: home });
-    const nodePid = node.proc.pid!;
-    expectPng(await shoot(node.url, { url: `${site.url}/warm` }));
-    const victim = await oneBrowserPid(nodePid);
-    const handlersBefore = (await crashpadPids(marker)).length;
+  /**
+   * One node for both kills, in this order: its browser is killed under load (the node must recover), then the node
+   * itself (everything it started, the replacement browser too, must go with it).
+   */
+  describe('a 2-page node whose Chromium is SIGKILLed, then the node itself', () => {
+    let node: RunningProcess;
+    let nodePid: number;
+    /** Chromium gets only an allow-listed environment; HOME is in it, so a HOME of the test's own marks its processes. */
+    let marker: string;
 
-    // 2 rendering (held by a delay) + 4 queued: everything a 2-page node takes at once. The longest
-    // deadline leaves room for a relaunch on a loaded machine; the client's own bound is longer still.
-    const inFlight = Array.from({ length: 6 }, (_, i) =>
-      shoot(node.url, { url: `${site.url}/load/${i}`, delay: 1500, timeout: 60_000 }, { timeoutMs: 90_000 }),
-    );
-    await waitFor('both pages busy', async () => (await nodeStatus(node.url)).body.pages.inUse === 2, 20_000, 20);
-    process.kill(victim, 'SIGKILL');
+    beforeAll(async () => {
+      const home = await mkdtemp(path.join(os.tmpdir(), `shotfleet-home-${randomUUID()}-`));
+      homes.push(home);
+      marker = `HOME=${home}`;
+      node = await startNode({ SHOTFLEET_PAGES: '2', HOME: home });
+      nodePid = node.proc.pid!;
+    });
 
-    const answers = await Promise.all(inFlight);
-    answers.forEach(expectAnswered);
-    // Screenshots are idempotent: the node retries a render whose browser died, so most still succeed.
-    expect(answers.filter((a) => a.status === 200).length).toBeGreaterThanOrEqual(3);
+    it('SIGKILL of Chromium under load: every request answers, the node serves again, the crash is counted', async () => {
+      expectPng(await shoot(node.url, { url: `${site.url}/warm`, viewport }));
+      const victim = await oneBrowserPid(nodePid);
+      const handlersBefore = (await crashpadPids(marker)).length;
 
-    await waitFor('a render to succeed again', async () => (await shoot(node.url, { url: `${site.url}/after` })).status === 200, 30_000, 200);
-    expect((await nodeStatus(node.url)).code).toBe(200);
-    const replacement = await oneBrowserPid(nodePid);
-    expect(replacement).not.toBe(victim);
-    expect(await alive(victim)).toBe(false);
-    expect(metricValues(await metrics(node.url), 'shotfleet_browser_restarts_total', 'reason').crash).toBe(1);
-    // The dead browser's crash handlers go with it; only the replacement's remain.
-    await waitFor("the dead browser's crashpad handlers to exit", async () => (await crashpadPids(marker)).length <= handlersBefore, 15_000, 250);
+      // 2 rendering (held by a delay) + 4 queued: everything a 2-page node takes at once. The longest
+      // deadline leaves room for a relaunch on a loaded machine; the client's own bound is longer still.
+      const inFlight = Array.from({ length: 6 }, (_, i) =>
+        shoot(node.url, { url: `${site.url}/load/${i}`, viewport, delay: 1500, timeout: 60_000 }, { timeoutMs: 90_000 }),
+      );
+      await waitFor('both pages busy', async () => (await nodeStatus(node.url)).body.pages.inUse === 2, 20_000, 20);
+      process.kill(victim, 'SIGKILL');
+
+      const answers = await Promise.all(inFlight);
+      answers.forEach(expectAnswered);
+      // Screenshots are idempotent: the node retries a render whose browser died, so most still succeed.
+      expect(answers.filter((a) => a.status === 200).length).toBeGreaterThanOrEqual(3);
+
+      await waitFor('a render to succeed again', async () => (await shoot(node.url, { url: `${site.url}/after`, viewport })).status === 200, 30_000, 200);
+      expect((await nodeStatus(node.url)).code).toBe(200);
+      const replacement = await oneBrowserPid(nodePid);
+      expect(replacement).not.toBe(victim);
+      expect(await alive(victim)).toBe(false);
+      expect(metricValues(await metrics(node.url), 'shotfleet_browser_restarts_total', 'reason').crash).toBe(1);
+      // The dead browser's crash handlers go with it; only the replacement's remain.
+      await waitFor("the dead browser's crashpad handlers to exit", async () => (await crashpadPids(marker)).length <= handlersBefore, 15_000, 250);
+    });
+
+    it('SIGKILL of the node itself: its Chromium processes and their crash handlers exit on their own', async () => {
+      expectPng(await shoot(node.url, { url: `${site.url}/before-kill`, viewport }));
+      expect((await nodeChromiumPids(nodePid)).length).toBeGreaterThan(0);
+      expect((await crashpadPids(marker)).length).toBeGreaterThan(0);
+
+      node.proc.kill('SIGKILL');
+      await node.exited;
+      await waitFor('no Chromium left after the node died', async () => (await nodeChromiumPids(nodePid)).length === 0, 15_000, 200);
+      await waitFor('no crashpad handler left after the node died', async () => (await crashpadPids(marker)).length === 0, 15_000, 200);
+    });
   });
 
   it('SHOTFLEET_RECYCLE_AFTER=3: browsers are replaced (new pid) with no failed request, the old ones exit', async () => {
-    const node = await startNode({ SHOTFLEET_RECYCLE_AFTER: '3' });
+    const node = await startNode({ SHOTFLEET_PAGES: '2', SHOTFLEET_RECYCLE_AFTER: '3' });
     const nodePid = node.proc.pid!;
     const seen = new Set<number>([await oneBrowserPid(nodePid)]);
     const first = [...seen][0];
 
     for (let round = 0; round < 5; round++) {
-      const pair = await Promise.all([0, 1].map((i) => shoot(node.url, { url: `${site.url}/recycle/${round}/${i}` })));
+      const pair = await Promise.all([0, 1].map((i) => shoot(node.url, { url: `${site.url}/recycle/${round}/${i}`, viewport })));
       for (const answer of pair) expectPng(answer);
       for (const pid of await browserPids(nodePid)) seen.add(pid);
     }
@@ -123,21 +150,5 @@ describe('browser lifecycle on a real node', () => {
     expect(restarts.recycle).toBeGreaterThanOrEqual(1);
     expect(restarts.crash ?? 0).toBe(0);
     expect((await nodeStatus(node.url)).body.status).toBe('ready');
-  });
-
-  it('SIGKILL of the node itself: its Chromium processes and their crash handlers exit on their own', async () => {
-    // Chromium gets only an allow-listed environment; HOME is in it, so a HOME of the test's own marks its processes.
-    const home = await mkdtemp(path.join(os.tmpdir(), `shotfleet-home-${randomUUID()}-`));
-    homes.push(home);
-    const marker = `HOME=${home}`;
-    const node = await startNode({ HOME: home });
-    const nodePid = node.proc.pid!;
-    expectPng(await shoot(node.url, { url: `${site.url}/before-kill` }));
-    expect((await nodeChromiumPids(nodePid)).length).toBeGreaterThan(0);
-
-    node.proc.kill('SIGKILL');
-    await node.exited;
-    await waitFor('no Chromium left after the node died', async () => (await nodeChromiumPids(nodePid)).length === 0, 15_000, 200);
-    await waitFor('no crashpad handler left after the node died', async () => (await crashpadPids(marker)).length === 0, 15_000, 200);
   });
 });
