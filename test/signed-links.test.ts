@@ -1,7 +1,8 @@
 import { execFile } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { run as signCommand } from '../src/cli/sign-command.js';
 import { createOptionsSchema } from '../src/request/options.js';
 import { queryParameters, queryToBody as toBody } from '../src/request/query-parameters.js';
 
@@ -14,11 +15,29 @@ import { cliEntry, repoRoot, startShotfleet, type RunningProcess } from './helpe
 
 const run = promisify(execFile);
 const key = 'test-signing-key';
+/**
+ * `shotfleet sign …` in this process (the command's run(), as main.ts calls it), with what it prints: the same
+ * answers without a tsx start per run. signProcess runs it once as a process.
+ */
+async function sign(args: string[], env: Record<string, string> = { SHOTFLEET_SIGNING_KEY: key }) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const log = vi.spyOn(console, 'log').mockImplementation((...parts) => void out.push(`${parts.join(' ')}\n`));
+  const error = vi.spyOn(console, 'error').mockImplementation((...parts) => void err.push(`${parts.join(' ')}\n`));
+  try {
+    const code = await signCommand(args, env);
+    return { code, stdout: out.join(''), stderr: err.join('') };
+  } finally {
+    log.mockRestore();
+    error.mockRestore();
+  }
+}
+
 const green: [number, number, number] = [20, 180, 40];
 const blue: [number, number, number] = [30, 40, 210];
 
-/** `shotfleet sign …` from source; resolves with its exit code and output. */
-async function sign(args: string[], env: Record<string, string> = { SHOTFLEET_SIGNING_KEY: key }) {
+/** `shotfleet sign …` as its own process, from source; resolves with its exit code and output. */
+async function signProcess(args: string[], env: Record<string, string> = { SHOTFLEET_SIGNING_KEY: key }) {
   try {
     const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', cliEntry, 'sign', ...args], {
       cwd: repoRoot,
@@ -112,7 +131,7 @@ describe('signed GET links on a node', () => {
     `${base}/screenshot?url=${encodeURIComponent(`${site.url}/tz`)}&width=300&height=200&timezone=Asia%2FTokyo${extra}`;
 
   it('`shotfleet sign` prints a link the node serves without its token', async () => {
-    const signed = await sign([link(guarded.url), '--expires-in', '600']);
+    const signed = await signProcess([link(guarded.url), '--expires-in', '600']);
     expect(signed.code).toBe(0);
     const url = signed.stdout.trim();
     expect(signed.stdout.trim().split('\n')).toHaveLength(1);
