@@ -2,7 +2,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PNG } from 'pngjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { run as shootCommand } from '../src/cli/shoot-command.js';
 import { createAdaptiveThrottle } from '../src/shoot/adaptive-throttle.js';
 import { startScriptedShotNode, type ScriptedShotNode } from './helpers/scripted-shot-node.js';
 import { makeBatch, manifestRecords, shootInProcess, spawnShoot } from './helpers/shoot-run.js';
@@ -248,16 +249,35 @@ function holdBack(times: number, fleetAccepting: boolean) {
   return { tryAcquire: () => ++asked > times, record: () => {}, rejectProbability: () => 0.5, fleetAccepting: () => fleetAccepting };
 }
 
-describe('shotfleet shoot as a process', () => {
-  it('prints usage for --help and exits 2 on a usage error', async () => {
-    const help = spawnShoot(['--help']);
-    expect(await help.exited).toBe(0);
-    expect(help.output()).toContain('usage: shotfleet shoot FILE --endpoint URL');
-    const bad = spawnShoot(['urls.txt']);
-    expect(await bad.exited).toBe(2);
-    expect(bad.output()).toContain('--endpoint is required');
-  });
+/** `shotfleet shoot ARGV` through the command's run() (as main.ts calls it), with what it writes to stdout and stderr. */
+async function shootCommandHere(argv: string[]): Promise<{ code: number; output: string }> {
+  let output = '';
+  const capture = (text: string | Uint8Array) => {
+    output += String(text);
+    return true;
+  };
+  const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(capture);
+  const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(capture);
+  try {
+    return { code: await shootCommand(argv, {}), output };
+  } finally {
+    stdout.mockRestore();
+    stderr.mockRestore();
+  }
+}
 
+describe("shotfleet shoot's command line", () => {
+  it('prints usage for --help and exits 2 on a usage error', async () => {
+    const help = await shootCommandHere(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.output).toContain('usage: shotfleet shoot FILE --endpoint URL');
+    const bad = await shootCommandHere(['urls.txt']);
+    expect(bad.code).toBe(2);
+    expect(bad.output).toContain('--endpoint is required');
+  });
+});
+
+describe('shotfleet shoot as a process', () => {
   it('on SIGINT finishes its manifest writes and exits non-zero', async () => {
     const lines = Array.from({ length: 20 }, (_, i) => page('slow', i + 1));
     const b = await batch(lines);
