@@ -1,8 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { run as haproxyConfigCommand } from '../src/cli/haproxy-config-command.js';
 import { renderHaproxyConfig, type SlotServer } from '../src/haproxy/config.js';
 import { assignSlots, preferredSlot, SlotTable } from '../src/haproxy/slots.js';
+import { runCommandInProcess } from './helpers/cli-in-process.js';
 import { cliEntry, repoRoot } from './helpers/processes.js';
 import { checkHaproxyConfig } from './helpers/haproxy.js';
 
@@ -140,17 +141,8 @@ describe('shotfleet haproxy-config', () => {
   };
   /** The command's run() in this process, as main.ts calls it: the same output without a tsx start. */
   const here = async (args: string[]) => {
-    const stdout: string[] = [];
-    const stderr: string[] = [];
-    const write = vi.spyOn(process.stdout, 'write').mockImplementation((text: string | Uint8Array) => stdout.push(String(text)) > 0);
-    const error = vi.spyOn(console, 'error').mockImplementation((...parts) => void stderr.push(`${parts.join(' ')}\n`));
-    try {
-      const status = await haproxyConfigCommand(args, {});
-      return { status, stdout: stdout.join(''), stderr: stderr.join('') };
-    } finally {
-      write.mockRestore();
-      error.mockRestore();
-    }
+    const r = await runCommandInProcess(haproxyConfigCommand, args);
+    return { status: r.code, stdout: r.stdout, stderr: r.stderr };
   };
 
   it.each([

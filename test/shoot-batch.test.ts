@@ -2,9 +2,10 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PNG } from 'pngjs';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run as shootCommand } from '../src/cli/shoot-command.js';
 import { createAdaptiveThrottle } from '../src/shoot/adaptive-throttle.js';
+import { runCommandInProcess } from './helpers/cli-in-process.js';
 import { startScriptedShotNode, type ScriptedShotNode } from './helpers/scripted-shot-node.js';
 import { makeBatch, manifestRecords, shootInProcess, spawnShoot } from './helpers/shoot-run.js';
 
@@ -249,31 +250,15 @@ function holdBack(times: number, fleetAccepting: boolean) {
   return { tryAcquire: () => ++asked > times, record: () => {}, rejectProbability: () => 0.5, fleetAccepting: () => fleetAccepting };
 }
 
-/** `shotfleet shoot ARGV` through the command's run() (as main.ts calls it), with what it writes to stdout and stderr. */
-async function shootCommandHere(argv: string[]): Promise<{ code: number; output: string }> {
-  let output = '';
-  const capture = (text: string | Uint8Array) => {
-    output += String(text);
-    return true;
-  };
-  const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(capture);
-  const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(capture);
-  try {
-    return { code: await shootCommand(argv, {}), output };
-  } finally {
-    stdout.mockRestore();
-    stderr.mockRestore();
-  }
-}
-
 describe("shotfleet shoot's command line", () => {
   it('prints usage for --help and exits 2 on a usage error', async () => {
-    const help = await shootCommandHere(['--help']);
+    // Through the command's run() in this process; the SIGINT test below runs it as a process.
+    const help = await runCommandInProcess(shootCommand, ['--help']);
     expect(help.code).toBe(0);
-    expect(help.output).toContain('usage: shotfleet shoot FILE --endpoint URL');
-    const bad = await shootCommandHere(['urls.txt']);
+    expect(help.stdout).toContain('usage: shotfleet shoot FILE --endpoint URL');
+    const bad = await runCommandInProcess(shootCommand, ['urls.txt']);
     expect(bad.code).toBe(2);
-    expect(bad.output).toContain('--endpoint is required');
+    expect(bad.stderr).toContain('--endpoint is required');
   });
 });
 

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run as signCommand } from '../src/cli/sign-command.js';
 import { createOptionsSchema } from '../src/request/options.js';
 import { queryParameters, queryToBody as toBody } from '../src/request/query-parameters.js';
@@ -9,29 +9,15 @@ import { queryParameters, queryToBody as toBody } from '../src/request/query-par
 const getParameters = queryParameters(createOptionsSchema({ maxViewport: 4096, maxTimeoutMs: 60_000, defaultTimeoutMs: 30_000, maxPixels: 100_000_000 }));
 const queryToBody = (query: Record<string, string>) => toBody(getParameters, query);
 import { canonicalQuery, signLink, verifySignedQuery } from '../src/signing/signature.js';
+import { runCommandInProcess } from './helpers/cli-in-process.js';
 import { assertColor, decodePng } from './helpers/images.js';
 import { page, startTestSite, type TestSite } from './helpers/pages.js';
 import { cliEntry, repoRoot, startShotfleet, type RunningProcess } from './helpers/processes.js';
 
 const run = promisify(execFile);
 const key = 'test-signing-key';
-/**
- * `shotfleet sign …` in this process (the command's run(), as main.ts calls it), with what it prints: the same
- * answers without a tsx start per run. signProcess runs it once as a process.
- */
-async function sign(args: string[], env: Record<string, string> = { SHOTFLEET_SIGNING_KEY: key }) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = vi.spyOn(console, 'log').mockImplementation((...parts) => void out.push(`${parts.join(' ')}\n`));
-  const error = vi.spyOn(console, 'error').mockImplementation((...parts) => void err.push(`${parts.join(' ')}\n`));
-  try {
-    const code = await signCommand(args, env);
-    return { code, stdout: out.join(''), stderr: err.join('') };
-  } finally {
-    log.mockRestore();
-    error.mockRestore();
-  }
-}
+/** `shotfleet sign …` through its run() in this process (signProcess runs it once as a process). */
+const sign = (args: string[], env: Record<string, string> = { SHOTFLEET_SIGNING_KEY: key }) => runCommandInProcess(signCommand, args, env);
 
 const green: [number, number, number] = [20, 180, 40];
 const blue: [number, number, number] = [30, 40, 210];
