@@ -152,7 +152,9 @@ describe('/openapi.json and /docs on a real node, tried in real Chromium', () =>
       executablePath: '/usr/lib/chromium/chromium',
       headless: true,
       pipe: true,
-      args: [...chromeArgs, ...sandboxArgs(false)],
+      // This browser is the test's client. Chromium 156 preloads its WebUI omnibox popup in renderers of their own
+      // (~3 s of CPU at launch) though headless never shows it; puppeteer merges this list into its own.
+      args: [...chromeArgs, ...sandboxArgs(false), '--disable-features=WebUIOmniboxPopup,WebUIOmniboxAimPopup'],
     });
   }, 180_000);
 

@@ -1,8 +1,10 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run as haproxyConfigCommand } from '../src/cli/haproxy-config-command.js';
 import { startMembership, type Membership } from '../src/server/membership.js';
 import { createLogger } from '../src/log/logger.js';
-import { cliEntry, repoRoot, startShotfleet, waitForLog, type RunningProcess } from './helpers/processes.js';
+import { runCommandInProcess } from './helpers/cli-in-process.js';
+import { startShotfleet, waitForLog, type RunningProcess } from './helpers/processes.js';
 import { checkHaproxyConfig, freePort, startFakeFleetNode, waitFor, type FakeFleetNode } from './helpers/haproxy.js';
 
 const token = 'hub-test-token';
@@ -176,26 +178,16 @@ describe('shotfleet hub with stand-in nodes', () => {
   });
 
   it('serves its config to shotfleet haproxy-config --hub, which passes haproxy -c', async () => {
-    const cli = (args: string[]) =>
-      new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', cliEntry, 'haproxy-config', ...args], {
-          cwd: repoRoot,
-          env: { PATH: process.env.PATH, HOME: process.env.HOME },
-        });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (d) => (stdout += d));
-        child.stderr.on('data', (d) => (stderr += d));
-        child.on('exit', (status) => resolve({ status, stdout, stderr }));
-      });
+    // The command in this process (test/haproxy-config.test.ts runs it as a process).
+    const cli = (args: string[]) => runCommandInProcess(haproxyConfigCommand, args);
     const ok = await cli(['--hub', hub.url, '--token', token, '--bind', '127.0.0.1:18080']);
-    expect(ok.status).toBe(0);
+    expect(ok.code).toBe(0);
     const member = nodes.find((n) => n.id === 'member-2')!;
     expect(ok.stdout).toMatch(new RegExp(`server s\\d+ 127\\.0\\.0\\.1:${member.port} id \\d+`));
     expect(ok.stdout).toContain('bind 127.0.0.1:18080');
     expect(checkHaproxyConfig(ok.stdout).ok).toBe(true);
     const refused = await cli(['--hub', hub.url, '--token', 'wrong']);
-    expect(refused.status).toBe(1);
+    expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/401.*--token/);
   });
 

@@ -1,7 +1,9 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { run as haproxyConfigCommand } from '../src/cli/haproxy-config-command.js';
 import { renderHaproxyConfig, type SlotServer } from '../src/haproxy/config.js';
 import { assignSlots, preferredSlot, SlotTable } from '../src/haproxy/slots.js';
+import { runCommandInProcess } from './helpers/cli-in-process.js';
 import { cliEntry, repoRoot } from './helpers/processes.js';
 import { checkHaproxyConfig } from './helpers/haproxy.js';
 
@@ -127,32 +129,43 @@ describe('slot placement (assignSlots, SlotTable)', () => {
 });
 
 describe('shotfleet haproxy-config', () => {
-  const cli = (args: string[]) =>
-    spawnSync(process.execPath, ['--import', 'tsx', cliEntry, 'haproxy-config', ...args], {
+  /** The command as a process (from source, through tsx): run once, the end-to-end check. */
+  const cli = (args: string[]) => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', cliEntry, 'haproxy-config', ...args], {
       cwd: repoRoot,
       encoding: 'utf8',
       env: { PATH: process.env.PATH, HOME: process.env.HOME },
       timeout: 30_000,
     });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  /** The command's run() in this process, as main.ts calls it: the same output without a tsx start. */
+  const here = async (args: string[]) => {
+    const r = await runCommandInProcess(haproxyConfigCommand, args);
+    return { status: r.code, stdout: r.stdout, stderr: r.stderr };
+  };
 
-  it.each([1, 32])('prints a config that passes haproxy -c for %i nodes from --nodes', (n) => {
+  it.each([
+    [1, 'in process', here],
+    [32, 'as a process', async (args: string[]) => cli(args)],
+  ] as const)('prints a config that passes haproxy -c for %i nodes from --nodes (%s)', async (n, _how, shotfleet) => {
     // Closed loopback ports: /status fails fast and --maxconn is used.
     const nodes = Array.from({ length: n }, (_, i) => `http://127.0.0.1:${1 + i}`).join(',');
-    const r = cli(['--nodes', nodes, '--maxconn', '3', '--agent-port', '9100', '--bind', '127.0.0.1:18080']);
+    const r = await shotfleet(['--nodes', nodes, '--maxconn', '3', '--agent-port', '9100', '--bind', '127.0.0.1:18080']);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(r.stdout.match(/^\s+server s\d+ 127\.0\.0\.1:\d+ id \d+ maxconn 3$/gm)).toHaveLength(n);
     expect(checkHaproxyConfig(r.stdout).ok).toBe(true);
   });
 
-  it('prints a valid config for an empty node list', () => {
-    const r = cli(['--nodes', '']);
+  it('prints a valid config for an empty node list', async () => {
+    const r = await here(['--nodes', '']);
     expect(r.status).toBe(0);
     expect(checkHaproxyConfig(r.stdout).ok).toBe(true);
   });
 
-  it('refuses a node URL with a path, naming the problem', () => {
-    const r = cli(['--nodes', 'http://127.0.0.1:3000/admin']);
+  it('refuses a node URL with a path, naming the problem', async () => {
+    const r = await here(['--nodes', 'http://127.0.0.1:3000/admin']);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/without a path/);
   });

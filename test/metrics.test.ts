@@ -1,7 +1,9 @@
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { metricValues, request, shoot, solidPage, startSite, type Answer, type Site } from './helpers/node-client.js';
-import { startShotfleet, type RunningProcess } from './helpers/processes.js';
+import { metricValues, request, shoot, solidPage, startSite, waitFor, type Answer, type Site } from './helpers/node-client.js';
+import { repoRoot, startShotfleet, type RunningProcess } from './helpers/processes.js';
 
 /** Every metric the README documents, with its type. */
 const contractMetrics: Record<string, 'gauge' | 'counter' | 'histogram'> = {
@@ -105,5 +107,31 @@ describe('/metrics of a real node', () => {
     expect(metricValues(text, 'shotfleet_pages_in_use')['']).toBe(0);
     expect(metricValues(text, 'shotfleet_render_queue_length')['']).toBe(0);
     expect(promtool(text).output).toBe('');
+  });
+
+  /**
+   * Memory shedding counts the node and its browsers; the dashboard must show that figure, not the node's RSS
+   * alone (Chromium's renderers are most of it), or a node shedding `memory` looks half empty.
+   */
+  describe('shotfleet_memory_bytes', () => {
+    it("the node exports it: its own RSS plus its browsers' memory, the figure memory shedding compares", async () => {
+      // The memory probe passes over the browsers every second: until its first pass the figure is the node's alone.
+      const memoryAndRss = async () => {
+        const text = (await request(`${node.url}/metrics`)).bytes.toString('utf8');
+        return { memory: metricValues(text, 'shotfleet_memory_bytes')[''], rss: metricValues(text, 'process_resident_memory_bytes')[''] };
+      };
+      // Chromium's browser, GPU and renderer processes take tens of MB at least.
+      const browsersCounted = (m: { memory: number; rss: number }) => m.memory - m.rss > 20 * 2 ** 20;
+      await waitFor('the browsers in shotfleet_memory_bytes', async () => browsersCounted(await memoryAndRss()), 10_000, 250).catch(() => undefined);
+      const { memory, rss } = await memoryAndRss();
+      expect(memory, 'shotfleet_memory_bytes in /metrics').toBeGreaterThan(0);
+      expect(memory - rss).toBeGreaterThan(20 * 2 ** 20);
+    });
+
+    it('the dashboard charts it', () => {
+      const dashboard = fs.readFileSync(path.join(repoRoot, 'deploy/grafana/shotfleet.json'), 'utf8');
+      const exprs = [...dashboard.matchAll(/"expr": "([^"\\]*(?:\\.[^"\\]*)*)"/g)].map((m) => JSON.parse(`"${m[1]}"`) as string);
+      expect(exprs.some((e) => /\bshotfleet_memory_bytes\b/.test(e))).toBe(true);
+    });
   });
 });

@@ -3,7 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run as shootCommand } from '../src/cli/shoot-command.js';
 import { createAdaptiveThrottle } from '../src/shoot/adaptive-throttle.js';
+import { runCommandInProcess } from './helpers/cli-in-process.js';
 import { startScriptedShotNode, type ScriptedShotNode } from './helpers/scripted-shot-node.js';
 import { makeBatch, manifestRecords, shootInProcess, spawnShoot } from './helpers/shoot-run.js';
 
@@ -248,16 +250,19 @@ function holdBack(times: number, fleetAccepting: boolean) {
   return { tryAcquire: () => ++asked > times, record: () => {}, rejectProbability: () => 0.5, fleetAccepting: () => fleetAccepting };
 }
 
-describe('shotfleet shoot as a process', () => {
+describe("shotfleet shoot's command line", () => {
   it('prints usage for --help and exits 2 on a usage error', async () => {
-    const help = spawnShoot(['--help']);
-    expect(await help.exited).toBe(0);
-    expect(help.output()).toContain('usage: shotfleet shoot FILE --endpoint URL');
-    const bad = spawnShoot(['urls.txt']);
-    expect(await bad.exited).toBe(2);
-    expect(bad.output()).toContain('--endpoint is required');
+    // Through the command's run() in this process; the SIGINT test below runs it as a process.
+    const help = await runCommandInProcess(shootCommand, ['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('usage: shotfleet shoot FILE --endpoint URL');
+    const bad = await runCommandInProcess(shootCommand, ['urls.txt']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--endpoint is required');
   });
+});
 
+describe('shotfleet shoot as a process', () => {
   it('on SIGINT finishes its manifest writes and exits non-zero', async () => {
     const lines = Array.from({ length: 20 }, (_, i) => page('slow', i + 1));
     const b = await batch(lines);

@@ -3,16 +3,18 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseShootOptions } from '../src/cli/shoot-options.js';
 import { readManifest } from '../src/shoot/manifest.js';
+import { shoot } from '../src/shoot/shoot.js';
 import { startShotfleet, type RunningProcess } from './helpers/processes.js';
 import { s3NodeEnv, startS3, type RunningS3 } from './helpers/s3.js';
 import { makeBatch, manifestRecords, shootInProcess, spawnShoot } from './helpers/shoot-run.js';
 
 // End to end: the real CLI against a real node (Chromium) rendering pages this test serves, and s3rver. The CLI runs
-// as its own process where a test kills it or relies on its own retry policy, and in this process otherwise (the same
-// shoot(), without a tsx start per run).
+// as its own process where a test kills it, and in this process otherwise (the same shoot(), without a tsx start).
 
 let pages: http.Server;
 let pageBase: string;
@@ -60,20 +62,23 @@ function batch(lines: string[]) {
   return makeBatch(root, lines);
 }
 
-/** `shotfleet shoot ARGS` as its own process, to its end. */
-async function shootCli(args: string[]) {
-  const run = spawnShoot(args);
-  try {
-    return { code: await run.exited, output: run.output() };
-  } finally {
-    run.proc.kill('SIGKILL');
-  }
-}
-
-/** `shotfleet shoot ARGS` in this process, with its progress and summary as `output`. */
+/** `shotfleet shoot ARGS` in this process (quick backoff after failures), with its progress and summary as `output`. */
 async function shootHere(args: string[]) {
   const { code, stderr } = await shootInProcess(args);
   return { code, output: stderr };
+}
+
+/** `shotfleet shoot ARGS` in this process exactly as the command runs it: its own retry policy and throttle. */
+async function shootAsShipped(args: string[]) {
+  const options = parseShootOptions(args, {});
+  if (!options) throw new Error('--help given');
+  let output = '';
+  const code = await shoot(options, {
+    stdin: Readable.from(['']),
+    stderr: { write: (text: string) => (output += text) },
+    signal: new AbortController().signal,
+  });
+  return { code, output };
 }
 
 async function shedTotal(base: string): Promise<number> {
@@ -189,12 +194,12 @@ describe('shotfleet shoot against a real node', () => {
   });
 
   it('a flooded node: waits out the 503s and completes the batch', { timeout: 240_000 }, async () => {
-    // Three times as many requests at once as the node holds: most of the first wave is shed. The CLI runs as its
-    // own process, with its own retry policy (Retry-After honoured, jittered).
+    // Three times as many requests at once as the node holds: most of the first wave is shed. The CLI waits them out
+    // with its own retry policy (Retry-After honoured, jittered).
     const lines = Array.from({ length: 3 * nodeSlots }, (_, i) => `${pageBase}/flood/${i}`);
     const b = await batch(lines);
     const shedBefore = await shedTotal(node.url);
-    const { code, output } = await shootCli([
+    const { code, output } = await shootAsShipped([
       b.input,
       '--endpoint',
       node.url,

@@ -2,23 +2,28 @@ import { execFile } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run as signCommand } from '../src/cli/sign-command.js';
 import { createOptionsSchema } from '../src/request/options.js';
 import { queryParameters, queryToBody as toBody } from '../src/request/query-parameters.js';
 
 const getParameters = queryParameters(createOptionsSchema({ maxViewport: 4096, maxTimeoutMs: 60_000, defaultTimeoutMs: 30_000, maxPixels: 100_000_000 }));
 const queryToBody = (query: Record<string, string>) => toBody(getParameters, query);
 import { canonicalQuery, signLink, verifySignedQuery } from '../src/signing/signature.js';
+import { runCommandInProcess } from './helpers/cli-in-process.js';
 import { assertColor, decodePng } from './helpers/images.js';
 import { page, startTestSite, type TestSite } from './helpers/pages.js';
 import { cliEntry, repoRoot, startShotfleet, type RunningProcess } from './helpers/processes.js';
 
 const run = promisify(execFile);
 const key = 'test-signing-key';
+/** `shotfleet sign …` through its run() in this process (signProcess runs it once as a process). */
+const sign = (args: string[], env: Record<string, string> = { SHOTFLEET_SIGNING_KEY: key }) => runCommandInProcess(signCommand, args, env);
+
 const green: [number, number, number] = [20, 180, 40];
 const blue: [number, number, number] = [30, 40, 210];
 
-/** `shotfleet sign …` from source; resolves with its exit code and output. */
-async function sign(args: string[], env: Record<string, string> = { SHOTFLEET_SIGNING_KEY: key }) {
+/** `shotfleet sign …` as its own process, from source; resolves with its exit code and output. */
+async function signProcess(args: string[], env: Record<string, string> = { SHOTFLEET_SIGNING_KEY: key }) {
   try {
     const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', cliEntry, 'sign', ...args], {
       cwd: repoRoot,
@@ -112,7 +117,7 @@ describe('signed GET links on a node', () => {
     `${base}/screenshot?url=${encodeURIComponent(`${site.url}/tz`)}&width=300&height=200&timezone=Asia%2FTokyo${extra}`;
 
   it('`shotfleet sign` prints a link the node serves without its token', async () => {
-    const signed = await sign([link(guarded.url), '--expires-in', '600']);
+    const signed = await signProcess([link(guarded.url), '--expires-in', '600']);
     expect(signed.code).toBe(0);
     const url = signed.stdout.trim();
     expect(signed.stdout.trim().split('\n')).toHaveLength(1);

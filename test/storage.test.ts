@@ -228,21 +228,26 @@ describe('storage behind a fault-injecting proxy', () => {
 
   it('queues uploads beyond the pool while S3 is slow, and sheds upload_backlog when queue and pool are full', async () => {
     const { storage } = track(storageFor(proxy.url, { SHOTFLEET_UPLOADS: '1', SHOTFLEET_UPLOAD_QUEUE_MAX: '1' }));
-    proxy.putLatencyMs = 2_000;
+    // S3 holds every PUT until the checks below are done, however slow the machine.
+    const release = proxy.holdPuts();
     const image = noisePng(16, 16);
     const first = storage.reserve('png', 256).upload(request(image));
     const second = storage.reserve('png', 256).upload(request(image));
-    await expect.poll(() => storage.stats(), { timeout: 5_000 }).toMatchObject({ inFlight: 1, queued: 1 });
-
-    let shedErr: ShotError | undefined;
     try {
-      storage.reserve('png', 256);
-    } catch (e) {
-      shedErr = e as ShotError;
+      await expect.poll(() => storage.stats(), { timeout: 5_000 }).toMatchObject({ inFlight: 1, queued: 1 });
+
+      let shedErr: ShotError | undefined;
+      try {
+        storage.reserve('png', 256);
+      } catch (e) {
+        shedErr = e as ShotError;
+      }
+      expect(shedErr?.status).toBe(503);
+      expect(shedErr?.details).toMatchObject({ reason: 'upload_backlog' });
+      expect(Number(shedErr?.headers?.['Retry-After'])).toBeGreaterThanOrEqual(1);
+    } finally {
+      release();
     }
-    expect(shedErr?.status).toBe(503);
-    expect(shedErr?.details).toMatchObject({ reason: 'upload_backlog' });
-    expect(Number(shedErr?.headers?.['Retry-After'])).toBeGreaterThanOrEqual(1);
 
     const stored = await Promise.all([first, second]);
     for (const s of stored) expect((await s3.getObject(s.key)).body.equals(image)).toBe(true);
@@ -262,16 +267,21 @@ describe('storage behind a fault-injecting proxy', () => {
 
   it('a client that leaves while its upload waits frees its place and stores nothing', async () => {
     const { storage } = track(storageFor(proxy.url, { SHOTFLEET_UPLOADS: '1' }));
-    proxy.putLatencyMs = 1_500;
+    // The first upload holds the only slot until the second has left.
+    const release = proxy.holdPuts();
     const image = noisePng(16, 16);
     const first = storage.reserve('png', 256).upload(request(image, { key: 'cancel/first.png' }));
-    const leaving = new AbortController();
-    const second = storage.reserve('png', 256).upload(request(image, { key: 'cancel/second.png' }), leaving.signal);
-    await expect.poll(() => storage.stats().queued, { timeout: 5_000 }).toBe(1);
-    leaving.abort();
-    const err = await rejection(second);
-    expect(err.code).toBe('upload_failed');
-    expect(storage.stats().queued).toBe(0);
+    try {
+      const leaving = new AbortController();
+      const second = storage.reserve('png', 256).upload(request(image, { key: 'cancel/second.png' }), leaving.signal);
+      await expect.poll(() => storage.stats().queued, { timeout: 5_000 }).toBe(1);
+      leaving.abort();
+      const err = await rejection(second);
+      expect(err.code).toBe('upload_failed');
+      expect(storage.stats().queued).toBe(0);
+    } finally {
+      release();
+    }
     await first;
     expect(await s3.exists('cancel/first.png')).toBe(true);
     expect(await s3.exists('cancel/second.png')).toBe(false);
@@ -279,11 +289,21 @@ describe('storage behind a fault-injecting proxy', () => {
 
   it('drain() waits for queued and in-flight uploads, all of which land', async () => {
     const { storage } = storageFor(proxy.url, { SHOTFLEET_UPLOADS: '2' });
-    proxy.putLatencyMs = 1_000;
+    const release = proxy.holdPuts();
     const image = noisePng(16, 16);
     const uploads = [1, 2, 3, 4, 5].map((i) => storage.reserve('png', 256).upload(request(image, { key: `drain/${i}.png` })));
-    await expect.poll(() => storage.stats().queued, { timeout: 5_000 }).toBe(3);
-    await storage.drain(30_000);
+    let drained = false;
+    try {
+      await expect.poll(() => storage.stats().queued, { timeout: 5_000 }).toBe(3);
+      const draining = storage.drain(30_000).then(() => (drained = true));
+      // While S3 holds the uploads, drain() waits for them; once S3 answers, they all land.
+      await new Promise((r) => setTimeout(r, 100));
+      expect(drained).toBe(false);
+      release();
+      await draining;
+    } finally {
+      release();
+    }
     expect(storage.stats()).toMatchObject({ inFlight: 0, queued: 0, backlogBytes: 0 });
     const stored = await Promise.all(uploads);
     expect(stored.map((s) => s.key)).toEqual([1, 2, 3, 4, 5].map((i) => `drain/${i}.png`));
