@@ -121,12 +121,17 @@ export function createPagePool(opts: PagePoolOptions): PagePool {
         void pool.destroy(slot);
         return;
       }
-      // A page whose renderer stopped answering after its capture must not keep its window forever.
-      const wiped = withTimeout(resetSlot(slot), 10_000, () => {
+      // A page whose renderer stopped answering after its capture must not keep its window forever; one whose
+      // renderer is killed during the wipe is replaced at once (slot.gone), not after the whole bound.
+      const wiped = withTimeout(Promise.race([resetSlot(slot), slot.gone]), 10_000, () => {
         throw new Error('the wipe took over 10 s');
       });
       wiped.then(
-        () => pool.release(slot),
+        () => {
+          // Its browser may have been retired while the page was wiped: such a page would keep the old browser alive.
+          if (!slot.usable() || slot.browser.retired) void pool.destroy(slot);
+          else pool.release(slot);
+        },
         (err) => {
           opts.log.warn({ err, slot: slot.id }, 'could not wipe a page; replacing it');
           slot.markBroken();
