@@ -46,6 +46,22 @@ export async function startShotfleet(
   env: Record<string, string>,
   opts: { args?: string[]; timeoutMs?: number; uid?: number; gid?: number } = {},
 ): Promise<RunningProcess> {
+  const portGiven = opts.args?.some((a) => a === '--port' || a.startsWith('--port=')) || (env.SHOTFLEET_PORT !== undefined && env.SHOTFLEET_PORT !== '0');
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(command, env, opts);
+    } catch (err) {
+      // freePort's port can be taken by another test's process before this one binds it: pick another.
+      if (portGiven || attempt >= 3 || !String(err).includes('EADDRINUSE')) throw err;
+    }
+  }
+}
+
+async function startOnce(
+  command: string,
+  env: Record<string, string>,
+  opts: { args?: string[]; timeoutMs?: number; uid?: number; gid?: number },
+): Promise<RunningProcess> {
   const host = env.SHOTFLEET_HOST ?? '127.0.0.1';
   const portFlag = opts.args?.findIndex((a) => a === '--port' || a.startsWith('--port='));
   const port =
