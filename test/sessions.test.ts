@@ -151,6 +151,8 @@ describe('sessions: idle expiry (the session store, with a stand-in page pool)',
         },
       },
       answers: async () => reset.answers ?? true,
+      // Scripts off: the reset goes the browser-side way, the one that can run out of time.
+      emulation: { current: () => ({ javascript: false }) },
       usable: () => !slot.broken,
       markBroken() {
         slot.broken = true;

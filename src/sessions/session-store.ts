@@ -167,10 +167,24 @@ async function waitForTurn(turns: Turns, signal: AbortSignal, onTimeout: () => v
 
 /**
  * Leaves a session's page on about:blank between its renders, so the page's scripts stop running; resolves with why
- * it could not (the page is then not to be used again), or null. On a loaded machine the navigation can run out of
- * time on a page that is fine: one that still answers gets one more, shorter try.
+ * it could not (the page is then not to be used again), or null. Asked of the page itself (location.replace), the
+ * navigation stays in its renderer process; sent by the browser (page.goto) it swaps in a fresh renderer process
+ * (render-pool/reset-slot.ts), which on a loaded machine ran past 10 s after a cross-site render. The page keeps its
+ * storage: it is the session's. On a loaded machine a navigation can run out of time on a page that is fine: one
+ * that still answers gets one more, shorter try.
  */
 async function resetPage(slot: PageSlot): Promise<string | null> {
+  if (slot.emulation.current().javascript) {
+    try {
+      await Promise.all([
+        slot.page.waitForNavigation({ waitUntil: 'load', timeout: 5_000 }),
+        slot.cdp.send('Runtime.evaluate', { expression: 'location.replace("about:blank")' }),
+      ]);
+      return null;
+    } catch {
+      // an error page, or a page that does not answer: the browser-side navigation below
+    }
+  }
   const toBlank = (timeout: number) => slot.page.goto('about:blank', { waitUntil: 'load', timeout });
   try {
     await toBlank(10_000);
