@@ -100,7 +100,7 @@ describe('as nobody: Chromium runs in its sandbox', () => {
     await chmod(home, 0o700);
     node = await startShotfleet('serve', { SHOTFLEET_PAGES: '1', SHOTFLEET_CHROME_SANDBOX: 'on', HOME: home, ...secrets }, nobody);
     await render(node);
-  });
+  }, 180_000); // a start (the sandbox probe's browser, then the node's) and a render: over a minute on a loaded 2-core machine
   afterAll(async () => {
     await node?.stop();
     await rm(home, { recursive: true, force: true });
@@ -172,7 +172,7 @@ exit 1
 
     beforeAll(async () => {
       node = await startShotfleet('serve', { SHOTFLEET_PAGES: '1', SHOTFLEET_CHROME_PATH: path.join(dir, 'chromium'), HOME: dir, ...secrets }, nobody);
-    });
+    }, 180_000);
     afterAll(async () => {
       await node?.stop();
     });
