@@ -60,21 +60,30 @@ export async function clearLeftovers(slot: PageSlot): Promise<void> {
  * next page would show it) and lets late cookies reach third-party requests of the next render.
  */
 export async function leavePage(slot: PageSlot): Promise<void> {
-  const { page, cdp } = slot;
-  if (slot.emulation.current().javascript) {
-    try {
-      await Promise.all([
-        page.waitForNavigation({ waitUntil: 'load', timeout: 2_000 }),
-        cdp.send('Runtime.evaluate', { expression: 'location.replace("about:blank")' }),
-      ]);
-      // The blank page keeps the old one's origin and renderer, and its storage connection: writes the old
-      // page sent last (timers, unload handlers) are still in flight there, and a clear sent down the same
-      // connection lands after them, where the browser-side wipe alone can land before.
-      await cdp.send('Runtime.evaluate', { expression: 'try { localStorage.clear(); sessionStorage.clear() } catch {}' });
-      return;
-    } catch {
-      // fall through to the browser-side navigation
-    }
+  if (await replaceFromInside(slot, 2_000)) {
+    // The blank page keeps the old one's origin and renderer, and its storage connection: writes the old
+    // page sent last (timers, unload handlers) are still in flight there, and a clear sent down the same
+    // connection lands after them, where the browser-side wipe alone can land before.
+    await slot.cdp.send('Runtime.evaluate', { expression: 'try { localStorage.clear(); sessionStorage.clear() } catch {}' });
+    return;
   }
-  await page.goto('about:blank', { waitUntil: 'load', timeout: 10_000 });
+  await slot.page.goto('about:blank', { waitUntil: 'load', timeout: 10_000 });
+}
+
+/**
+ * Asks the page itself to replace its document with about:blank (the fast way: it stays in the page's renderer
+ * process) and waits for that load; resolves false when scripts are off or the page could not leave that way
+ * (an error page, a page that does not answer in `timeoutMs`): the caller then navigates from the browser side.
+ */
+export async function replaceFromInside(slot: PageSlot, timeoutMs: number): Promise<boolean> {
+  if (!slot.emulation.current().javascript) return false;
+  try {
+    await Promise.all([
+      slot.page.waitForNavigation({ waitUntil: 'load', timeout: timeoutMs }),
+      slot.cdp.send('Runtime.evaluate', { expression: 'location.replace("about:blank")' }),
+    ]);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -3,6 +3,7 @@ import { ShotError, shed, type ShedReason } from '../errors/shot-error.js';
 import type { Logger } from '../log/logger.js';
 import type { PagePool } from '../render-pool/page-pool.js';
 import type { PageSlot } from '../render-pool/page-slot.js';
+import { replaceFromInside } from '../render-pool/reset-slot.js';
 import { createTurns, type Turns } from '../async/turns.js';
 
 export interface SessionLease {
@@ -174,17 +175,7 @@ async function waitForTurn(turns: Turns, signal: AbortSignal, onTimeout: () => v
  * that still answers gets one more, shorter try.
  */
 async function resetPage(slot: PageSlot): Promise<string | null> {
-  if (slot.emulation.current().javascript) {
-    try {
-      await Promise.all([
-        slot.page.waitForNavigation({ waitUntil: 'load', timeout: 5_000 }),
-        slot.cdp.send('Runtime.evaluate', { expression: 'location.replace("about:blank")' }),
-      ]);
-      return null;
-    } catch {
-      // an error page, or a page that does not answer: the browser-side navigation below
-    }
-  }
+  if (await replaceFromInside(slot, 5_000)) return null;
   const toBlank = (timeout: number) => slot.page.goto('about:blank', { waitUntil: 'load', timeout });
   try {
     await toBlank(10_000);
