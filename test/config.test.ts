@@ -15,7 +15,7 @@ interface CliRun {
 /** Runs `shotfleet ...args` to its end (bounded), with only PATH, HOME and `env`. */
 function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', cliEntry, ...args], {
+    const child = spawn(process.execPath, [cliEntry, ...args], {
       cwd: repoRoot,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, SHOTFLEET_HOST: '127.0.0.1', SHOTFLEET_PORT: '0', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -38,7 +38,7 @@ function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 60
 /**
  * Runs `shotfleet serve ...args` in this process (the command's own run(), as main.ts calls it): what it prints and
  * its exit code, or what it throws (main.ts prints that as "shotfleet: <message>" and exits 1 — runCli checks that
- * path once). Starting the CLI through tsx for each case cost seconds of CPU apiece.
+ * path once). Starting the CLI as a process for each case cost seconds of CPU apiece.
  */
 async function runInProcess(command: 'serve' | 'hub', args: string[], env: Record<string, string> = {}): Promise<CliRun> {
   const { run } = command === 'serve' ? await import('../src/cli/serve-command.js') : await import('../src/cli/hub-command.js');

@@ -13,8 +13,6 @@ describe('shotfleet demo', () => {
     const demo = spawn(
       process.execPath,
       [
-        '--import',
-        'tsx',
         cliEntry,
         'demo',
         '--port',

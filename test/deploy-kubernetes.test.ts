@@ -293,7 +293,7 @@ describe('the edge pod start, run here with the real hub and haproxy -c', () => 
       const script: string = init.args[0];
       const outFile: string = `${init.volumeMounts[0].mountPath}/haproxy.cfg`;
       const local = script
-        .replace('node dist/src/cli/main.js', `${JSON.stringify(process.execPath)} --import tsx ${JSON.stringify(cliEntry)}`)
+        .replace('node dist/src/cli/main.js', `${JSON.stringify(process.execPath)} ${JSON.stringify(cliEntry)}`)
         .replace('http://127.0.0.1:4000', hub.url)
         .replace(outFile, path.join(work, 'haproxy.cfg'));
       expect(local).not.toBe(script);

@@ -10,7 +10,7 @@ const log = createLogger('silent');
 
 /**
  * A hub in this process (startHub, as `shotfleet hub` runs it) from these settings on top of loopback and a free port:
- * the same registry, pings and routes without a tsx start. The refusal to start is checked once as a process.
+ * the same registry, pings and routes without a process start. The refusal to start is checked once as a process.
  */
 function hubHere(env: Record<string, string>): Promise<RunningHub> {
   return startHub(loadConfig('hub', {}, { SHOTFLEET_HOST: '127.0.0.1', SHOTFLEET_PORT: '0', ...env }), log);

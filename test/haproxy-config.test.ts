@@ -129,9 +129,9 @@ describe('slot placement (assignSlots, SlotTable)', () => {
 });
 
 describe('shotfleet haproxy-config', () => {
-  /** The command as a process (from source, through tsx): run once, the end-to-end check. */
+  /** The command as a process (compiled for this run): run once, the end-to-end check. */
   const cli = (args: string[]) => {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', cliEntry, 'haproxy-config', ...args], {
+    const r = spawnSync(process.execPath, [cliEntry, 'haproxy-config', ...args], {
       cwd: repoRoot,
       encoding: 'utf8',
       env: { PATH: process.env.PATH, HOME: process.env.HOME },
@@ -139,7 +139,7 @@ describe('shotfleet haproxy-config', () => {
     });
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
   };
-  /** The command's run() in this process, as main.ts calls it: the same output without a tsx start. */
+  /** The command's run() in this process, as main.ts calls it: the same output without a process start. */
   const here = async (args: string[]) => {
     const r = await runCommandInProcess(haproxyConfigCommand, args);
     return { status: r.code, stdout: r.stdout, stderr: r.stderr };

@@ -27,7 +27,7 @@ const small = { width: 200, height: 150 };
 async function launch(env: Record<string, string> = {}): Promise<Launched> {
   const port = await freePort();
   const agentPort = await freePort();
-  const proc = spawn(process.execPath, ['--import', 'tsx', cliEntry, 'serve'], {
+  const proc = spawn(process.execPath, [cliEntry, 'serve'], {
     cwd: repoRoot,
     env: {
       PATH: process.env.PATH,

@@ -14,7 +14,7 @@ import { s3NodeEnv, startS3, type RunningS3 } from './helpers/s3.js';
 import { makeBatch, manifestRecords, shootInProcess, spawnShoot } from './helpers/shoot-run.js';
 
 // End to end: the real CLI against a real node (Chromium) rendering pages this test serves, and s3rver. The CLI runs
-// as its own process where a test kills it, and in this process otherwise (the same shoot(), without a tsx start).
+// as its own process where a test kills it, and in this process otherwise (the same shoot(), without a process start).
 
 let pages: http.Server;
 let pageBase: string;

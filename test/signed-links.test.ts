@@ -25,7 +25,7 @@ const blue: [number, number, number] = [30, 40, 210];
 /** `shotfleet sign …` as its own process, from source; resolves with its exit code and output. */
 async function signProcess(args: string[], env: Record<string, string> = { SHOTFLEET_SIGNING_KEY: key }) {
   try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', cliEntry, 'sign', ...args], {
+    const { stdout, stderr } = await run(process.execPath, [cliEntry, 'sign', ...args], {
       cwd: repoRoot,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     });

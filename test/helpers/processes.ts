@@ -2,10 +2,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import net from 'node:net';
 import readline from 'node:readline';
+import { compiledRoot } from './compiled-sources.js';
 import { waitFor } from './wait.js';
 
 export const repoRoot = path.resolve(new URL('../..', import.meta.url).pathname);
-export const cliEntry = path.join(repoRoot, 'src/cli/main.ts');
+/** `shotfleet` as the test run compiled it (test/global-setup.ts): start it with `node cliEntry <command>`. */
+export const cliEntry = path.join(compiledRoot(repoRoot), 'src/cli/main.js');
 
 export interface RunningProcess {
   proc: ChildProcess;
@@ -37,7 +39,7 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
 const readinessPath: Record<string, string> = { serve: '/status', hub: '/livez' };
 
 /**
- * Starts `shotfleet <command>` (from source, through tsx) with the given env on top of a loopback-only
+ * Starts `shotfleet <command>` (compiled from src/ for this run) with the given env on top of a loopback-only
  * environment, and resolves once it is ready the way HAProxy sees it: the first 200 from its readiness path
  * (a node's /status) — not a log line. Callers may send traffic at once.
  */
@@ -71,7 +73,7 @@ async function startOnce(
         ? Number(env.SHOTFLEET_PORT)
         : await freePort(host);
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  const proc = spawn(process.execPath, ['--import', 'tsx', cliEntry, command, ...(opts.args ?? [])], {
+  const proc = spawn(process.execPath, [cliEntry, command, ...(opts.args ?? [])], {
     cwd: repoRoot,
     env: {
       PATH: process.env.PATH,
@@ -102,7 +104,7 @@ async function startOnce(
   });
 
   const path = readinessPath[command] ?? '/livez';
-  // Generous: a start on a loaded 2-core machine (tsx compiling, Chromium launching) has taken over 30 s.
+  // Generous: a start on a loaded 2-core machine (Chromium launching) has taken over 30 s.
   const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
   for (;;) {
     if (proc.exitCode !== null || proc.signalCode !== null) {

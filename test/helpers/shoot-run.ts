@@ -49,9 +49,9 @@ export async function manifestRecords(file: string): Promise<ManifestRecord[]> {
     .map((l) => JSON.parse(l) as ManifestRecord);
 }
 
-/** `shotfleet shoot ARGS` as its own process (from source through tsx), for signals and exit codes. */
+/** `shotfleet shoot ARGS` as its own process (compiled for this run), for signals and exit codes. */
 export function spawnShoot(args: string[], env: Record<string, string> = {}): { proc: ChildProcess; exited: Promise<number | null>; output: () => string } {
-  const proc = spawn(process.execPath, ['--import', 'tsx', cliEntry, 'shoot', ...args], {
+  const proc = spawn(process.execPath, [cliEntry, 'shoot', ...args], {
     cwd: repoRoot,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
