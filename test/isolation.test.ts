@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { embeddingPage, lastReport, nothingKept, page, startTestSite, stateProbeRoutes, type TestSite } from './helpers/pages.js';
 import { startShotfleet, type RunningProcess } from './helpers/processes.js';
-import { ok, shoot } from './helpers/node-client.js';
+import { ok, rendererPids, shoot } from './helpers/node-client.js';
 
 /**
  * Session-less requests on a one-page node: every render reuses the same window and context, so
@@ -31,6 +31,16 @@ describe('isolation between session-less requests (one page, reused)', () => {
   });
 
   const render = (path: string) => shoot(node.url, { url: `${site.url}${path}`, waitForSelector: '#done', viewport: { width: 200, height: 100 } });
+
+  it("renders of one site keep to the pages' renderer processes: a render starts none of its own", async () => {
+    // Both windows (the page and the spare) have rendered the site once.
+    const renderStyled = () => shoot(node.url, { url: `${site.url}/styled`, viewport: { width: 200, height: 100 } });
+    for (let i = 0; i < 2; i++) ok(await renderStyled());
+    const before = await rendererPids(node.proc.pid!);
+    for (let i = 0; i < 4; i++) ok(await renderStyled());
+    const started = (await rendererPids(node.proc.pid!)).filter((pid) => !before.includes(pid));
+    expect(started, `renderers before: ${before}`).toEqual([]);
+  });
 
   it('cookies, local and session storage, IndexedDB, Cache Storage and service workers written by one request are gone in the next', async () => {
     for (let round = 1; round <= 2; round++) {

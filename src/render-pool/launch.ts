@@ -25,7 +25,11 @@ export const chromeArgs = [
   '--disable-client-side-phishing-detection',
   // WebUIOmniboxPopup and WebUIOmniboxAimPopup: Chromium preloads its omnibox popup (two top-chrome renderers, ~1.5 s of CPU
   // each) at every launch; a headless node never shows it.
-  '--disable-features=Translate,OptimizationHints,MediaRouter,InterestFeedContentSuggestions,WebUIOmniboxPopup,WebUIOmniboxAimPopup',
+  // SpareRendererForSitePerProcess: Chromium keeps one spare renderer process, for one browser context. Every slot has a
+  // context of its own, so each navigation found the spare made for another slot's context, killed it and started one
+  // for its own: a renderer process started and thrown away per render, ~0.1 s of CPU each
+  // (test/isolation.test.ts counts the renderer processes of a node rendering one site over and over).
+  '--disable-features=Translate,OptimizationHints,MediaRouter,InterestFeedContentSuggestions,WebUIOmniboxPopup,WebUIOmniboxAimPopup,SpareRendererForSitePerProcess',
   '--metrics-recording-only',
   '--mute-audio',
   '--hide-scrollbars',
