@@ -4,6 +4,7 @@ import { assertColor, decodePng, type Rgba } from './helpers/images.js';
 import { metricValues, ok, request, shoot, type Answer } from './helpers/node-client.js';
 import { page, startTestSite, type SeenRequest, type TestSite } from './helpers/pages.js';
 import { startShotfleet, type RunningProcess } from './helpers/processes.js';
+import { workerNode, type WorkerNode } from './helpers/worker-node.js';
 
 /**
  * The asset cache's rules, each attacked on a one-page node with real Chromium. Such a node keeps two windows
@@ -58,7 +59,7 @@ function colorAt(answer: Answer): Rgba {
   return decodePng(ok(answer)).at(50, 25);
 }
 
-async function cacheResponses(node: RunningProcess): Promise<Record<string, number>> {
+async function cacheResponses(node: { url: string }): Promise<Record<string, number>> {
   const metrics = await request(`${node.url}/metrics`);
   return metricValues(metrics.bytes.toString('utf8'), 'shotfleet_asset_cache_responses_total', 'source');
 }
@@ -69,7 +70,7 @@ describe('asset cache on (the default)', () => {
   let otherSite: TestSite;
   /** Where the shared asset lives (127.0.0.3), a third party to both pages. */
   let assets: TestSite;
-  let node: RunningProcess;
+  let node: WorkerNode;
 
   beforeAll(async () => {
     assets = await startTestSite({}, { host: '127.0.0.3' });
@@ -93,11 +94,10 @@ describe('asset cache on (the default)', () => {
     site.route('/images', page(`${box}<img src="${assets.url}/shared.gif" width="10" height="10">`));
     site.route('/timing', timingProbe(`${assets.url}/shared.gif`));
     otherSite.route('/timing', timingProbe(`${assets.url}/shared.gif`));
-    node = await startShotfleet('serve', { SHOTFLEET_PAGES: '1', SHOTFLEET_ALLOW_HOSTS: '127.0.0.1,127.0.0.2,127.0.0.3' });
+    node = workerNode();
   });
 
   afterAll(async () => {
-    await node?.stop();
     await Promise.all([site?.close(), otherSite?.close(), assets?.close()]);
   });
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertColor, decodePng } from './helpers/images.js';
 import { page, startTestSite, type TestSite } from './helpers/pages.js';
-import { startShotfleet, type RunningProcess } from './helpers/processes.js';
+import { workerNode, type WorkerNode } from './helpers/worker-node.js';
 import { ok, shoot } from './helpers/node-client.js';
 
 const green: [number, number, number] = [20, 180, 40];
@@ -29,7 +29,7 @@ const consentBanners = [
 describe('blockAds and blockCookieBanners (a 1-page node, lists shipped in the package)', () => {
   let site: TestSite;
   let ads: TestSite;
-  let node: RunningProcess;
+  let node: WorkerNode;
   const render = (body: Record<string, unknown>) => shoot(node.url, { viewport: { width: 400, height: 300 }, ...body });
   const adHits = () => adPaths.reduce((sum, path) => sum + ads.requests(path).length, 0);
 
@@ -53,11 +53,10 @@ describe('blockAds and blockCookieBanners (a 1-page node, lists shipped in the p
       ),
       '/consent': page(consentBanners.join(''), '<style>html,body{height:100%;background:rgb(20,180,40)}</style>'),
     });
-    node = await startShotfleet('serve', { SHOTFLEET_PAGES: '1', SHOTFLEET_ALLOW_HOSTS: '127.0.0.1,127.0.0.2' });
+    node = workerNode();
   });
 
   afterAll(async () => {
-    await node?.stop();
     await site?.close();
     await ads?.close();
   });

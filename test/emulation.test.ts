@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertColor, decodePng } from './helpers/images.js';
 import { page, startTestSite, type TestSite } from './helpers/pages.js';
-import { startShotfleet, type RunningProcess } from './helpers/processes.js';
+import { workerNode, type WorkerNode } from './helpers/worker-node.js';
 import { ok, shoot, type Answer } from './helpers/node-client.js';
 
 const green: [number, number, number] = [20, 180, 40];
@@ -40,7 +40,7 @@ function expectBoxes(shot: Answer, expected: [number, number, number][]): void {
 describe('emulation, scoped credentials and scripts: each one used, then gone from the next render on the same page', () => {
   let site: TestSite;
   let other: TestSite;
-  let node: RunningProcess;
+  let node: WorkerNode;
   const render = (body: Record<string, unknown>) => shoot(node.url, { viewport: { width: 400, height: 200 }, waitForSelector: '#done', ...body });
 
   beforeAll(async () => {
@@ -85,11 +85,10 @@ describe('emulation, scoped credentials and scripts: each one used, then gone fr
       }
       res.writeHead(200, { 'content-type': 'text/html' }).end(verdictPage(['true'], `<img src="${other.url}/pixel.png">`));
     });
-    node = await startShotfleet('serve', { SHOTFLEET_PAGES: '1', SHOTFLEET_ALLOW_HOSTS: '127.0.0.1,127.0.0.2' });
+    node = workerNode();
   });
 
   afterAll(async () => {
-    await node?.stop();
     await site?.close();
     await other?.close();
   });

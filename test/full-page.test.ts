@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertColor, css, decodePng, type DecodedPng } from './helpers/images.js';
 import { page, startTestSite, type TestSite } from './helpers/pages.js';
 import { startShotfleet, type RunningProcess } from './helpers/processes.js';
+import { workerNode, type WorkerNode } from './helpers/worker-node.js';
 import { ok, shoot, shootGet } from './helpers/node-client.js';
 
 type Rgb = [number, number, number];
@@ -41,16 +42,15 @@ function assertBands(image: DecodedPng, colours: Rgb[], bandHeight: number, upTo
 
 describe('fullPage on tall pages (default cap 20 000 px)', () => {
   let site: TestSite;
-  let node: RunningProcess;
+  let node: WorkerNode;
   const colours = palette(40);
 
   beforeAll(async () => {
     site = await startTestSite({ '/bands-20000': bands(colours, 500) });
-    node = await startShotfleet('serve', { SHOTFLEET_PAGES: '1', SHOTFLEET_ALLOW_HOSTS: '127.0.0.1' });
+    node = workerNode();
   });
 
   afterAll(async () => {
-    await node?.stop();
     await site?.close();
   });
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { embeddingPage, lastReport, nothingKept, page, startTestSite, stateProbeRoutes, type TestSite } from './helpers/pages.js';
-import { startShotfleet, type RunningProcess } from './helpers/processes.js';
+import { workerNode, type WorkerNode } from './helpers/worker-node.js';
 import { ok, rendererPids, shoot } from './helpers/node-client.js';
 
 /**
@@ -11,7 +11,7 @@ describe('isolation between session-less requests (one page, reused)', () => {
   let site: TestSite;
   /** Another origin (and site) on 127.0.0.2, embedded by `site` as a third party. */
   let other: TestSite;
-  let node: RunningProcess;
+  let node: WorkerNode;
 
   beforeAll(async () => {
     site = await startTestSite({
@@ -21,11 +21,10 @@ describe('isolation between session-less requests (one page, reused)', () => {
     other = await startTestSite(stateProbeRoutes(), { host: '127.0.0.2' });
     site.route('/embed-write', embeddingPage(other.url, 'write'));
     site.route('/embed-read', embeddingPage(other.url, 'read'));
-    node = await startShotfleet('serve', { SHOTFLEET_PAGES: '1', SHOTFLEET_ALLOW_HOSTS: '127.0.0.1,127.0.0.2' });
+    node = workerNode();
   });
 
   afterAll(async () => {
-    await node?.stop();
     await site?.close();
     await other?.close();
   });

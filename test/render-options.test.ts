@@ -2,7 +2,7 @@ import { KnownDevices } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertColor, css, decodePng, dimensions, isJpeg, isPng, isWebp } from './helpers/images.js';
 import { page, startTestSite, type TestSite } from './helpers/pages.js';
-import { startShotfleet, type RunningProcess } from './helpers/processes.js';
+import { workerNode, type WorkerNode } from './helpers/worker-node.js';
 import { ok, shoot, shootGet } from './helpers/node-client.js';
 
 const red = [220, 20, 30] as const;
@@ -26,7 +26,7 @@ const quadrants = page(
 
 describe('render options on a real node (pixels decoded and checked)', () => {
   let site: TestSite;
-  let node: RunningProcess;
+  let node: WorkerNode;
 
   beforeAll(async () => {
     site = await startTestSite({
@@ -42,11 +42,10 @@ describe('render options on a real node (pixels decoded and checked)', () => {
         </script>`,
       ),
     });
-    node = await startShotfleet('serve', { SHOTFLEET_PAGES: '2', SHOTFLEET_ALLOW_HOSTS: '127.0.0.1' });
+    node = workerNode();
   });
 
   afterAll(async () => {
-    await node?.stop();
     await site?.close();
   });
 

@@ -2,7 +2,7 @@ import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodePng, near } from './helpers/images.js';
 import { page, startTestSite, type Route, type TestSite } from './helpers/pages.js';
-import { startShotfleet, type RunningProcess } from './helpers/processes.js';
+import { workerNode, type WorkerNode } from './helpers/worker-node.js';
 import { ok, shoot } from './helpers/node-client.js';
 
 const green: [number, number, number] = [20, 180, 40];
@@ -38,7 +38,7 @@ const lazyPage = page(
 
 describe('scrollPage: lazy images and observer-revealed content in a fullPage capture (a 1-page node)', () => {
   let site: TestSite;
-  let node: RunningProcess;
+  let node: WorkerNode;
 
   beforeAll(async () => {
     const routes: Record<string, Route> = { '/lazy': lazyPage };
@@ -48,11 +48,10 @@ describe('scrollPage: lazy images and observer-revealed content in a fullPage ca
       routes[`/img/${i}.png`] = (_req, res) => void setTimeout(() => res.writeHead(200, { 'content-type': 'image/png' }).end(image), 200);
     }
     site = await startTestSite(routes);
-    node = await startShotfleet('serve', { SHOTFLEET_PAGES: '1', SHOTFLEET_ALLOW_HOSTS: '127.0.0.1' });
+    node = workerNode();
   });
 
   afterAll(async () => {
-    await node?.stop();
     await site?.close();
   });
 

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { css, decodePng, dimensions, isWebp, near, type Rgba } from './helpers/images.js';
 import { page, startTestSite, type TestSite } from './helpers/pages.js';
 import { startShotfleet, type RunningProcess } from './helpers/processes.js';
+import { workerNode, type WorkerNode } from './helpers/worker-node.js';
 import { ok, shoot, shootGet } from './helpers/node-client.js';
 
 /**
@@ -57,16 +58,15 @@ async function decodeInChromium(bytes: Buffer, type: string, x: number, y: numbe
 
 describe('pixel budget at the default SHOTFLEET_MAX_PIXELS (100 000 000)', () => {
   let site: TestSite;
-  let node: RunningProcess;
+  let node: WorkerNode;
 
   beforeAll(async () => {
     site = await startTestSite({ '/tall': tallPage, '/lying': lyingPage });
-    node = await startShotfleet('serve', { SHOTFLEET_PAGES: '1', SHOTFLEET_ALLOW_HOSTS: '127.0.0.1' });
+    node = workerNode();
     browser = await puppeteer.launch({ executablePath: '/usr/lib/chromium/chromium', headless: true, pipe: true, args: ['--no-sandbox', '--disable-gpu'] });
   });
   afterAll(async () => {
     await browser?.close();
-    await node?.stop();
     await site?.close();
   });
 

@@ -1,6 +1,5 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { build } from 'esbuild';
 
 /**
  * The test run's JavaScript copy of src/, which the tests' shotfleet processes start from. Compiled once per run
@@ -22,6 +21,8 @@ export async function compileSources(repoRoot: string): Promise<void> {
     .readdirSync(path.join(repoRoot, 'src'), { recursive: true, encoding: 'utf8' })
     .filter((file) => file.endsWith('.ts'))
     .map((file) => path.join(repoRoot, 'src', file));
+  // Loaded here only: every test file imports compiledRoot (through processes.ts), and none needs the compiler.
+  const { build } = await import('esbuild');
   await build({ entryPoints, outdir: staging, outbase: repoRoot, format: 'esm', platform: 'node', target: 'node20', logLevel: 'error' });
   fs.rmSync(target, { recursive: true, force: true });
   fs.renameSync(staging, target);
