@@ -94,7 +94,7 @@ describe('asset cache on (the default)', () => {
     site.route('/images', page(`${box}<img src="${assets.url}/shared.gif" width="10" height="10">`));
     site.route('/timing', timingProbe(`${assets.url}/shared.gif`));
     otherSite.route('/timing', timingProbe(`${assets.url}/shared.gif`));
-    node = workerNode();
+    node = await workerNode();
   });
 
   afterAll(async () => {

@@ -53,7 +53,7 @@ describe('blockAds and blockCookieBanners (a 1-page node, lists shipped in the p
       ),
       '/consent': page(consentBanners.join(''), '<style>html,body{height:100%;background:rgb(20,180,40)}</style>'),
     });
-    node = workerNode();
+    node = await workerNode();
   });
 
   afterAll(async () => {

@@ -85,7 +85,7 @@ describe('emulation, scoped credentials and scripts: each one used, then gone fr
       }
       res.writeHead(200, { 'content-type': 'text/html' }).end(verdictPage(['true'], `<img src="${other.url}/pixel.png">`));
     });
-    node = workerNode();
+    node = await workerNode();
   });
 
   afterAll(async () => {

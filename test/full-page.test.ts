@@ -47,7 +47,7 @@ describe('fullPage on tall pages (default cap 20 000 px)', () => {
 
   beforeAll(async () => {
     site = await startTestSite({ '/bands-20000': bands(colours, 500) });
-    node = workerNode();
+    node = await workerNode();
   });
 
   afterAll(async () => {

@@ -21,7 +21,7 @@ describe('isolation between session-less requests (one page, reused)', () => {
     other = await startTestSite(stateProbeRoutes(), { host: '127.0.0.2' });
     site.route('/embed-write', embeddingPage(other.url, 'write'));
     site.route('/embed-read', embeddingPage(other.url, 'read'));
-    node = workerNode();
+    node = await workerNode();
   });
 
   afterAll(async () => {

@@ -42,7 +42,7 @@ describe('render options on a real node (pixels decoded and checked)', () => {
         </script>`,
       ),
     });
-    node = workerNode();
+    node = await workerNode();
   });
 
   afterAll(async () => {

@@ -48,7 +48,7 @@ describe('scrollPage: lazy images and observer-revealed content in a fullPage ca
       routes[`/img/${i}.png`] = (_req, res) => void setTimeout(() => res.writeHead(200, { 'content-type': 'image/png' }).end(image), 200);
     }
     site = await startTestSite(routes);
-    node = workerNode();
+    node = await workerNode();
   });
 
   afterAll(async () => {

@@ -62,7 +62,7 @@ describe('pixel budget at the default SHOTFLEET_MAX_PIXELS (100 000 000)', () =>
 
   beforeAll(async () => {
     site = await startTestSite({ '/tall': tallPage, '/lying': lyingPage });
-    node = workerNode();
+    node = await workerNode();
     browser = await puppeteer.launch({ executablePath: '/usr/lib/chromium/chromium', headless: true, pipe: true, args: ['--no-sandbox', '--disable-gpu'] });
   });
   afterAll(async () => {

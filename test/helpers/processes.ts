@@ -64,6 +64,21 @@ async function startOnce(
   env: Record<string, string>,
   opts: { args?: string[]; timeoutMs?: number; uid?: number; gid?: number },
 ): Promise<RunningProcess> {
+  const starting = await spawnShotfleet(command, env, opts);
+  await starting.ready;
+  return starting;
+}
+
+/**
+ * Starts `shotfleet <command>` like startShotfleet, but resolves as soon as the process is spawned: `ready` settles
+ * at its first readiness 200 (or rejects when it exits first or is not ready in time). For starts that overlap
+ * other work (test/global-setup.ts).
+ */
+export async function spawnShotfleet(
+  command: string,
+  env: Record<string, string>,
+  opts: { args?: string[]; timeoutMs?: number; uid?: number; gid?: number } = {},
+): Promise<RunningProcess & { ready: Promise<void> }> {
   const host = env.SHOTFLEET_HOST ?? '127.0.0.1';
   const portFlag = opts.args?.findIndex((a) => a === '--port' || a.startsWith('--port='));
   const port =
@@ -106,31 +121,35 @@ async function startOnce(
   const path = readinessPath[command] ?? '/livez';
   // Generous: a start on a loaded 2-core machine (Chromium launching) has taken over 30 s.
   const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
-  for (;;) {
-    if (proc.exitCode !== null || proc.signalCode !== null) {
-      throw new Error(`${command} exited with ${proc.exitCode ?? proc.signalCode} before it was ready; stderr:\n${stderr}`);
+  const ready = (async () => {
+    for (;;) {
+      if (proc.exitCode !== null || proc.signalCode !== null) {
+        throw new Error(`${command} exited with ${proc.exitCode ?? proc.signalCode} before it was ready; stderr:\n${stderr}`);
+      }
+      if (Date.now() > deadline) {
+        // Not left running unwatched: a process that never got ready would otherwise outlive the caller.
+        proc.kill('SIGKILL');
+        throw new Error(`${command} was not ready (${path} 200) in time; stderr:\n${stderr}`);
+      }
+      const status = await fetch(`${url}${path}`, { signal: AbortSignal.timeout(2000) }).then(
+        async (res) => {
+          await res.arrayBuffer();
+          return res.status;
+        },
+        () => 0,
+      );
+      if (status === 200) return;
+      await new Promise((r) => setTimeout(r, 25));
     }
-    if (Date.now() > deadline) {
-      // Not left running unwatched: a process that never got ready would otherwise outlive the caller.
-      proc.kill('SIGKILL');
-      throw new Error(`${command} was not ready (${path} 200) in time; stderr:\n${stderr}`);
-    }
-    const status = await fetch(`${url}${path}`, { signal: AbortSignal.timeout(2000) }).then(
-      async (res) => {
-        await res.arrayBuffer();
-        return res.status;
-      },
-      () => 0,
-    );
-    if (status === 200) break;
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  })();
+  ready.catch(() => undefined);
 
   return {
     proc,
     url,
     logs,
     exited,
+    ready,
     async stop(graceMs = 20_000) {
       if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
       proc.kill('SIGTERM');

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { inject } from 'vitest';
+import { waitFor } from './wait.js';
 
 /**
  * The node each test worker lends to the files it runs, one file at a time (test/global-setup.ts starts one per
@@ -29,8 +30,8 @@ export interface WorkerNode {
   readonly logs: Record<string, unknown>[];
 }
 
-/** This worker's node, for the calling file. */
-export function workerNode(): WorkerNode {
+/** This worker's node, for the calling file, once it is ready (its /status answers 200). */
+export async function workerNode(): Promise<WorkerNode> {
   const nodes = inject('workerNodes');
   const address = nodes[Number(process.env.VITEST_POOL_ID ?? '1') - 1];
   if (!address) throw new Error(`no worker node for VITEST_POOL_ID ${process.env.VITEST_POOL_ID}: test/vitest.config.ts starts one per worker`);
@@ -45,6 +46,16 @@ export function workerNode(): WorkerNode {
           return [];
         }
       });
+  await waitFor(
+    `the worker node at ${address.url} to be ready (its log: ${address.logFile})`,
+    async () =>
+      (await fetch(`${address.url}/status`).then(
+        (res) => res.arrayBuffer().then(() => res.status),
+        () => 0,
+      )) === 200,
+    120_000,
+    25,
+  );
   const before = readLines().length;
   return {
     url: address.url,
