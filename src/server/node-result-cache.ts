@@ -3,9 +3,7 @@ import type { Logger } from '../log/logger.js';
 import type { NodeMetrics } from '../metrics/node-metrics.js';
 import { canonicalJson } from '../result-cache/cache-key.js';
 import { createResultCache } from '../result-cache/result-cache.js';
-import { createS3Tier } from '../result-cache/s3-tier.js';
 import type { Storage } from '../storage/index.js';
-import { createS3Client } from '../storage/s3-client.js';
 import type { ScreenshotRouteDeps } from './screenshot-routes.js';
 
 /**
@@ -18,15 +16,18 @@ const putTimeoutMs = 30_000;
 const maxPutsInFlight = 8;
 const backoffMs = 5_000;
 
-/** The node's result cache from its configuration: memory always, S3 when a bucket and a cache prefix are set. */
-export function createNodeResultCache(
+/**
+ * The node's result cache from its configuration: memory always, S3 when a bucket and a cache prefix are set (the
+ * S3 client is loaded only then).
+ */
+export async function createNodeResultCache(
   config: Config,
   deps: { storage: Storage | null; metrics: NodeMetrics; log: Logger; nodeId: string },
-): NonNullable<ScreenshotRouteDeps['resultCache']> {
+): Promise<NonNullable<ScreenshotRouteDeps['resultCache']>> {
   const s3 =
     config.S3_BUCKET && config.CACHE_S3_PREFIX
-      ? createS3Tier({
-          client: createS3Client(config, s3TierTuning),
+      ? (await import('../result-cache/s3-tier.js')).createS3Tier({
+          client: (await import('../storage/s3-client.js')).createS3Client(config, s3TierTuning),
           bucket: config.S3_BUCKET,
           prefix: [config.S3_PREFIX, config.CACHE_S3_PREFIX].filter(Boolean).join('/'),
           storePrefix: config.S3_PREFIX,

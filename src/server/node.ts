@@ -16,7 +16,6 @@ import { createPagePool } from '../render-pool/page-pool.js';
 import { decideSandbox } from '../render-pool/sandbox.js';
 import { createRenderService } from '../pipeline/render-service.js';
 import { createSessionStore } from '../sessions/session-store.js';
-import { createStorage } from '../storage/index.js';
 import { createApp } from './app.js';
 import { createNodeResultCache } from './node-result-cache.js';
 import { capConnections, httpServerOptions } from './http-limits.js';
@@ -99,7 +98,8 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     metrics,
   });
   const memory = createMemoryProbe(() => pool.browserPids());
-  const storage = createStorage(config, log, metrics);
+  // The S3 client (hundreds of modules, ~0.25 s of CPU to load) only for a node that stores.
+  const storage = config.S3_BUCKET ? (await import('../storage/index.js')).createStorage(config, log, metrics) : null;
   const admission = createAdmission(
     {
       pages: config.PAGES,
@@ -146,7 +146,7 @@ export async function startNode(config: Config, log: Logger): Promise<RunningNod
     nodeId,
   });
 
-  const resultCache = createNodeResultCache(config, { storage, metrics, log, nodeId });
+  const resultCache = await createNodeResultCache(config, { storage, metrics, log, nodeId });
 
   function status(): NodeStatus {
     const a = admission.snapshot();
