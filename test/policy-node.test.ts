@@ -6,13 +6,16 @@ import { shoot as shootNode } from './helpers/node-client.js';
 import { startShotfleet, type RunningProcess } from './helpers/processes.js';
 
 /**
- * The URL policy end to end, through a real node. The node allows only the name `localhost`, so the test's server
- * on 127.0.0.1 is reachable as http://localhost:PORT and forbidden however else 127.0.0.1 (or anything private) is
- * written. Every vector points at that one server, which counts what reaches it under any other name.
+ * The URL policy end to end, through a real node. The node allows the name `localhost` (and one that never
+ * resolves, for the last describe), so the test's server on 127.0.0.1 is reachable as http://localhost:PORT and
+ * forbidden however else 127.0.0.1 (or anything private) is written. Every vector points at that one server, which
+ * counts what reaches it under any other name.
  */
 
 let origin: http.Server;
 let port = 0;
+/** Allowed by name too, and never resolves (`.invalid`): see the last describe. */
+const unresolvable = 'no-such-host.invalid';
 const hits: string[] = [];
 let node: RunningProcess;
 
@@ -44,7 +47,7 @@ beforeAll(async () => {
   port = (origin.address() as net.AddressInfo).port;
   node = await startShotfleet('serve', {
     SHOTFLEET_PAGES: '1',
-    SHOTFLEET_ALLOW_HOSTS: 'localhost',
+    SHOTFLEET_ALLOW_HOSTS: `localhost,${unresolvable}`,
     SHOTFLEET_DENY_HOSTS: 'denied.example',
     SHOTFLEET_TIMEOUT_MS: '20000',
   });
@@ -152,5 +155,46 @@ describe('URL policy through a real node', () => {
     expect(pixel(bytes, 199, 99)).toEqual(blue);
     expect(hits).toContain(`localhost:${port}/allowed/html-img.png`);
     expect(strangers()).toEqual([]);
+  });
+});
+
+/**
+ * A host the operator allows by name skips the address checks, but it must still resolve: a name that does not
+ * is the client's 502 navigation_failed, never a 200 picture of the policy proxy's own error text — for the page
+ * itself, over http and https, and for a redirect to it.
+ */
+describe('a host allowed by SHOTFLEET_ALLOW_HOSTS that does not resolve', () => {
+  let redirecting: http.Server;
+  let redirectingPort = 0;
+
+  beforeAll(async () => {
+    redirecting = http.createServer((_req, res) => {
+      res.writeHead(302, { location: `http://${unresolvable}/after-redirect` }).end();
+    });
+    await new Promise<void>((resolve) => redirecting.listen(0, '127.0.0.1', resolve));
+    redirectingPort = (redirecting.address() as net.AddressInfo).port;
+  });
+
+  afterAll(async () => {
+    redirecting?.closeAllConnections();
+    await new Promise((resolve) => redirecting?.close(resolve));
+  });
+
+  it.each([`http://${unresolvable}/`, `https://${unresolvable}/`])('%s is 502 navigation_failed saying the name does not resolve', async (url) => {
+    const { status, json } = await shootNode(node.url, { url, viewport: { width: 200, height: 100 } }, { timeoutMs: 60_000 });
+    expect(status).toBe(502);
+    expect(json?.error?.code).toBe('navigation_failed');
+    expect(json?.error?.message).toContain(`"${unresolvable}" does not resolve`);
+  });
+
+  it('a redirect to it is 502 navigation_failed saying the name does not resolve', async () => {
+    const { status, json } = await shootNode(
+      node.url,
+      { url: `http://localhost:${redirectingPort}/start`, viewport: { width: 200, height: 100 } },
+      { timeoutMs: 60_000 },
+    );
+    expect(status).toBe(502);
+    expect(json?.error?.code).toBe('navigation_failed');
+    expect(json?.error?.message).toContain(`"${unresolvable}" does not resolve`);
   });
 });
