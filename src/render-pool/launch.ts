@@ -35,10 +35,14 @@ export const chromeArgs = [
   '--hide-scrollbars',
   '--font-render-hinting=none',
   '--force-color-profile=srgb',
-  // No first tab: the pool opens its own windows, and the tab Chromium opens at launch kept a renderer process
-  // (~0.15 s of CPU to start, and its memory) for nothing. A headless browser stays up with no window open.
-  '--no-startup-window',
 ];
+
+/**
+ * No first tab: the pool opens its own windows, and the tab Chromium opens at launch kept a renderer process (~0.15 s
+ * of CPU to start, and its memory) for nothing. A headless browser stays up with no window open. Not among chromeArgs:
+ * a launch with it must not wait for a first page (waitForInitialPage below).
+ */
+const noFirstTab = '--no-startup-window';
 
 export interface LaunchedBrowser {
   browser: Browser;
@@ -76,7 +80,11 @@ export async function launchBrowser(chromePath: string, opts: LaunchOptions): Pr
   // puppeteer turns Chromium's popup blocker off; a page clicking target=_blank links in a loop then
   // opens windows faster than they can be closed and starves every render in the browser.
   const args = puppeteer
-    .defaultArgs({ headless: true, userDataDir, args: [...chromeArgs, ...sandboxArgs(opts.sandbox), ...policyBrowserArgs, ...(opts.extraArgs ?? [])] })
+    .defaultArgs({
+      headless: true,
+      userDataDir,
+      args: [...chromeArgs, noFirstTab, ...sandboxArgs(opts.sandbox), ...policyBrowserArgs, ...(opts.extraArgs ?? [])],
+    })
     .filter((arg) => arg !== '--disable-popup-blocking');
   const killedWithNode = await fs.access(setprivPath, fsConstants.X_OK).then(
     () => true,
@@ -86,7 +94,7 @@ export async function launchBrowser(chromePath: string, opts: LaunchOptions): Pr
     ...(killedWithNode ? { executablePath: setprivPath, args: ['--pdeathsig', 'KILL', chromePath, ...args] } : { executablePath: chromePath, args }),
     env: opts.env,
     ignoreDefaultArgs: true,
-    // With --no-startup-window there is no first page to wait for.
+    // noFirstTab: there is no first page to wait for.
     waitForInitialPage: false,
     pipe: true,
     defaultViewport: null,

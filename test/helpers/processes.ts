@@ -2,12 +2,23 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import net from 'node:net';
 import readline from 'node:readline';
-import { compiledRoot } from './compiled-sources.js';
+import { compiledRoot, compileSources } from './compiled-sources.js';
 import { waitFor } from './wait.js';
 
 export const repoRoot = path.resolve(new URL('../..', import.meta.url).pathname);
 /** `shotfleet` as the test run compiled it (test/global-setup.ts): start it with `node cliEntry <command>`. */
 export const cliEntry = path.join(compiledRoot(repoRoot), 'src/cli/main.js');
+
+let compiled: Promise<void> | undefined;
+/**
+ * The benchmarks start shotfleet through these helpers too, with no test run's global setup to compile src/ first:
+ * outside vitest, the first start compiles it.
+ */
+function compiledForThisProcess(): Promise<void> {
+  if (process.env.VITEST) return Promise.resolve();
+  compiled ??= compileSources(repoRoot);
+  return compiled;
+}
 
 export interface RunningProcess {
   proc: ChildProcess;
@@ -79,6 +90,7 @@ export async function spawnShotfleet(
   env: Record<string, string>,
   opts: { args?: string[]; timeoutMs?: number; uid?: number; gid?: number } = {},
 ): Promise<RunningProcess & { ready: Promise<void> }> {
+  await compiledForThisProcess();
   const host = env.SHOTFLEET_HOST ?? '127.0.0.1';
   const portFlag = opts.args?.findIndex((a) => a === '--port' || a.startsWith('--port='));
   const port =
