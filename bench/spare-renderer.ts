@@ -71,7 +71,8 @@ try {
       });
       const shots = run.latencies.length;
       const result = { perSecond: shots / run.seconds, cpuMsPerShot: (machineBusyMs() - busyAtStart) / Math.max(1, shots), errors: run.errors };
-      (runs[name] ??= []).push(result);
+      runs[name] ??= [];
+      runs[name].push(result);
       console.log(`run ${r + 1} ${name}: ${round(result.perSecond, 2)}/s, ${Math.round(result.cpuMsPerShot)} ms of machine CPU per shot, ${run.errors} errors`);
     }
   }
