@@ -5,6 +5,7 @@ import { isPng } from './helpers/images.js';
 import { metricValues, shoot as shootNode } from './helpers/node-client.js';
 import { askAgent } from './helpers/agent-client.js';
 import { freePort, startShotfleet, type RunningProcess } from './helpers/processes.js';
+import { waitFor } from './helpers/wait.js';
 
 interface Answer {
   status: number;
@@ -32,9 +33,12 @@ describe('admission on a real node (1 page, real Chromium)', () => {
   let pagesUrl: string;
   let node: RunningProcess;
   let agentPort: number;
+  /** Paths the node's Chromium asked the test site for. */
+  const asked = new Set<string>();
 
   beforeAll(async () => {
     pages = http.createServer((req, res) => {
+      asked.add(req.url ?? '');
       // /slow answers after 1.5 s: a render of it can never fit a 1 s timeout.
       const delay = req.url?.startsWith('/slow') ? 1500 : 0;
       setTimeout(() => {
@@ -136,6 +140,20 @@ describe('admission on a real node (1 page, real Chromium)', () => {
     expect(refused.headers.get('retry-after')).toMatch(/^[1-9]\d*$/);
     for (const answer of await Promise.all(holders)) expect(answer).toMatchObject({ status: 200, png: true });
     expect((await notJson()).status).toBe(400);
+  });
+
+  it('a client that leaves mid-render: its render stops, and its page is not taken for a crashed renderer', async () => {
+    const logsBefore = node.logs.length;
+    const leaving = new AbortController();
+    const abandoned = shoot(node.url, { url: `${pagesUrl}/slow/left-mid-render`, timeout: 20_000 }, leaving.signal).catch((err: Error) => err.name);
+    // Left while the page loads (the site holds it 1.5 s).
+    await waitFor('the page to be asked for', () => asked.has('/slow/left-mid-render'), 10_000, 10);
+    leaving.abort();
+    expect(await abandoned).toBe('AbortError');
+    const since = () => node.logs.slice(logsBefore);
+    await waitFor('the abandoned request to end', () => since().some((l) => l.msg === 'request' && l.path === '/screenshot'), 10_000);
+    const told = since().filter((l) => JSON.stringify(l).includes('crashed') || l.msg === 'the render lost its page; retrying on a fresh one');
+    expect(told).toEqual([]);
   });
 
   it('a client that leaves the queue frees its place at once', async () => {

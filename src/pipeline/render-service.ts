@@ -216,6 +216,13 @@ export function createRenderService(deps: RenderServiceDeps) {
       return { capture: result, timings: { queueMs, renderMs }, session: lease.session };
     } catch (err) {
       const timedOut = err instanceof TimeoutError || (err instanceof ShotError && err.code === 'timeout');
+      if (signal.aborted && !timedOut) {
+        // The client left: nobody waits for this answer, so the page is not asked what failed (a page held mid-
+        // navigation does not answer, and was taken for a crashed renderer after a second and a half). Stopped
+        // mid-step, it is not reused. Still an answer of its own, so the request is logged and counted.
+        slot.markBroken();
+        throw new ShotError('render_failed', 'the client left before its render ended', { cause: String(signal.reason) });
+      }
       // A killed renderer fails the call in flight ("Internal error", "Not attached", a navigation net::ERR_ABORTED)
       // a moment before Chromium reports the crash itself: ask the page before deciding what failed. A live page
       // answers in a round trip; a stuck one past its deadline is not asked. A client-facing error stands unless the
