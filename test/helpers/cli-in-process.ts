@@ -11,8 +11,9 @@ type Command = (argv: string[], env: NodeJS.ProcessEnv) => Promise<number>;
 
 /**
  * Runs a command's run() (src/cli/*-command.ts) in this process, as src/cli/main.ts calls it, with what it wrote to
- * stdout and stderr (console or the streams): the same answers without the CPU of a process start. A thrown error ends as main.ts ends it: "shotfleet: <message>" and exit code 1. Keep one run of each
- * command as a real process for the end-to-end check.
+ * stdout and stderr (console or the streams): the same answers without the CPU of a process start. A thrown error
+ * ends as main.ts ends it: "shotfleet: <message>" and exit code 1. Keep one run of each command as a real process
+ * for the end-to-end check.
  */
 export async function runCommandInProcess(run: Command, argv: string[], env: NodeJS.ProcessEnv = {}): Promise<CommandRun> {
   const stdout: string[] = [];

@@ -143,14 +143,7 @@ export async function spawnShotfleet(
         proc.kill('SIGKILL');
         throw new Error(`${command} was not ready (${path} 200) in time; stderr:\n${stderr}`);
       }
-      const status = await fetch(`${url}${path}`, { signal: AbortSignal.timeout(2000) }).then(
-        async (res) => {
-          await res.arrayBuffer();
-          return res.status;
-        },
-        () => 0,
-      );
-      if (status === 200) return;
+      if ((await statusOf(`${url}${path}`)) === 200) return;
       await new Promise((r) => setTimeout(r, 25));
     }
   })();
@@ -171,6 +164,17 @@ export async function spawnShotfleet(
       return code;
     },
   };
+}
+
+/** The status a GET of `url` answers with (its body read), or 0 when nothing answers within 2 s. */
+export function statusOf(url: string): Promise<number> {
+  return fetch(url, { signal: AbortSignal.timeout(2000) }).then(
+    async (res) => {
+      await res.arrayBuffer();
+      return res.status;
+    },
+    () => 0,
+  );
 }
 
 /**

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { inject } from 'vitest';
+import { statusOf } from './processes.js';
 import { waitFor } from './wait.js';
 
 /**
@@ -48,11 +49,7 @@ export async function workerNode(): Promise<WorkerNode> {
       });
   await waitFor(
     `the worker node at ${address.url} to be ready (its log: ${address.logFile})`,
-    async () =>
-      (await fetch(`${address.url}/status`).then(
-        (res) => res.arrayBuffer().then(() => res.status),
-        () => 0,
-      )) === 200,
+    async () => (await statusOf(`${address.url}/status`)) === 200,
     120_000,
     25,
   );
